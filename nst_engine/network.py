@@ -1,0 +1,100 @@
+"""VGG19 feature encoder with named layers, built from a torchvision-format ``state_dict``.
+
+Only the layers up to the deepest one a request uses are built, so no time is spent past relu5_1.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .errors import WeightsError
+from .layers import LAYER_INDEX, VGG19_CONFIG
+
+# torchvision's VGG19 expects ImageNet-normalised input.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _conv_shapes() -> dict[int, tuple[int, int]]:
+    """torchvision feature index of each conv → (out_channels, in_channels)."""
+    shapes, index, channels = {}, 0, 3
+    for item in VGG19_CONFIG:
+        if item == "M":
+            index += 1
+        else:
+            shapes[index] = (item, channels)
+            index, channels = index + 2, item
+    return shapes
+
+
+CONV_SHAPES = _conv_shapes()
+POOL_INDICES = frozenset(index for name, index in LAYER_INDEX.items() if name.startswith("pool"))
+
+
+def features_state(state: Mapping[str, torch.Tensor]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Pick the conv weights out of a full-model or features-only torchvision state_dict.
+
+    Accepts keys ``features.N.weight`` (``vgg19().state_dict()``) or ``N.weight`` (``vgg19().features``).
+    """
+    convs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for index, (out_ch, in_ch) in CONV_SHAPES.items():
+        for prefix in ("features.", ""):
+            weight, bias = state.get(f"{prefix}{index}.weight"), state.get(f"{prefix}{index}.bias")
+            if weight is not None and bias is not None:
+                if tuple(weight.shape) != (out_ch, in_ch, 3, 3) or tuple(bias.shape) != (out_ch,):
+                    raise WeightsError(f"The weights file is not VGG19: layer {index} has shape "
+                                       f"{tuple(weight.shape)}, expected {(out_ch, in_ch, 3, 3)}.")
+                convs[index] = (weight, bias)
+                break
+    if 0 not in convs:
+        raise WeightsError("The weights file is not a torchvision VGG19 state_dict (no features.0.weight).")
+    return convs
+
+
+class VGGEncoder(nn.Module):
+    """VGG19 ``features`` truncated after ``last_layer``; returns the activations of the requested layers."""
+
+    def __init__(self, convs: Mapping[int, tuple[torch.Tensor, torch.Tensor]], last_layer: str,
+                 pooling: str = "avg") -> None:
+        super().__init__()
+        last = LAYER_INDEX[last_layer]
+        layers: list[nn.Module] = []
+        for index in range(last + 1):
+            if index in CONV_SHAPES:
+                if index not in convs:
+                    raise WeightsError(f"The weights file stops before layer {last_layer}; it is incomplete.")
+                out_ch, in_ch = CONV_SHAPES[index]
+                conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+                weight, bias = convs[index]
+                with torch.no_grad():
+                    conv.weight.copy_(weight)
+                    conv.bias.copy_(bias)
+                layers.append(conv)
+            elif index in POOL_INDICES:
+                layers.append(nn.AvgPool2d(2, 2, ceil_mode=True) if pooling == "avg" else nn.MaxPool2d(2, 2, ceil_mode=True))
+            else:
+                layers.append(nn.ReLU(inplace=False))
+        self.layers = nn.Sequential(*layers)
+        self.names = {index: name for name, index in LAYER_INDEX.items() if index <= last}
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, image: torch.Tensor, wanted: Iterable[str]) -> dict[str, torch.Tensor]:
+        """``image`` is N×3×H×W RGB in 0..1; returns {layer name: activation} for the ``wanted`` layers."""
+        wanted = set(wanted)
+        deepest = max(LAYER_INDEX[name] for name in wanted)
+        out: dict[str, torch.Tensor] = {}
+        x = (image - self.mean) / self.std
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            name = self.names.get(index)
+            if name in wanted:
+                out[name] = x
+            if index >= deepest:
+                break
+        return out

@@ -1,0 +1,112 @@
+"""Where VGG19 weights come from, and loading them safely.
+
+Resolution order: an explicit path › ``$NST_WEIGHTS`` › the configured path › the verified cache. The cache
+holds torchvision's VGG19 features up to conv5_1 with the SHA-256 recorded when it was written, checked on
+every load. There is no silent fallback to random weights: without weights, one clear error says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import WeightsError
+from .layers import CACHE_LAST_INDEX
+from .network import features_state
+
+WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+CACHE_FILE = "vgg19-features.pth"
+MANIFEST_FILE = "vgg19-features.json"
+
+NO_WEIGHTS = ("No VGG19 weights found. Run `nst-bot fetch-assets` to download them into the cache, or set "
+              "NST_WEIGHTS (or pass --weights) to a torchvision vgg19 .pth file.")
+
+
+def cache_dir() -> Path:
+    """``$NST_CACHE_DIR``, else ``$XDG_CACHE_HOME/nst-bot``, else ``~/.cache/nst-bot``."""
+    if os.environ.get("NST_CACHE_DIR"):
+        return Path(os.environ["NST_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nst-bot"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_weights(explicit: str | os.PathLike | None = None, configured: str | os.PathLike | None = None
+                    ) -> tuple[Path, bool]:
+    """The weights file to use and whether it is the cache (which is checksum-verified)."""
+    for candidate in (explicit, os.environ.get("NST_WEIGHTS"), configured):
+        if candidate:
+            path = Path(candidate).expanduser()
+            if not path.is_file():
+                raise WeightsError(f"The VGG19 weights file {str(path)!r} does not exist.")
+            return path, False
+    cached = cache_dir() / CACHE_FILE
+    if cached.is_file():
+        return cached, True
+    raise WeightsError(NO_WEIGHTS)
+
+
+def load_weights(explicit: str | os.PathLike | None = None, configured: str | os.PathLike | None = None
+                 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Resolve, verify and load the conv weights: {torchvision feature index: (weight, bias)}."""
+    path, from_cache = resolve_weights(explicit, configured)
+    if from_cache:
+        verify_cache()
+    return features_state(_read_state_dict(path))
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt or foreign files
+        raise WeightsError(f"{path.name} is not a readable PyTorch weights file ({type(error).__name__}).") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path.name} does not hold a state_dict.")
+    return state
+
+
+def verify_cache() -> str:
+    """Check the cached file against the SHA-256 recorded when it was written; returns the digest."""
+    path, manifest = cache_dir() / CACHE_FILE, cache_dir() / MANIFEST_FILE
+    try:
+        recorded = json.loads(manifest.read_text())["sha256"]
+    except (OSError, ValueError, KeyError):
+        raise WeightsError(f"The weights cache in {path.parent} has no valid {MANIFEST_FILE}; "
+                           "run `nst-bot fetch-assets` again.") from None
+    actual = sha256_file(path)
+    if actual != recorded:
+        raise WeightsError(f"The cached VGG19 weights in {path.parent} are corrupt (checksum mismatch); "
+                           "run `nst-bot fetch-assets` again.")
+    return actual
+
+
+def install_weights(source: Path, origin: str) -> Path:
+    """Copy the features up to conv5_1 of a torchvision VGG19 file into the cache, atomically, with its SHA-256."""
+    convs = features_state(_read_state_dict(source))
+    kept = {}
+    for index, (weight, bias) in sorted(convs.items()):
+        if index <= CACHE_LAST_INDEX:
+            kept[f"features.{index}.weight"], kept[f"features.{index}.bias"] = weight.clone(), bias.clone()
+    if f"features.{CACHE_LAST_INDEX}.weight" not in kept:
+        raise WeightsError(f"{source.name} stops before conv5_1; it is not a complete VGG19.")
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    target, tmp = directory / CACHE_FILE, directory / (CACHE_FILE + ".part")
+    torch.save(kept, tmp)
+    digest = sha256_file(tmp)
+    manifest_tmp = directory / (MANIFEST_FILE + ".part")
+    manifest_tmp.write_text(json.dumps({"sha256": digest, "origin": origin, "bytes": tmp.stat().st_size}, indent=2))
+    tmp.replace(target)
+    manifest_tmp.replace(directory / MANIFEST_FILE)
+    return target

@@ -23,8 +23,8 @@ def bar(fraction: float, width: int = 20) -> str:
 class ProgressBar:
     """Redraws one line on a TTY; elsewhere (logs, CI) prints a line every 10 %."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
-        self.label, self.stream = label, stream
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label, self.stream = label, stream or sys.stderr
         self.tty = stream.isatty()
         self.last_decile = -1
         self.last_draw = 0.0

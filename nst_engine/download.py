@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import time
 import urllib.error
@@ -33,7 +34,7 @@ def download(url: str, dest: Path, *, sha256: str | None = None, sha256_prefix: 
             if _fetch_into(url, part, progress, timeout):
                 break
             last_error = DownloadError(f"the connection closed early after {part.stat().st_size} bytes")
-        except (urllib.error.URLError, OSError, TimeoutError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             last_error = error
         time.sleep(min(0.2 * 2**attempt, 5.0))
     else:

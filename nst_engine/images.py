@@ -11,6 +11,7 @@ Torch-free, so the bot can validate uploads in its own process. Policy for input
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ class ImageInfo:
 
 def probe_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> ImageInfo:
     """Read only the header: refuses non-images and oversize images before any decode."""
-    with _open(source, what) as image:
+    with _open(source, what, max_pixels) as image:
         return _check_header(image, max_pixels, what)
 
 
@@ -47,7 +48,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, wha
     """Decode ``source`` into an upright 8-bit RGB image, or raise :class:`ImageError` saying why not."""
     if isinstance(source, Image.Image):
         return to_rgb(ImageOps.exif_transpose(source))
-    with _open(source, what) as image:
+    with _open(source, what, max_pixels) as image:
         _check_header(image, max_pixels, what)
         try:
             image.seek(0)
@@ -60,7 +61,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, wha
             raise ImageError(f"The {what} is corrupt or truncated and could not be decoded ({_short(error)}).") from None
 
 
-def _open(source: ImageSource, what: str) -> Image.Image:
+def _open(source: ImageSource, what: str, max_pixels: int) -> Image.Image:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -77,8 +78,11 @@ def _open(source: ImageSource, what: str) -> Image.Image:
             # We enforce our own pixel cap in _check_header; silence Pillow's softer warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(stream)
-    except Image.DecompressionBombError:
-        raise ImageError(f"The {what} is too large to process safely (a decompression bomb?).") from None
+    except Image.DecompressionBombError as error:
+        # Pillow refuses absurd headers itself (over twice its own cap) before ours can run; report the size.
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        size = f" ({int(pixels.group(1)) / 1e6:,.0f} megapixels)" if pixels else ""
+        raise ImageError(f"The {what} is too large{size}; the limit is {max_pixels / 1e6:g} megapixels.") from None
     except UnidentifiedImageError:
         raise ImageError(f"The {what} is not an image that can be read; please use {SUPPORTED}.") from None
     except (OSError, SyntaxError, ValueError) as error:

@@ -25,7 +25,7 @@ class ProgressBar:
 
     def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self.label, self.stream = label, stream or sys.stderr
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.last_decile = -1
         self.last_draw = 0.0
 

@@ -1,0 +1,146 @@
+"""The optimisation, measured on a 96×64 content / 64 px style pair with a seeded random VGG19 loaded from a
+torchvision-format file through the real weights path."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+
+from nst_engine.options import StylizeOptions
+from nst_engine.transfer import Engine, scale_schedule, to_tensor
+from nst_engine.losses import gram, style_loss
+from nst_engine.color import rgb_to_ycbcr
+from tests.conftest import make_style
+
+SMALL = dict(size=64, min_scale=32, iterations=24)
+
+
+@pytest.fixture(scope="module")
+def engine(vgg_weights) -> Engine:
+    return Engine(str(vgg_weights))
+
+
+def style_distance(engine: Engine, image: Image.Image, style: Image.Image) -> float:
+    """Independent evaluator: mean normalised Gram error over relu1_1…relu5_1 (same network, fp32)."""
+    layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    encoder = engine.encoder(torch.device("cpu"), "avg", "relu5_1")
+    with torch.no_grad():
+        a = encoder(to_tensor(image, torch.device("cpu")), layers)
+        b = encoder(to_tensor(style, torch.device("cpu")), layers)
+        return float(sum(style_loss(gram(a[n]), gram(b[n])) for n in layers) / len(layers))
+
+
+def luminance_correlation(a: Image.Image, b: Image.Image) -> float:
+    """Correlation of blurred luminance: does the picture keep the other's shapes (not its fine texture)?"""
+    x, y = (np.asarray(img.convert("L").resize((48, 32)).filter(ImageFilter.GaussianBlur(2)), float).ravel()
+            for img in (a, b))
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def chroma_error(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute Cb/Cr difference (0..1 scale) between two same-sized images."""
+    ya, yb = (rgb_to_ycbcr(to_tensor(img, torch.device("cpu"))) for img in (a, b.resize(a.size)))
+    return float((ya[:, 1:] - yb[:, 1:]).abs().mean())
+
+
+def test_style_loss_drops_by_a_large_factor_and_content_stays_recognisable(engine, content_image, style_image):
+    result = engine.stylize(content_image, [style_image], StylizeOptions(**SMALL))
+    before = style_distance(engine, content_image.resize(result.image.size), style_image)
+    after = style_distance(engine, result.image, style_image)
+    print(f"style distance {before:.3f} → {after:.3f} ({before / after:.1f}× lower); "
+          f"content correlation {luminance_correlation(result.image, content_image):.2f}")
+    assert before / after > 4
+    # The stylised picture still looks like the content, far more than like the style.
+    assert luminance_correlation(result.image, content_image) > 0.5
+    assert luminance_correlation(result.image, content_image) > 2 * abs(
+        luminance_correlation(style_image.resize(content_image.size), content_image))
+    assert result.image.size == (64, 43) and not result.cancelled
+
+
+def test_iteration_bound_is_exact_over_all_scales(engine, content_image, style_image):
+    seen = []
+    result = engine.stylize(content_image, [style_image], StylizeOptions(size=64, min_scale=16, iterations=7),
+                            on_progress=seen.append)
+    assert [p.iteration for p in seen] == list(range(1, 8)) and result.iterations == 7
+    assert {p.total for p in seen} == {7}
+    assert seen[-1].scale_index == seen[-1].scale_count - 1 and seen[-1].scale_count >= 2
+    assert max(seen[-1].width, seen[-1].height) == 64 and seen[-1].eta == pytest.approx(0, abs=1e-6)
+    assert set(seen[-1].losses) >= {"content", "style", "tv", "total"}
+
+
+@pytest.mark.parametrize("size, iterations", [(64, 1), (64, 2), (512, 7), (512, 150), (1000, 333), (100, 5)])
+def test_schedule_splits_iterations_exactly_coarse_first(size, iterations):
+    schedule = scale_schedule(size, iterations, min_scale=64, ratio=2.0)
+    assert sum(s.iterations for s in schedule) == iterations
+    assert schedule[-1].long_side == size and all(s.iterations >= 1 for s in schedule)
+    assert [s.long_side for s in schedule] == sorted(s.long_side for s in schedule)
+
+
+def test_cancellation_stops_within_one_iteration(engine, content_image, style_image):
+    seen = []
+    result = engine.stylize(content_image, [style_image], StylizeOptions(**SMALL), on_progress=seen.append,
+                            should_stop=lambda: len(seen) >= 3)
+    assert result.cancelled and result.iterations == 3 and len(seen) == 3
+    assert result.image.size == (64, 43)  # a usable partial result at the output size
+
+    stop = threading.Event()
+    result = engine.stylize(content_image, [style_image], StylizeOptions(**SMALL),
+                            on_progress=lambda p: p.iteration == 5 and stop.set(), should_stop=stop)
+    assert result.cancelled and result.iterations == 5
+
+
+def test_luminance_preservation_keeps_the_content_chroma(engine, content_image, style_image):
+    plain = engine.stylize(content_image, [style_image], StylizeOptions(**SMALL)).image
+    kept = engine.stylize(content_image, [style_image], StylizeOptions(**SMALL, preserve_colors="luminance")).image
+    histogram = engine.stylize(content_image, [style_image],
+                               StylizeOptions(**SMALL, preserve_colors="histogram")).image
+    errors = {name: chroma_error(image, content_image) for name, image in
+              (("none", plain), ("luminance", kept), ("histogram", histogram))}
+    print("chroma error vs content:", errors)
+    assert errors["luminance"] < 0.01  # only 8-bit rounding
+    assert errors["none"] > 5 * errors["luminance"]
+    assert errors["histogram"] < errors["none"]
+    assert luminance_correlation(kept, content_image) > 0.5
+
+
+def test_style_blend_weights_change_the_result(engine, content_image, style_image):
+    other = make_style(64, seed=7).transpose(Image.Transpose.ROTATE_90).convert("L").convert("RGB")
+    run = lambda weights, styles: np.asarray(engine.stylize(  # noqa: E731
+        content_image, styles, StylizeOptions(**SMALL, style_weights=weights)).image, float)
+    first_only = run((1.0, 0.0), [style_image, other])
+    alone = run((), [style_image])
+    second_only = run((0.0, 1.0), [style_image, other])
+    blend = run((1.0, 1.0), [style_image, other])
+    assert np.abs(first_only - alone).max() <= 1  # a zero weight removes a style entirely
+    assert np.abs(first_only - second_only).mean() > 10
+    assert 0 < np.abs(blend - first_only).mean() < np.abs(second_only - first_only).mean() * 1.5
+
+
+def test_deterministic_for_a_seed_on_cpu(engine, content_image, style_image):
+    options = StylizeOptions(**{**SMALL, "iterations": 8}, init="noise", seed=11)
+    first = engine.stylize(content_image, [style_image], options).image.tobytes()
+    again = engine.stylize(content_image, [style_image], options).image.tobytes()
+    other_seed = engine.stylize(content_image, [style_image], options.replace(seed=12)).image.tobytes()
+    assert first == again and first != other_seed
+
+
+def test_previews_every_n_iterations(engine, content_image, style_image):
+    seen = []
+    engine.stylize(content_image, [style_image], StylizeOptions(**{**SMALL, "iterations": 9}, preview_every=4,
+                                                               preview_size=32), on_progress=seen.append)
+    previews = {p.iteration: p.preview for p in seen if p.preview is not None}
+    assert set(previews) == {4, 8, 9}  # every 4th and the last
+    assert all(max(image.size) == 32 and image.mode == "RGB" for image in previews.values())
+
+
+def test_one_shot_stylize_accepts_paths_and_overrides(vgg_weights, tmp_path, content_image, style_image):
+    from nst_engine import stylize
+
+    content_image.save(tmp_path / "c.png")
+    style_image.save(tmp_path / "s.jpg")
+    result = stylize(tmp_path / "c.png", tmp_path / "s.jpg", weights=str(vgg_weights), size=48, iterations=2)
+    assert result.image.size == (48, 32) and result.iterations == 2 and result.device == "cpu"

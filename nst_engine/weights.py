@@ -11,12 +11,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import WeightsError
 from .layers import CACHE_LAST_INDEX
-from .network import features_state
+
+if TYPE_CHECKING:  # torch is imported where used, so the bot's process can read WEIGHTS_URL and cache_dir
+    import torch
 
 WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 CACHE_FILE = "vgg19-features.pth"
@@ -61,12 +62,16 @@ def load_weights(explicit: str | os.PathLike | None = None, configured: str | os
                  ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Resolve, verify and load the conv weights: {torchvision feature index: (weight, bias)}."""
     path, from_cache = resolve_weights(explicit, configured)
+    from .network import features_state
+
     if from_cache:
         verify_cache()
     return features_state(_read_state_dict(path))
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or foreign files
@@ -93,6 +98,10 @@ def verify_cache() -> str:
 
 def install_weights(source: Path, origin: str) -> Path:
     """Copy the features up to conv5_1 of a torchvision VGG19 file into the cache, atomically, with its SHA-256."""
+    import torch
+
+    from .network import features_state
+
     convs = features_state(_read_state_dict(source))
     kept = {}
     for index, (weight, bias) in sorted(convs.items()):

@@ -39,7 +39,7 @@ def download(url: str, dest: Path, *, sha256: str | None = None, sha256_prefix: 
         time.sleep(min(0.2 * 2**attempt, 5.0))
     else:
         raise DownloadError(f"Could not download {url}: {_reason(last_error)}. Run the command again to resume.")
-    digest = _sha256(part)
+    digest = sha256_file(part)
     expected = (sha256 or sha256_prefix or "").lower()
     if expected and not digest.startswith(expected):
         part.unlink(missing_ok=True)
@@ -74,7 +74,7 @@ def _fetch_into(url: str, part: Path, progress: ProgressHook | None, timeout: fl
     return total is None or received >= total
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for chunk in iter(lambda: stream.read(1 << 20), b""):

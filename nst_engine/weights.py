@@ -7,12 +7,12 @@ every load. There is no silent fallback to random weights: without weights, one 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .download import sha256_file
 from .errors import WeightsError
 from .layers import CACHE_LAST_INDEX
 
@@ -33,14 +33,6 @@ def cache_dir() -> Path:
         return Path(os.environ["NST_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "nst-bot"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_weights(explicit: str | os.PathLike | None = None, configured: str | os.PathLike | None = None

@@ -1,0 +1,157 @@
+"""The Discord bot process: a discord.py ``commands.Bot`` with cogs, the job queue and the engine process.
+
+This process never imports torch; the engine runs in its own process (:mod:`bot.engine_process`), so the
+gateway heartbeat and every command stay responsive while a job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import signal
+import sys
+
+import discord
+import yarl
+from discord.ext import commands
+
+from nst_engine.errors import NSTError
+
+from .cogs import EXTENSIONS
+from .config import Config, ConfigError, discord_token
+from .engine_process import EngineProcess
+from .health import heartbeat_loop, heartbeat_path
+from .jobs import JobManager
+from .presets import PresetLibrary
+from .store import JobStore
+from .views import AgainButton, CancelButton
+
+log = logging.getLogger("nst-bot")
+
+COMMANDS_HASH_FILE = "commands.sha256"
+PURGE_EVERY = 3600.0
+
+
+class NSTBot(commands.Bot):
+    def __init__(self, config: Config) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
+                         allowed_mentions=discord.AllowedMentions.none())
+        self.config = config
+        self.store = JobStore(config.storage.data_dir)
+        self.presets = PresetLibrary(config)
+        self.engine = EngineProcess(None, config.engine.weights or None)
+        self.jobs = JobManager(self, config, self.store, self.engine)
+        self.exit_message: str | None = None
+        self._background: list[asyncio.Task] = []
+        self._closed = False
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(CancelButton, AgainButton)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.jobs.start()
+        self._background = [
+            asyncio.create_task(heartbeat_loop(heartbeat_path(self.config), self.is_ready), name="nst-heartbeat"),
+            asyncio.create_task(self._purge_loop(), name="nst-purge"),
+        ]
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Sync slash commands only when they (or the target guilds) changed since the last sync."""
+        guilds = [discord.Object(guild_id) for guild_id in self.config.discord.guild_ids]
+        payload = {"application": self.application_id, "guilds": sorted(self.config.discord.guild_ids),
+                   "commands": [command.to_dict(self.tree) for command in self.tree.get_commands()]}
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        marker = self.config.storage.data_dir / COMMANDS_HASH_FILE
+        if marker.is_file() and marker.read_text().strip() == digest:
+            log.info("slash commands unchanged; not syncing")
+            return
+        for guild in guilds:
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        if not guilds:
+            await self.tree.sync()
+        marker.write_text(digest)
+        where = f"{len(guilds)} guild(s)" if guilds else "globally"
+        log.info("synced %d slash commands %s", len(payload["commands"]), where)
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s (id %s) to %d guild(s); torch imported in the bot process: %s",
+                 self.user, self.user.id if self.user else "?", len(self.guilds), "torch" in sys.modules)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            removed = self.store.purge(self.config.storage.retention_days)
+            if removed:
+                log.info("removed %d finished job(s) older than %g days", removed, self.config.storage.retention_days)
+            await asyncio.sleep(PURGE_EVERY)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._background:
+            task.cancel()
+        await self.jobs.stop()
+        await super().close()
+        self.store.close()
+
+
+class RedactToken(logging.Filter):
+    """Belt and braces: the token is never logged on purpose; this scrubs it if a library ever does."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "[token]"), None
+        return True
+
+
+def configure_logging(token: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactToken(token))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def use_endpoints(config: Config) -> None:
+    """Point discord.py at the configured REST base and gateway (a proxy, or the test stand-in)."""
+    discord.http.Route.BASE = config.discord.api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.discord.gateway_url)
+
+
+def run_bot(config: Config) -> int:
+    """Run until stopped (Ctrl-C or SIGTERM); the exit status for the CLI."""
+    token = discord_token()
+    if not token:
+        raise ConfigError("No Discord token: set DISCORD_TOKEN (or DISCORD_TOKEN_FILE) to your bot's token.")
+    configure_logging(token)
+    use_endpoints(config)
+    return asyncio.run(_run(config, token))
+
+
+async def _run(config: Config, token: str) -> int:
+    bot = NSTBot(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: asyncio.create_task(bot.close()))
+    try:
+        async with bot:
+            await bot.start(token)
+    except discord.LoginFailure:
+        raise ConfigError("Discord rejected the token (401 Unauthorized); check DISCORD_TOKEN.") from None
+    except discord.PrivilegedIntentsRequired:
+        raise ConfigError("Discord refused a privileged intent; this bot needs none, so check the token's app.") from None
+    if bot.exit_message:
+        raise NSTError(f"The engine could not start: {bot.exit_message}")
+    return 0

@@ -1,0 +1,66 @@
+"""``/queue`` and ``/help``."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from ..store import RUNNING
+from ..terminal import format_seconds
+
+QUEUE_LINES = 15
+
+
+class InfoCog(commands.Cog, name="Info"):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="queue", description="Show the jobs waiting and running")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        jobs = self.bot.jobs
+        active = jobs.active_jobs()
+        if not active:
+            return await interaction.response.send_message("The queue is empty — `/stylize` starts right away.",
+                                                           ephemeral=True)
+        lines = []
+        for live in active[:QUEUE_LINES]:
+            job = live.job
+            if job.state == RUNNING:
+                total = live.total or job.options["iterations"]
+                state = f"running {live.iteration}/{total}, done in {format_seconds(live.eta)}"
+                place = "▶️"
+            else:
+                state = f"queued, starts in {format_seconds(jobs.eta_until_start(job.id))}"
+                place = f"**{jobs.position(job.id)}.**"
+            lines.append(f"{place} <@{job.user_id}> · {job.quality} · {state}")
+        more = f"\n…and {len(active) - QUEUE_LINES} more" if len(active) > QUEUE_LINES else ""
+        limits = self.bot.config.limits
+        footer = (f"\n-# {len(active)}/{limits.max_queue} jobs · at most {limits.max_jobs_per_user} per person · "
+                  f"engine on {jobs.device}")
+        await interaction.response.send_message("\n".join(lines) + more + footer, ephemeral=True,
+                                                allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="help", description="How to use the style transfer bot")
+    async def help(self, interaction: discord.Interaction) -> None:
+        config = self.bot.config
+        levels = "\n".join(f"- `{q.name}`: {q.size} px, {q.iterations} iterations — {q.description}"
+                           for q in config.quality.values())
+        presets = ", ".join(f"`{p.name}`" for p in self.bot.presets.all()) or "none yet"
+        limits = config.limits
+        text = (
+            "**Neural style transfer** repaints your picture in the style of another.\n"
+            "- `/stylize content:<image> style:<image>` or `preset:<name>` — options: `quality`, `size` "
+            "(long side in px), `strength` (more or less style), `preserve_colors` (keep your colours).\n"
+            "- Buttons: **Cancel** on the progress message; **Stronger** / **Weaker** on a result re-run it.\n"
+            "- `/styles` shows the presets; `/queue` shows what is waiting.\n"
+            "- Admins (Manage Server): `/preset add name image`, `/preset remove name`.\n"
+            f"**Quality levels**\n{levels}\n**Presets**: {presets}\n"
+            f"-# Limits: images up to {limits.max_upload_bytes / 1e6:g} MB and {limits.max_pixels / 1e6:g} "
+            f"megapixels · {limits.max_jobs_per_user} jobs each · one request every {limits.cooldown_seconds:g} s."
+        )
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(InfoCog(bot))

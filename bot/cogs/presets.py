@@ -1,0 +1,88 @@
+"""``/styles`` (the gallery) and ``/preset add|remove`` (Manage Server)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from ..delivery import image_file
+from ..intake import RequestError, fetch_image
+from ..presets import PresetError, PresetLibrary
+
+
+class PresetsCog(commands.Cog, name="Presets"):
+    preset = app_commands.Group(name="preset", description="Manage the preset styles",
+                                default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+        self.library: PresetLibrary = bot.presets
+        self.session: aiohttp.ClientSession | None = None
+
+    async def cog_load(self) -> None:
+        self.session = aiohttp.ClientSession()
+
+    async def cog_unload(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    @app_commands.command(name="styles", description="Show the preset styles")
+    async def styles(self, interaction: discord.Interaction) -> None:
+        presets = self.library.all()
+        if not presets:
+            return await interaction.response.send_message("No preset styles are set up yet.", ephemeral=True)
+        await interaction.response.defer(thinking=True)
+        sheet = await asyncio.to_thread(self.library.gallery_png)
+        names = ", ".join(f"`{p.name}`" for p in presets)
+        await interaction.followup.send(f"**Preset styles** — use one with `/stylize preset:`\n{names}",
+                                        file=image_file(sheet, "styles.png"))
+
+    @preset.command(name="add", description="Add a preset style from an image")
+    @app_commands.describe(name="short name: letters, digits and dashes", image="the style image",
+                           title="a longer title shown in lists (optional)")
+    async def add(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 32],
+                  image: discord.Attachment, title: app_commands.Range[str, 0, 80] | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not _may_manage(interaction):
+            return await _reply(interaction, "Only members with Manage Server can add presets.")
+        try:
+            assert self.session is not None
+            picture = await fetch_image(self.session, image, self.bot.config, "preset image")
+            preset = await asyncio.to_thread(self.library.add, name, title or name, picture)
+        except (RequestError, PresetError) as error:
+            return await _reply(interaction, str(error))
+        await interaction.edit_original_response(content=f"✅ Added preset `{preset.name}` ({preset.title}).")
+
+    @preset.command(name="remove", description="Remove a preset style added with /preset add")
+    @app_commands.describe(name="the preset's name")
+    async def remove(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 32]) -> None:
+        if not _may_manage(interaction):
+            return await interaction.response.send_message("Only members with Manage Server can remove presets.",
+                                                           ephemeral=True)
+        try:
+            preset = self.library.remove(name)
+        except PresetError as error:
+            return await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
+        await interaction.response.send_message(f"🗑️ Removed preset `{preset.name}`.", ephemeral=True)
+
+    @remove.autocomplete("name")
+    async def removable(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=p.label[:100], value=p.name)
+                for p in self.library.search(current) if p.custom]
+
+
+def _may_manage(interaction: discord.Interaction) -> bool:
+    """Discord hides the group from others by default, but server admins can change that; check again."""
+    return interaction.guild_id is not None and interaction.permissions.manage_guild
+
+
+async def _reply(interaction: discord.Interaction, message: str) -> None:
+    await interaction.edit_original_response(content=f"⚠️ {message}")
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(PresetsCog(bot))

@@ -1,0 +1,125 @@
+"""Where a job's messages go: the interaction's webhook while its token lives, then bot-owned channel messages.
+
+Interaction tokens expire 15 minutes after the command. Past that point (or on a 401 / code 50027 from
+Discord, or for jobs resumed after a restart, whose tokens were never stored) the status message is edited
+through the channel, or posted anew there, and the result is posted to the channel with the requester mentioned.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+import discord
+
+log = logging.getLogger(__name__)
+
+TOKEN_LIFETIME = 15 * 60
+TOKEN_MARGIN = 60  # switch to channel messages a minute early rather than fail mid-upload
+EXPIRED_TOKEN_CODE = 50027
+UNKNOWN_MESSAGE_CODE = 10008
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def token_expired(error: discord.HTTPException) -> bool:
+    return error.status == 401 or error.code == EXPIRED_TOKEN_CODE
+
+
+def image_file(data: bytes, filename: str) -> discord.File:
+    return discord.File(io.BytesIO(data), filename=filename)
+
+
+class JobMessages:
+    """The status message and result delivery of one job."""
+
+    def __init__(self, bot: discord.Client, channel_id: int, interaction: discord.Interaction | None = None,
+                 status_message_id: int | None = None) -> None:
+        self.bot = bot
+        self.channel_id = channel_id
+        self.webhook = interaction.followup if interaction else None
+        self.token_deadline = time.monotonic() + TOKEN_LIFETIME - TOKEN_MARGIN
+        self.upload_limit = interaction.filesize_limit if interaction else None
+        self.status_message_id = status_message_id
+
+    @property
+    def via_webhook(self) -> bool:
+        return self.webhook is not None and time.monotonic() < self.token_deadline
+
+    def expire_token(self) -> None:
+        if self.webhook is not None:
+            log.info("interaction token expired; using channel messages for channel %s", self.channel_id)
+        self.webhook = None
+
+    async def channel(self) -> discord.abc.Messageable:
+        channel = self.bot.get_channel(self.channel_id)
+        return channel if channel is not None else await self.bot.fetch_channel(self.channel_id)
+
+    async def upload_limit_bytes(self) -> int:
+        if self.upload_limit:
+            return self.upload_limit
+        guild = getattr(await self.channel(), "guild", None)
+        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+
+    async def _either(self, webhook_call: Callable[[discord.Webhook], Awaitable[Any]],
+                      channel_call: Callable[[], Awaitable[Any]]) -> Any:
+        if self.via_webhook:
+            try:
+                return await webhook_call(self.webhook)
+            except discord.HTTPException as error:
+                if not token_expired(error):
+                    raise
+                self.expire_token()
+        return await channel_call()
+
+    async def post_status(self, content: str, view: discord.ui.View | None) -> None:
+        """Post the public status message (a follow-up to the deferred command, or a channel message)."""
+        async def by_webhook(webhook: discord.Webhook) -> discord.Message:
+            return await webhook.send(content, view=view or discord.utils.MISSING, wait=True,
+                                      allowed_mentions=NO_MENTIONS)
+
+        async def by_channel() -> discord.Message:
+            return await (await self.channel()).send(content, view=view, allowed_mentions=NO_MENTIONS)
+
+        message = await self._either(by_webhook, by_channel)
+        self.status_message_id = message.id
+
+    async def edit_status(self, content: str, *, preview: bytes | None = None,
+                          view: discord.ui.View | None = None) -> None:
+        """Edit the status message; if it is gone (deleted, or not editable any more), post it anew."""
+        files = [image_file(preview, "preview.png")] if preview else []
+        if self.status_message_id is None:
+            return await self.post_status(content, view)
+
+        async def by_webhook(webhook: discord.Webhook) -> None:
+            await webhook.edit_message(self.status_message_id, content=content, attachments=files, view=view,
+                                       allowed_mentions=NO_MENTIONS)
+
+        async def by_channel() -> None:
+            message = (await self.channel()).get_partial_message(self.status_message_id)
+            await message.edit(content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS)
+
+        try:
+            await self._either(by_webhook, by_channel)
+        except (discord.NotFound, discord.Forbidden) as error:
+            log.info("status message %s not editable (%s); posting a new one", self.status_message_id, error.code)
+            self.status_message_id = None
+            await self.post_status(content, view)
+
+    async def deliver(self, content: str, data: bytes, filename: str, user_id: int,
+                      view: discord.ui.View | None) -> int:
+        """Post the result with the requester mentioned; returns the message id."""
+        mention = discord.AllowedMentions(users=[discord.Object(user_id)], everyone=False, roles=False)
+
+        async def by_webhook(webhook: discord.Webhook) -> discord.Message:
+            return await webhook.send(content, file=image_file(data, filename), view=view or discord.utils.MISSING,
+                                      wait=True, allowed_mentions=mention)
+
+        async def by_channel() -> discord.Message:
+            channel = await self.channel()
+            return await channel.send(content, file=image_file(data, filename), view=view, allowed_mentions=mention)
+
+        message = await self._either(by_webhook, by_channel)
+        return message.id

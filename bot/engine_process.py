@@ -1,0 +1,221 @@
+"""The engine in its own OS process: torch lives only there, so a running job never stalls the bot's event loop.
+
+Protocol (pickled dicts over two one-way pipes):
+- bot → worker: ``{"op": "run", "jobs": [JobSpec, ...]}`` (a list, so the dispatcher can later hand over a
+  batch of compatible jobs), ``{"op": "cancel", "job": id}``, ``{"op": "stop"}``.
+- worker → bot: ``ready`` (device), ``progress`` (iteration, total, eta, optional preview PNG bytes),
+  ``done`` (result file, iterations, elapsed, cancelled), ``failed`` (a user-facing sentence), ``fatal``
+  (the engine could not start, e.g. no weights).
+
+The worker checks its inbox before every optimiser iteration, so a cancel stops a job within one iteration.
+If the bot dies, the worker reads end-of-file and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import multiprocessing
+import threading
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the worker needs for one job: input files on disk, options as a plain dict, where to write."""
+
+    job_id: str
+    content: str
+    styles: tuple[str, ...]
+    options: dict[str, Any]
+    result: str
+
+
+# ---------------------------------------------------------------------------------------------- worker side
+
+
+class _Inbox:
+    """The worker's view of the bot → worker pipe: cancels are noted while a job runs, other messages kept."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.cancelled: set[str] = set()
+        self.pending: list[dict[str, Any]] = []
+        self.closed = False
+
+    def _take(self, message: dict[str, Any]) -> None:
+        if message.get("op") == "cancel":
+            self.cancelled.add(message["job"])
+        else:
+            self.pending.append(message)
+
+    def drain(self) -> None:
+        try:
+            while not self.closed and self.conn.poll():
+                self._take(self.conn.recv())
+        except (EOFError, OSError):
+            self.closed = True
+
+    def next(self) -> dict[str, Any]:
+        while not self.pending:
+            try:
+                self._take(self.conn.recv())
+            except (EOFError, OSError):
+                return {"op": "stop"}
+        return self.pending.pop(0)
+
+    def should_stop(self, job_id: str) -> bool:
+        self.drain()
+        return self.closed or job_id in self.cancelled
+
+
+def worker_main(inbox_conn: Connection, outbox: Connection, weights: str | None, configured: str | None) -> None:
+    """Entry point of the engine process: load VGG19 once, then run jobs until told to stop."""
+    from nst_engine.errors import NSTError
+    from nst_engine.transfer import Engine
+
+    try:
+        engine = Engine(weights, configured=configured)
+    except NSTError as error:
+        outbox.send({"event": "fatal", "message": str(error)})
+        return
+    outbox.send({"event": "ready", "device": _device_name()})
+    inbox = _Inbox(inbox_conn)
+    while True:
+        message = inbox.next()
+        if message["op"] == "stop":
+            return
+        for spec in message["jobs"]:
+            _run_job(engine, spec, inbox, outbox)
+            inbox.cancelled.discard(spec.job_id)
+
+
+def _device_name() -> str:
+    import torch
+
+    return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+
+
+def _run_job(engine: Any, spec: JobSpec, inbox: _Inbox, outbox: Connection) -> None:
+    from nst_engine.errors import NSTError
+    from nst_engine.images import save_image
+    from nst_engine.options import StylizeOptions
+
+    def on_progress(progress: Any) -> None:
+        preview = None
+        if progress.preview is not None:
+            buffer = io.BytesIO()
+            progress.preview.save(buffer, "PNG")
+            preview = buffer.getvalue()
+        outbox.send({"event": "progress", "job": spec.job_id, "iteration": progress.iteration,
+                     "total": progress.total, "eta": progress.eta, "preview": preview})
+
+    try:
+        options = StylizeOptions.from_mapping(spec.options)
+        result = engine.stylize(spec.content, list(spec.styles), options, on_progress=on_progress,
+                                should_stop=lambda: inbox.should_stop(spec.job_id))
+        if not result.cancelled:
+            save_image(result.image, spec.result)
+        outbox.send({"event": "done", "job": spec.job_id, "iterations": result.iterations,
+                     "elapsed": result.elapsed, "cancelled": result.cancelled, "device": result.device})
+    except NSTError as error:
+        outbox.send({"event": "failed", "job": spec.job_id, "message": str(error)})
+    except Exception:  # a bug or a CUDA error: the job fails with a clear message, the worker carries on
+        traceback.print_exc()
+        outbox.send({"event": "failed", "job": spec.job_id,
+                     "message": "The engine hit an unexpected error on this image; the admins can see the log."})
+
+
+# ------------------------------------------------------------------------------------------------- bot side
+
+
+class EngineProcess:
+    """Starts and talks to the worker; events arrive on :attr:`events` (an asyncio queue).
+
+    When the worker exits for any reason, an ``{"event": "exit", "code": N}`` event is queued.
+    """
+
+    def __init__(self, weights: str | None, configured: str | None) -> None:
+        self.weights, self.configured = weights, configured
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self._inbox: Connection | None = None
+        self.generation = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self) -> None:
+        """Start a worker (spawned, so it shares nothing with the bot but the pipes)."""
+        context = multiprocessing.get_context("spawn")
+        inbox_read, inbox_write = context.Pipe(duplex=False)
+        outbox_read, outbox_write = context.Pipe(duplex=False)
+        self.process = context.Process(target=worker_main, name="nst-engine", daemon=True,
+                                       args=(inbox_read, outbox_write, self.weights, self.configured))
+        self.process.start()
+        inbox_read.close()
+        outbox_write.close()
+        self._inbox = inbox_write
+        self.generation += 1
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._read_events, args=(outbox_read, self.process, loop, self.generation),
+                         name="nst-engine-events", daemon=True).start()
+        log.info("engine process started (pid %s)", self.process.pid)
+
+    def _read_events(self, conn: Connection, process: multiprocessing.process.BaseProcess,
+                     loop: asyncio.AbstractEventLoop, generation: int) -> None:
+        while True:
+            try:
+                event = conn.recv()
+            except (EOFError, OSError):
+                break
+            event["generation"] = generation
+            loop.call_soon_threadsafe(self.events.put_nowait, event)
+        process.join()
+        conn.close()
+        exit_event = {"event": "exit", "code": process.exitcode, "generation": generation}
+        try:
+            loop.call_soon_threadsafe(self.events.put_nowait, exit_event)
+        except RuntimeError:  # the loop has closed: the bot is shutting down
+            pass
+
+    def _send(self, message: dict[str, Any]) -> bool:
+        if self._inbox is None:
+            return False
+        try:
+            self._inbox.send(message)
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+
+    def run(self, jobs: list[JobSpec]) -> bool:
+        return self._send({"op": "run", "jobs": jobs})
+
+    def cancel(self, job_id: str) -> None:
+        self._send({"op": "cancel", "job": job_id})
+
+    def kill(self) -> None:
+        """Stop a stuck or broken worker at once; its exit event follows."""
+        if self.process is not None and self.process.is_alive():
+            self.process.kill()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to finish, then kill it if it does not."""
+        process = self.process
+        if process is None:
+            return
+        self._send({"op": "stop"})
+        if self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
+        await asyncio.get_running_loop().run_in_executor(None, process.join, timeout)
+        if process.is_alive():
+            process.kill()
+            await asyncio.get_running_loop().run_in_executor(None, process.join, timeout)

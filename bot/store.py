@@ -1,0 +1,167 @@
+"""The durable job store: SQLite under the data dir, input and result images beside it.
+
+Every accepted job is written here before the user is told it is queued, so a restart or crash loses nothing:
+queued and interrupted jobs are resumed, and buttons on old results find their inputs again. Interaction tokens
+are never stored (they are short-lived secrets); jobs resumed after a restart deliver through channel messages.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+ACTIVE_STATES = (QUEUED, RUNNING)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    user_name TEXT NOT NULL,
+    guild_id INTEGER,
+    channel_id INTEGER NOT NULL,
+    style_label TEXT NOT NULL,
+    quality TEXT NOT NULL,
+    options TEXT NOT NULL,
+    notes TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    status_message_id INTEGER,
+    result_message_id INTEGER,
+    iterations_done INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    parent_id TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
+"""
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class Job:
+    """One stylize request and everything needed to run and deliver it."""
+
+    id: str
+    user_id: int
+    user_name: str
+    guild_id: int | None
+    channel_id: int
+    style_label: str
+    quality: str
+    options: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    state: str = QUEUED
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    status_message_id: int | None = None
+    result_message_id: int | None = None
+    iterations_done: int = 0
+    attempts: int = 0
+    error: str = ""
+    parent_id: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+_JSON_COLUMNS = ("options", "notes")
+_COLUMNS = tuple(f.name for f in fields(Job))
+
+
+class JobStore:
+    """Jobs in SQLite (``jobs.sqlite3``) and their files in ``jobs/<id>/`` under the data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.root / "jobs.sqlite3", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def job_dir(self, job_id: str) -> Path:
+        if not job_id.isalnum():  # ids come from custom_ids users could forge; never let them shape a path
+            raise ValueError(f"bad job id {job_id!r}")
+        return self.root / "jobs" / job_id
+
+    def content_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "content.png"
+
+    def style_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "style.png"
+
+    def result_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "result.png"
+
+    def inputs_kept(self, job_id: str) -> bool:
+        return self.content_path(job_id).is_file() and self.style_path(job_id).is_file()
+
+    def add(self, job: Job) -> None:
+        row = self._row(job)
+        marks = ", ".join("?" for _ in row)
+        self.db.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({marks})", tuple(row.values()))
+
+    def save(self, job: Job, *names: str) -> None:
+        """Write the named fields of ``job`` (all of them when none are named)."""
+        row = self._row(job)
+        names = names or tuple(name for name in row if name != "id")
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        self.db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*(row[n] for n in names), job.id))
+
+    def get(self, job_id: str) -> Job | None:
+        cursor = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,))
+        row = cursor.fetchone()
+        return self._job(row) if row else None
+
+    def active(self) -> list[Job]:
+        """Queued and running jobs, oldest first (the queue order)."""
+        return list(self._select("state IN (?, ?) ORDER BY created", ACTIVE_STATES))
+
+    def last_created_by(self, user_id: int) -> float | None:
+        row = self.db.execute("SELECT MAX(created) FROM jobs WHERE user_id = ?", (user_id,)).fetchone()
+        return row[0]
+
+    def purge(self, retention_days: float, now: float | None = None) -> int:
+        """Delete finished jobs older than the retention period, with their files; returns how many."""
+        cutoff = (now or time.time()) - retention_days * 86400
+        old = [job.id for job in self._select("state NOT IN (?, ?) AND created < ?", (*ACTIVE_STATES, cutoff))]
+        for job_id in old:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        return len(old)
+
+    def _select(self, where: str, params: tuple[Any, ...]) -> Iterator[Job]:
+        for row in self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE {where}", params):
+            yield self._job(row)
+
+    @staticmethod
+    def _row(job: Job) -> dict[str, Any]:
+        row = asdict(job)
+        for name in _JSON_COLUMNS:
+            row[name] = json.dumps(row[name])
+        return row
+
+    @staticmethod
+    def _job(row: tuple[Any, ...]) -> Job:
+        values = dict(zip(_COLUMNS, row))
+        for name in _JSON_COLUMNS:
+            values[name] = json.loads(values[name])
+        return Job(**values)

@@ -1,0 +1,379 @@
+"""End to end: the real ``nst-bot run`` process (discord.py over real sockets, the real engine process with a
+seeded random VGG19, real SQLite) against the loopback Discord stand-in. Assertions are on what the stand-in
+received: callbacks and their flags, messages, buttons, files and the decoded images.
+
+Only Discord itself is replaced (it cannot be reached from here); one bot process serves most tests.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.bot.discord_standin import (ALICE, BOB, CAROL, CHANNEL_ID, EPHEMERAL, MANAGE_GUILD, StandinThread,
+                                       user)
+from tests.bot.harness import TOKEN, BotProcess, decoded, png_bytes, write_config
+from tests.conftest import make_content, make_style
+
+pytestmark = pytest.mark.timeout(240)
+
+CONTENT_SIZE = (96, 64)  # make_content(); at 64 px long side the result is 64×43
+
+
+@pytest.fixture(scope="module")
+def standin() -> StandinThread:
+    with StandinThread() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bot")
+
+
+@pytest.fixture(scope="module")
+def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
+    config = write_config(workdir, standin, vgg_weights)
+    process = BotProcess(config, workdir / "bot.log").start().wait_ready()
+    yield process
+    process.stop()
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def images(standin: StandinThread) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (standin.attachment("photo.png", png_bytes(make_content())),
+            standin.attachment("style.png", png_bytes(make_style())))
+
+
+def stylize(standin: StandinThread, who: dict[str, Any] = ALICE, **options: Any) -> str:
+    content, style = images(standin)
+    options.setdefault("content", content)
+    if "preset" not in options:
+        options.setdefault("style", style)
+    options = {key: value for key, value in options.items() if value is not None}
+    return standin.command("stylize", options, who)
+
+
+def original_text(standin: StandinThread, token: str) -> str:
+    message = standin.original(token)
+    return message["content"] if message else ""
+
+
+def wait_original(standin: StandinThread, token: str, text: str, timeout: float = 30) -> str:
+    return standin.wait_for(lambda: text in original_text(standin, token) and original_text(standin, token),
+                            timeout, f"the command's reply to say {text!r}")
+
+
+def status_message(standin: StandinThread, token: str) -> dict[str, Any]:
+    return standin.wait_for(lambda: next(iter(standin.followups(token)), None), 30, "the status message")
+
+
+def result_message(standin: StandinThread, token: str, timeout: float = 90) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        return next((m for m in standin.followups(token) if "here is your image" in m["content"]), None)
+    return standin.wait_for(find, timeout, "the result message")
+
+
+def custom_id(message: dict[str, Any], prefix: str) -> str:
+    for row in message["components"]:
+        for component in row["components"]:
+            if component.get("custom_id", "").startswith(prefix):
+                return component["custom_id"]
+    raise AssertionError(f"no button {prefix!r} on message: {message['components']}")
+
+
+def again_id(message: dict[str, Any], way: str) -> str:
+    found = custom_id(message, "nst:again:")
+    assert found.count(":") == 3
+    return found.rsplit(":", 1)[0] + ":" + way
+
+
+def callback(standin: StandinThread, token: str) -> dict[str, Any]:
+    record = standin.wait_for(lambda: standin.records("callback", token), 10, "the interaction callback")[0]
+    return record.payload
+
+
+def wait_status(standin: StandinThread, message_id: int, text: str, timeout: float = 60) -> dict[str, Any]:
+    return standin.wait_for(lambda: (m := standin.message(message_id)) and text in m["content"] and m,
+                            timeout, f"status message {message_id} to say {text!r}")
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid PNG header and a tiny compressed body claiming ``width``×``height`` pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")
+
+
+# -------------------------------------------------------------------------------------------------- tests
+
+
+def test_commands_synced_with_options_from_the_specs(bot: BotProcess, standin: StandinThread) -> None:
+    syncs = standin.records("commands")
+    assert len(syncs) == 1
+    commands = {c["name"]: c for c in syncs[0].payload["commands"]}
+    assert set(commands) == {"stylize", "styles", "preset", "queue", "help"}
+    options = {o["name"]: o for o in commands["stylize"]["options"]}
+    assert options["content"]["required"] and options["content"]["type"] == 11
+    assert [c["value"] for c in options["quality"]["choices"]] == ["fast", "standard", "high", "medium", "slow"]
+    assert (options["size"]["min_value"], options["size"]["max_value"]) == (16, 4096)
+    assert [c["value"] for c in options["preserve_colors"]["choices"]] == ["none", "luminance", "histogram"]
+    assert options["preset"]["autocomplete"] is True
+    assert "torch imported in the bot process: False" in bot.output()
+
+
+def test_stylize_with_a_style_image(bot: BotProcess, standin: StandinThread) -> None:
+    token = stylize(standin, quality="medium")
+    assert callback(standin, token) == {"type": 5, "data": {"flags": EPHEMERAL}}
+    assert "Queued at position **1**" in wait_original(standin, token, "Queued")
+    status = status_message(standin, token)
+    assert not status["flags"] & EPHEMERAL
+    assert custom_id(status, "nst:cancel:")
+    result = result_message(standin, token)
+    assert f"<@{ALICE['id']}>" in result["content"]
+    assert result["attachments"][0]["filename"].endswith(".png")
+    assert decoded(standin, result["attachments"][0]).size == (64, 43)
+    delivery = next(r for r in standin.records("webhook", token) if r.message_id == int(result["id"]))
+    assert delivery.payload["allowed_mentions"]["users"] == [int(ALICE["id"])]
+    assert again_id(result, "stronger") and again_id(result, "weaker")
+    edits = [r for r in standin.records("webhook", token) if r.method == "PATCH" and r.message_id == int(status["id"])]
+    progress = [r.payload["content"] for r in edits if "iteration" in r.payload.get("content", "")]
+    assert any("█" in text and "/40 · ETA" in text for text in progress), progress
+    assert any(name == "preview.png" for r in edits for name, _, _ in r.files)
+    assert "Done" in wait_status(standin, int(status["id"]), "Done")["content"]
+
+
+def test_stylize_with_a_preset_and_options(bot: BotProcess, standin: StandinThread) -> None:
+    token = stylize(standin, preset="waves", quality="fast", strength=3.0, preserve_colors="luminance", size=4000)
+    result = result_message(standin, token)
+    assert "preset *Waves*" in result["content"] and "strength 3" in result["content"]
+    assert decoded(standin, result["attachments"][0]).size == (48, 32)  # size capped by the fast level
+    status = standin.message(int(status_message(standin, token)["id"]))
+    assert "size 4000 px capped to 48 px for fast quality" in status["content"]
+
+
+def test_result_over_the_upload_limit_is_sent_compressed(bot: BotProcess, standin: StandinThread) -> None:
+    content, style = images(standin)
+    token = standin.command("stylize", {"content": content, "style": style}, upload_limit=3000)
+    result = result_message(standin, token)
+    attachment = result["attachments"][0]
+    assert attachment["filename"].rsplit(".", 1)[1] in ("webp", "jpg")
+    assert len(standin.attachment_bytes(attachment)) <= 3000
+    assert decoded(standin, attachment).size == (64, 43)
+
+
+BAD_INPUTS = [
+    ("a text file", {"content": ("notes.txt", b"hello, not a picture", "text/plain", None)}, "is not an image"),
+    ("a corrupt PNG", {"content": ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\0garbage" * 20, "image/png", None)},
+     "could not be read"),
+    ("a truncated PNG", {"content": ("cut.png", png_bytes(make_content())[:300], "image/png", None)}, "corrupt"),
+    ("more bytes than declared", {"content": ("big.png", b"\x89PNG" + b"\0" * 250_000, "image/png", 1000)},
+     "larger than the 0.2 MB limit"),
+    ("a declared size over the cap", {"content": ("huge.png", b"x", "image/png", 5_000_000)}, "the limit is 0.2 MB"),
+    ("a decompression bomb", {"content": ("bomb.png", bomb_png(30000, 30000), "image/png", None)}, "too large"),
+    ("an SVG", {"content": ("art.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml", None)}, "SVG"),
+    ("an empty file", {"content": ("empty.png", b"", "image/png", 0)}, "empty file"),
+    ("no style and no preset", {"style": None}, "exactly one of `style`"),
+    ("both a style and a preset", {"preset": "waves", "style": "keep"}, "exactly one of `style`"),
+    ("an unknown preset", {"preset": "nope", "style": None}, "no preset called `nope`"),
+    ("a strength out of range", {"strength": 1000.0}, "Strength must be between 0.01 and 100, not 1000."),
+]
+
+
+@pytest.mark.parametrize("case, change, expected", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_gets_a_private_explanation(bot: BotProcess, standin: StandinThread, case: str,
+                                              change: dict[str, Any], expected: str) -> None:
+    content, style = images(standin)
+    options: dict[str, Any] = {"content": content, "style": style}
+    for key, value in change.items():
+        if isinstance(value, tuple):
+            options[key] = standin.attachment(*value[:3], size=value[3])
+        elif value is None:
+            options.pop(key)
+        elif value != "keep":
+            options[key] = value
+    token = standin.command("stylize", options, BOB)
+    assert callback(standin, token)["data"]["flags"] == EPHEMERAL
+    reply = wait_original(standin, token, "⚠️")
+    assert expected in reply, reply
+    assert standin.followups(token) == []  # nothing public, nothing queued
+
+
+def test_bot_keeps_serving_after_bad_inputs(bot: BotProcess, standin: StandinThread) -> None:
+    token = stylize(standin, who=BOB, quality="fast")
+    assert decoded(standin, result_message(standin, token)["attachments"][0]).size == (48, 32)
+
+
+def test_preset_autocomplete_answers_from_memory(bot: BotProcess, standin: StandinThread) -> None:
+    token = standin.autocomplete("stylize", "preset", "wa")
+    reply = callback(standin, token)
+    assert reply["type"] == 8
+    assert [c["value"] for c in reply["data"]["choices"]] == ["waves"]
+    everything = callback(standin, standin.autocomplete("stylize", "preset", ""))["data"]["choices"]
+    assert {c["value"] for c in everything} == {"mosaic", "waves", "embers", "cubist", "pointillist"}
+    by_title = callback(standin, standin.autocomplete("stylize", "preset", "dots"))["data"]["choices"]
+    assert [c["value"] for c in by_title] == ["pointillist"]
+
+
+def test_cancel_while_queued_and_while_running(bot: BotProcess, standin: StandinThread) -> None:
+    running = stylize(standin, ALICE, quality="slow")
+    running_status = status_message(standin, running)
+    wait_status(standin, int(running_status["id"]), "iteration")
+    queued = stylize(standin, BOB, quality="slow")
+    queued_status = status_message(standin, queued)
+    assert "position **1**" in queued_status["content"]
+
+    stranger = standin.press(queued_status, custom_id(queued_status, "nst:cancel:"), CAROL)
+    assert callback(standin, stranger)["data"]["flags"] == EPHEMERAL
+    assert "Only the person who asked" in callback(standin, stranger)["data"]["content"]
+
+    owner = standin.press(queued_status, custom_id(queued_status, "nst:cancel:"), BOB)
+    update = callback(standin, owner)
+    assert update["type"] == 7 and "Cancelled by Bob while queued" in update["data"]["content"]
+    assert update["data"]["components"] == []
+
+    admin = standin.press(running_status, custom_id(running_status, "nst:cancel:"), CAROL, permissions=MANAGE_GUILD)
+    assert "Stopping" in callback(standin, admin)["data"]["content"]
+    final = wait_status(standin, int(running_status["id"]), "Cancelled by Carol after")["content"]
+    done, total = final.rsplit("after ", 1)[1].split(" ")[0].split("/")
+    assert int(done) < int(total) == 400
+    assert not any("here is your image" in m["content"] for m in standin.followups(running) + standin.followups(queued))
+    # The engine is free again at once.
+    after = stylize(standin, CAROL, quality="fast")
+    assert result_message(standin, after)
+
+
+def test_jobs_from_two_users_are_served_in_order(bot: BotProcess, standin: StandinThread) -> None:
+    first = stylize(standin, ALICE, quality="medium")
+    wait_status(standin, int(status_message(standin, first)["id"]), "iteration")
+    second = stylize(standin, BOB, quality="fast")
+    assert "position **1**" in wait_original(standin, second, "Queued")
+    third = stylize(standin, ALICE, quality="fast")
+    assert "position **2**" in wait_original(standin, third, "Queued")
+    queue = standin.command("queue", {}, CAROL)
+    listing = callback(standin, queue)["data"]
+    assert listing["flags"] == EPHEMERAL
+    lines = listing["content"].splitlines()
+    assert lines[0].startswith("▶️") and ALICE["id"] in lines[0] and "running" in lines[0]
+    assert lines[1].startswith("**1.**") and BOB["id"] in lines[1] and "queued" in lines[1]
+    assert lines[2].startswith("**2.**") and ALICE["id"] in lines[2]
+    results = [int(result_message(standin, token)["id"]) for token in (first, second, third)]
+    assert results == sorted(results)
+
+
+def test_stronger_and_weaker_rerun_with_the_same_inputs(bot: BotProcess, standin: StandinThread) -> None:
+    token = stylize(standin, CAROL, quality="fast")
+    result = result_message(standin, token)
+    stronger = standin.press(result, again_id(result, "stronger"), BOB)
+    assert callback(standin, stronger) == {"type": 5, "data": {"flags": EPHEMERAL}}
+    strong_result = result_message(standin, stronger)
+    assert "strength 2" in strong_result["content"] and f"<@{BOB['id']}>" in strong_result["content"]
+    assert decoded(standin, strong_result["attachments"][0]).size == (48, 32)
+    weaker = standin.press(strong_result, again_id(strong_result, "weaker"), BOB)
+    assert "strength 1 ·" in result_message(standin, weaker)["content"]
+
+
+def test_expired_token_delivers_through_channel_messages(bot: BotProcess, standin: StandinThread) -> None:
+    token = stylize(standin, BOB, quality="medium")
+    status = status_message(standin, token)
+    standin.expire(token)
+    def channel_result() -> Any:
+        return next((r for r in standin.records("channel") if r.method == "POST" and r.files
+                     and f"<@{BOB['id']}>" in r.payload.get("content", "")), None)
+    delivery = standin.wait_for(channel_result, 90, "a result posted to the channel")
+    assert delivery.path == f"/api/v10/channels/{CHANNEL_ID}/messages"
+    assert delivery.payload["allowed_mentions"]["users"] == [int(BOB["id"])]
+    message = standin.message(delivery.message_id)
+    assert decoded(standin, message["attachments"][0]).size == (64, 43)
+    assert any(r.status == 401 for r in standin.records("webhook", token))
+    edits = [r for r in standin.records("channel") if r.method == "PATCH" and r.message_id == int(status["id"])]
+    assert edits and "Done" in standin.message(int(status["id"]))["content"]
+
+
+def test_styles_gallery_and_help(bot: BotProcess, standin: StandinThread) -> None:
+    token = standin.command("styles")
+    gallery = standin.wait_for(lambda: standin.followups(token), 30, "the gallery")[0]
+    assert "`waves`" in gallery["content"]
+    sheet = decoded(standin, gallery["attachments"][0])
+    assert sheet.width >= 4 * 160 and sheet.height >= 2 * 160  # five thumbnails in rows of four
+    help_text = callback(standin, standin.command("help"))["data"]
+    assert help_text["flags"] == EPHEMERAL
+    assert "`medium`: 64 px, 40 iterations" in help_text["content"] and "`pointillist`" in help_text["content"]
+
+
+def test_admins_add_and_remove_presets(bot: BotProcess, standin: StandinThread, workdir: Path) -> None:
+    image = standin.attachment("mine.png", png_bytes(make_style(seed=7)))
+    refused = standin.command("preset", {"name": "mine", "image": image}, BOB, subcommand="add")
+    assert "Only members with Manage Server" in wait_original(standin, refused, "⚠️")
+
+    added = standin.command("preset", {"name": "../../My Style!!", "image": image, "title": "Mine"}, CAROL,
+                            subcommand="add", permissions=MANAGE_GUILD)
+    assert "Added preset `my-style`" in wait_original(standin, added, "Added")
+    presets_dir = workdir / "data" / "presets"
+    assert sorted(p.name for p in presets_dir.iterdir()) == ["index.json", "my-style.png"]
+    found = callback(standin, standin.autocomplete("stylize", "preset", "my"))["data"]["choices"]
+    assert [c["value"] for c in found] == ["my-style"]
+    token = stylize(standin, CAROL, quality="fast", preset="my-style")
+    assert "preset *Mine*" in result_message(standin, token)["content"]
+
+    builtin = standin.command("preset", {"name": "waves"}, CAROL, subcommand="remove", permissions=MANAGE_GUILD)
+    assert "comes from the config file" in callback(standin, builtin)["data"]["content"]
+    removed = standin.command("preset", {"name": "my-style"}, CAROL, subcommand="remove", permissions=MANAGE_GUILD)
+    assert "Removed preset `my-style`" in callback(standin, removed)["data"]["content"]
+    assert not (presets_dir / "my-style.png").exists()
+
+
+def test_healthcheck_reads_a_fresh_heartbeat(bot: BotProcess) -> None:
+    check = subprocess.run([sys.executable, "-m", "bot", "healthcheck", "--config", str(bot.config)],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "healthy" in check.stdout and "connected to Discord" in check.stdout
+
+
+def test_buttons_work_after_a_restart_and_commands_are_not_resynced(bot: BotProcess, standin: StandinThread,
+                                                                     workdir: Path) -> None:
+    token = stylize(standin, ALICE, quality="fast")
+    result = result_message(standin, token)
+    assert bot.stop() == 0
+    standin.wait_for(lambda: not standin.connected(), 10, "the gateway connection to close")
+    bot.start().wait_ready()
+    assert "slash commands unchanged; not syncing" in bot.output()
+    assert len(standin.records("commands")) == 1
+    weaker = standin.press(result, again_id(result, "weaker"), ALICE)
+    assert "strength 0.5" in result_message(standin, weaker)["content"]
+
+
+def test_the_token_never_reaches_logs_or_messages(bot: BotProcess, standin: StandinThread) -> None:
+    assert TOKEN not in bot.output()
+    assert all(TOKEN not in (m.get("content") or "") for m in standin.messages())
+
+
+def test_missing_or_rejected_token_is_one_clear_line(standin: StandinThread, tmp_path: Path,
+                                                     vgg_weights: Path) -> None:
+    config = write_config(tmp_path, standin, vgg_weights)
+    env = {key: value for key, value in __import__("os").environ.items() if not key.startswith("DISCORD_TOKEN")}
+    missing = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config)], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        "nst-bot: error: No Discord token: set DISCORD_TOKEN (or DISCORD_TOKEN_FILE) to your bot's token."]
+
+    with StandinThread(invalid_tokens=(TOKEN,)) as strict:
+        config = write_config(tmp_path, strict, vgg_weights)
+        rejected = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config)],
+                                  env={**env, "DISCORD_TOKEN": TOKEN}, capture_output=True, text=True, timeout=60)
+    assert rejected.returncode == 2
+    assert rejected.stderr.strip().splitlines()[-1] == ("nst-bot: error: Discord rejected the token "
+                                                        "(401 Unauthorized); check DISCORD_TOKEN.")
+    assert "Traceback" not in rejected.stderr and TOKEN not in rejected.stderr + rejected.stdout

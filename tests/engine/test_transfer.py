@@ -144,3 +144,16 @@ def test_one_shot_stylize_accepts_paths_and_overrides(vgg_weights, tmp_path, con
     style_image.save(tmp_path / "s.jpg")
     result = stylize(tmp_path / "c.png", tmp_path / "s.jpg", weights=str(vgg_weights), size=48, iterations=2)
     assert result.image.size == (48, 32) and result.iterations == 2 and result.device == "cpu"
+
+
+def test_adam_and_noise_init_also_stylise(engine, content_image, style_image):
+    options = StylizeOptions(**SMALL, optimizer="adam", learning_rate=0.05, init="noise")
+    result = engine.stylize(content_image, [style_image], options)
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (43, 64, 3), dtype=np.uint8))
+    assert style_distance(engine, result.image, style_image) < style_distance(engine, noise, style_image) / 2
+
+
+def test_style_scale_changes_the_texture_size(engine, content_image, style_image):
+    fine = engine.stylize(content_image, [style_image], StylizeOptions(**SMALL, style_scale=0.5)).image
+    coarse = engine.stylize(content_image, [style_image], StylizeOptions(**SMALL, style_scale=2.0)).image
+    assert np.abs(np.asarray(fine, float) - np.asarray(coarse, float)).mean() > 5

@@ -36,6 +36,7 @@ PURGE_EVERY = 3600.0
 
 class NSTBot(commands.Bot):
     def __init__(self, config: Config) -> None:
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # a text-only bot needs no voice
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,

@@ -46,38 +46,38 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def write_config(directory: Path, standin: StandinThread, weights: Path, *, limits: str = "", bot: str = "",
-                 presets: str = "") -> Path:
+DEFAULT_LIMITS = {"max_queue": 20, "max_jobs_per_user": 3, "cooldown_seconds": 0, "max_upload_bytes": 200_000,
+                  "max_pixels": 4_000_000}
+
+
+def write_config(directory: Path, standin: StandinThread, weights: Path, *, limits: dict[str, Any] | None = None,
+                 discord: str = "", engine: str = "") -> Path:
     """A config for the stand-in: tiny quality levels, the random weights, attachments from 127.0.0.1."""
     config = directory / "config.toml"
+    limit_lines = "\n".join(f"{key} = {value}" for key, value in {**DEFAULT_LIMITS, **(limits or {})}.items())
     config.write_text(f"""
 [discord]
 api_base = "{standin.api_base}"
 gateway_url = "{standin.gateway_url}"
 guild_ids = []
+{discord}
 
 [engine]
 weights = "{weights}"
 device = "cpu"
+{engine}
 
 [storage]
 data_dir = "{directory / 'data'}"
 
 [limits]
-max_queue = 20
-max_jobs_per_user = 3
-cooldown_seconds = 0
-max_upload_bytes = 200000
-max_pixels = 4000000
-{limits}
+{limit_lines}
 
 [bot]
 progress_interval = 0.5
 default_quality = "standard"
 allowed_attachment_hosts = ["127.0.0.1"]
-{bot}
 {TINY_QUALITY}
-{presets}
 """)
     return config
 

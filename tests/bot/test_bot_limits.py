@@ -1,0 +1,65 @@
+"""Limits from the config, end to end: jobs per user, queue size, cooldown, DM refusal (real bot process)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.bot.discord_standin import ALICE, BOB, CAROL, EPHEMERAL, MANAGE_GUILD, StandinThread, user
+from tests.bot.harness import BotProcess, write_config
+from tests.bot.test_bot_e2e import callback, custom_id, status_message, stylize, wait_original, wait_status
+
+pytestmark = pytest.mark.timeout(180)
+
+DAVE = user(700000000000000004, "dave")
+
+
+@pytest.fixture(scope="module")
+def standin() -> StandinThread:
+    with StandinThread() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def bot(standin: StandinThread, tmp_path_factory: pytest.TempPathFactory, vgg_weights: Path) -> BotProcess:
+    workdir = tmp_path_factory.mktemp("limits")
+    config = write_config(workdir, standin, vgg_weights, discord="allow_dms = false",
+                          limits={"max_queue": 3, "max_jobs_per_user": 1, "cooldown_seconds": 60})
+    process = BotProcess(config, workdir / "bot.log").start().wait_ready()
+    yield process
+    process.stop()
+
+
+def test_limits_say_what_and_when(bot: BotProcess, standin: StandinThread) -> None:
+    first = stylize(standin, ALICE, quality="slow")
+    wait_original(standin, first, "Queued at position")
+    again = stylize(standin, ALICE, quality="fast")
+    assert "You already have 1 job(s) queued or running (the limit is 1)" in wait_original(standin, again, "⚠️")
+
+    bob = stylize(standin, BOB, quality="slow")
+    carol = stylize(standin, CAROL, quality="slow")
+    for token in (bob, carol):
+        wait_original(standin, token, "Queued at position")
+    full = stylize(standin, DAVE, quality="fast")
+    assert "The queue is full (3 jobs). Please try again in" in wait_original(standin, full, "⚠️")
+
+    bob_status = status_message(standin, bob)
+    standin.press(bob_status, custom_id(bob_status, "nst:cancel:"), BOB)
+    wait_status(standin, int(bob_status["id"]), "Cancelled by Bob")
+    cooldown = wait_original(standin, stylize(standin, BOB, quality="fast"), "⚠️")
+    retry_at = int(re.search(r"<t:(\d+):R>", cooldown).group(1))
+    assert "Please wait 60 s between requests" in cooldown and 0 < retry_at - time.time() <= 61
+
+    for token in (first, carol):  # an admin clears the queue
+        status = status_message(standin, token)
+        standin.press(status, custom_id(status, "nst:cancel:"), DAVE, permissions=MANAGE_GUILD)
+        wait_status(standin, int(status["id"]), "Cancelled by Dave")
+
+
+def test_direct_messages_refused_when_configured(bot: BotProcess, standin: StandinThread) -> None:
+    token = standin.command("stylize", {"content": standin.attachment("a.png", b"x")}, DAVE, dm=True)
+    assert callback(standin, token)["data"]["flags"] == EPHEMERAL
+    assert "works in servers only" in wait_original(standin, token, "⚠️")

@@ -1,0 +1,98 @@
+"""The bot's torch-free parts on their own: option clamping, preset names, the job store, the health check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_config, parse_config
+from bot.health import check_health, heartbeat_path
+from bot.intake import RequestError, build_options
+from bot.presets import PresetError, PresetLibrary, sanitize_name
+from bot.store import DONE, QUEUED, Job, JobStore, new_job_id
+from tests.conftest import REPO, make_style
+
+
+def config_with(tmp_path: Path, **limits: int):
+    return parse_config({"storage": {"data_dir": str(tmp_path / "data")}, "limits": limits,
+                         "quality": {"fast": {"size": 256, "iterations": 100}}}, tmp_path)
+
+
+def test_the_bot_process_modules_never_import_torch() -> None:
+    code = ("import sys, bot.app, bot.cogs.stylize, bot.cogs.presets, bot.cogs.info, bot.jobs, bot.engine_process; "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_options_are_clamped_by_quality_and_admin_caps(tmp_path: Path) -> None:
+    config = config_with(tmp_path, max_size=200, max_iterations=80)
+    options, notes = build_options(config, "fast", size=1000, strength=2.5, preserve_colors="luminance")
+    assert (options.size, options.iterations, options.strength, options.preserve_colors) == (200, 80, 2.5, "luminance")
+    assert notes == ["size 1000 px capped to 200 px for fast quality"]
+    assert options.preview_every >= 1 and options.preview_size == 160
+    small, notes = build_options(config, None, size=100)
+    assert small.size == 100 and notes == []
+    with pytest.raises(RequestError, match="Unknown quality `ultra`"):
+        build_options(config, "ultra")
+    with pytest.raises(RequestError, match="Strength must be between"):
+        build_options(config, "fast", strength=0.0)
+
+
+def test_preset_names_never_shape_a_path(tmp_path: Path) -> None:
+    assert sanitize_name("  Starry Night!! ") == "starry-night"
+    assert sanitize_name("../../etc/passwd") == "etc-passwd"
+    with pytest.raises(PresetError):
+        sanitize_name("../..//")
+    library = PresetLibrary(config_with(tmp_path))
+    added = library.add("../Up There", "Up", make_style())
+    assert added.path == tmp_path / "data" / "presets" / "up-there.png" and added.path.is_file()
+    assert [p.name for p in PresetLibrary(config_with(tmp_path)).search("up")] == ["up-there"]  # reloaded from disk
+    with pytest.raises(PresetError, match="from the config file"):
+        library.remove("waves")
+    library.remove("up-there")
+    assert not added.path.exists() and library.get("up-there") is None
+
+
+def test_the_store_keeps_jobs_and_purges_old_ones(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    old, fresh = (Job(new_job_id(), 1, "a", 2, 3, "preset", "fast", {"size": 64}) for _ in range(2))
+    old.created, old.state = time.time() - 10 * 86400, DONE
+    for job in (old, fresh):
+        store.add(job)
+        store.job_dir(job.id).mkdir(parents=True)
+    fresh.status_message_id = 42
+    store.save(fresh, "status_message_id")
+    reopened = JobStore(tmp_path)
+    assert reopened.get(fresh.id) == fresh and [j.id for j in reopened.active()] == [fresh.id]
+    assert reopened.purge(retention_days=7) == 1
+    assert reopened.get(old.id) is None and not store.job_dir(old.id).exists() and store.job_dir(fresh.id).exists()
+    assert reopened.get(fresh.id).state == QUEUED
+    with pytest.raises(ValueError):
+        store.job_dir("../x")
+
+
+def test_healthcheck_needs_a_fresh_heartbeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_with(tmp_path)
+    assert check_health(config) == 1 and "no heartbeat" in capsys.readouterr().out
+    path = heartbeat_path(config)
+    path.parent.mkdir(parents=True)
+    beat = {"time": time.time() - 120, "connected": True, "lag_ms": {"p99": 1.0}}
+    path.write_text(json.dumps(beat))
+    assert check_health(config) == 1 and "120 s old" in capsys.readouterr().out
+    path.write_text(json.dumps({**beat, "time": time.time()}))
+    assert check_health(config) == 0
+
+
+def test_the_example_config_loads_and_documents_every_key() -> None:
+    example = REPO / "config.example.toml"
+    config = load_config(example)
+    text = example.read_text()
+    for section in ("discord", "engine", "storage", "limits", "bot"):
+        for key in vars(getattr(config, section)):
+            assert f"\n{key} =" in text or f"\n# {key} =" in text, f"[{section}] {key} is not documented"

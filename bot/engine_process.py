@@ -17,6 +17,7 @@ import asyncio
 import io
 import logging
 import multiprocessing
+import os
 import threading
 import traceback
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# The worker yields the CPU to the bot's event loop when both want it (they often share a few cores).
+ENGINE_NICENESS = 5
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,10 @@ class _Inbox:
 
 def worker_main(inbox_conn: Connection, outbox: Connection, weights: str | None, configured: str | None) -> None:
     """Entry point of the engine process: load VGG19 once, then run jobs until told to stop."""
+    try:
+        os.nice(ENGINE_NICENESS)
+    except OSError:
+        pass
     from nst_engine.errors import NSTError
     from nst_engine.transfer import Engine
 

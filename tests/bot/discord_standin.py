@@ -565,14 +565,15 @@ class StandinThread:
     def connected(self) -> bool:
         return self.call(lambda: bool(self.standin.sockets))
 
-    def wait_for(self, check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    def wait_for(self, check: Callable[[], Any], timeout: float = 60, what: str = "condition",
+                 interval: float = 0.05) -> Any:
         """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = check()
             if result:
                 return result
-            time.sleep(0.05)
+            time.sleep(interval)
         raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 

@@ -6,6 +6,7 @@ Every user-facing failure is one line on stderr and a non-zero exit status; neve
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--quality", metavar="LEVEL", help="a quality level from the config (sets size and "
                          "iterations unless given)")
     stylize.add_argument("--weights", metavar="PATH", help="VGG19 weights file (torchvision state_dict)")
+    stylize.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar on "
+                         "stderr, or as one JSON object per line on stdout (for plug-ins)")
     for spec in option_specs():
         flag = "--" + spec.name.replace("_", "-")
         shown = ",".join(map(str, spec.default)) if isinstance(spec.default, tuple) else spec.default
@@ -53,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = commands.add_parser("presets", help="list the preset styles")
     _add_config(presets)
+
+    options = commands.add_parser("options", help="print the user options with defaults and bounds as JSON")
+    _add_config(options)
 
     health = commands.add_parser("healthcheck", help="exit 0 if the running bot's event loop is alive")
     _add_config(health)
@@ -117,15 +123,24 @@ def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
     content = load_image(args.content, what="content image")
     style_images = [load_image(path, what="style image") for path in styles]
     engine = Engine(args.weights, configured=config.engine.weights or None)
-    progress = ProgressBar("stylize")
+    progress = ProgressBar("stylize") if args.progress == "bar" else None
 
     def report(p) -> None:
+        if progress is None:
+            print(json.dumps({"event": "progress", "iteration": p.iteration, "total": p.total,
+                              "fraction": p.fraction, "eta": p.eta, "loss": p.losses.get("total")}), flush=True)
+            return
         progress.update(p.fraction, f"{p.iteration}/{p.total} scale {p.scale_index + 1}/{p.scale_count} "
                                     f"{p.width}×{p.height} loss {p.losses['total']:.4g} ETA {format_seconds(p.eta)}")
 
     result = engine.stylize(content, style_images, options, on_progress=report)
-    progress.close()
+    if progress is not None:
+        progress.close()
     save_image(result.image, output)
+    if progress is None:
+        print(json.dumps({"event": "done", "output": str(output), "width": result.image.width,
+                          "height": result.image.height, "iterations": result.iterations}), flush=True)
+        return 0
     print(f"wrote {output} ({result.image.width}×{result.image.height}, {result.iterations} iterations, "
           f"{result.elapsed:.1f} s on {result.device})")
     return 0
@@ -137,6 +152,14 @@ def cmd_presets(args: argparse.Namespace, config: Config) -> int:
     for preset in config.presets:
         state = "ready" if preset.path.is_file() else "not fetched (run nst-bot fetch-assets)"
         print(f"{preset.name:16} {preset.label}  [{state}]")
+    return 0
+
+
+def cmd_options(args: argparse.Namespace, config: Config) -> int:
+    """The user options as JSON, so front ends outside this environment (the GIMP plug-in) build their forms."""
+    specs = [{"name": s.name, "type": s.type.__name__, "default": s.default, "help": s.help, "low": s.low,
+              "high": s.high, "choices": s.choices} for s in option_specs(user_only=True)]
+    print(json.dumps(specs))
     return 0
 
 
@@ -160,4 +183,4 @@ def cmd_healthcheck(args: argparse.Namespace, config: Config) -> int:
 
 
 COMMANDS = {"run": cmd_run, "stylize": cmd_stylize, "fetch-assets": cmd_fetch_assets, "presets": cmd_presets,
-            "healthcheck": cmd_healthcheck}
+            "options": cmd_options, "healthcheck": cmd_healthcheck}

@@ -7,11 +7,14 @@ through the channel, or posted anew there, and the result is posted to the chann
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
+import aiohttp
 import discord
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,14 @@ EXPIRED_TOKEN_CODE = 50027
 UNKNOWN_MESSAGE_CODE = 10008
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 NO_MENTIONS = discord.AllowedMentions.none()
+# What talking to Discord can raise: its errors, and the network's.
+DISCORD_TROUBLE = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+HISTORY_SEARCH_LIMIT = 200
+
+
+def result_marker(job_id: str) -> str:
+    """Part of the custom id of the buttons on a job's result: how a posted result is recognised."""
+    return f"nst:again:{job_id}:"
 
 
 def token_expired(error: discord.HTTPException) -> bool:
@@ -108,9 +119,29 @@ class JobMessages:
             self.status_message_id = None
             await self.post_status(content, view)
 
+    async def find_result(self, job_id: str, since: float) -> int | None:
+        """The id of this job's result if it was already posted (found by its buttons), else None.
+
+        Used for jobs interrupted around delivery, so a restart never posts a result twice.
+        """
+        if self.bot.user is None:
+            return None
+        marker = result_marker(job_id)
+        after = discord.Object(discord.utils.time_snowflake(datetime.fromtimestamp(since, timezone.utc)))
+        async for message in (await self.channel()).history(after=after, limit=HISTORY_SEARCH_LIMIT):
+            if message.author.id != self.bot.user.id:
+                continue
+            for row in message.components:
+                if any(marker in (getattr(item, "custom_id", None) or "") for item in getattr(row, "children", ())):
+                    return message.id
+        return None
+
     async def deliver(self, content: str, data: bytes, filename: str, user_id: int,
-                      view: discord.ui.View | None) -> int:
-        """Post the result with the requester mentioned; returns the message id."""
+                      view: discord.ui.View | None, job_id: str) -> int:
+        """Post the result with the requester mentioned; returns the message id.
+
+        Channel messages carry a nonce Discord enforces, so a retried post cannot appear twice.
+        """
         mention = discord.AllowedMentions(users=[discord.Object(user_id)], everyone=False, roles=False)
 
         async def by_webhook(webhook: discord.Webhook) -> discord.Message:
@@ -119,7 +150,8 @@ class JobMessages:
 
         async def by_channel() -> discord.Message:
             channel = await self.channel()
-            return await channel.send(content, file=image_file(data, filename), view=view, allowed_mentions=mention)
+            return await channel.send(content, file=image_file(data, filename), view=view, allowed_mentions=mention,
+                                      nonce=f"nst{job_id}")
 
         message = await self._either(by_webhook, by_channel)
         return message.id

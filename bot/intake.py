@@ -26,6 +26,7 @@ DOWNLOAD_TIMEOUT = 30.0
 CHUNK = 1 << 16
 # Inputs are kept at most this much larger than the biggest output, so disk use stays bounded.
 INPUT_OVERSIZE = 2
+MAX_ASPECT = 20  # longer than this to one, the short side vanishes at the network's coarse scales
 
 
 class RequestError(Exception):
@@ -77,7 +78,10 @@ async def fetch_image(session: aiohttp.ClientSession, attachment: discord.Attach
         raise RequestError(f"The {what} does not come from Discord's file servers, so it was not downloaded.")
     data = await _download(session, attachment.url, limits.max_upload_bytes, what)
     try:
-        await asyncio.to_thread(probe_image, data, max_pixels=limits.max_pixels, what=what)
+        info = await asyncio.to_thread(probe_image, data, max_pixels=limits.max_pixels, what=what)
+        if max(info.width, info.height) > MAX_ASPECT * min(info.width, info.height):
+            raise RequestError(f"The {what} is too long and thin ({info.width}×{info.height}); please use one "
+                               f"at most {MAX_ASPECT} times longer than wide.")
         image = await asyncio.to_thread(load_image, data, max_pixels=limits.max_pixels, what=what)
     except ImageError as error:
         raise RequestError(str(error)) from None

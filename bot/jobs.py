@@ -21,7 +21,7 @@ from nst_engine.images import encode_image
 from nst_engine.options import option_spec
 
 from .config import Config
-from .delivery import JobMessages
+from .delivery import DISCORD_TROUBLE, JobMessages
 from .engine_process import EngineProcess, JobSpec
 from .intake import RequestError
 from .store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore, new_job_id
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a job whose engine process dies is retried once
+DELIVERY_RETRIES = (2.0, 10.0, 30.0)  # seconds to wait before each further try to post a result
 ENGINE_START_TIMEOUT = 300.0
 
 
@@ -295,8 +296,8 @@ class JobManager:
                 await live.messages.edit_status(text, preview=preview, view=view)
                 live.status_sent, live.preview_sent = text, preview
                 self._note_status_message(live)
-            except discord.HTTPException as error:  # a failed progress edit never fails the job
-                log.warning("status edit for job %s failed: %s %s", live.job.id, error.status, error.code)
+            except DISCORD_TROUBLE as error:  # a failed progress edit never fails the job
+                log.warning("status edit for job %s failed: %s", live.job.id, _describe(error))
 
     def _note_status_message(self, live: LiveJob) -> None:
         if live.job.status_message_id != live.messages.status_message_id:
@@ -353,6 +354,8 @@ class JobManager:
 
     async def _run(self, live: LiveJob) -> None:
         job = live.job
+        if self.store.result_path(job.id).is_file():  # made before a restart, perhaps even posted
+            return await self._deliver(live, None)
         job.state, job.started, job.attempts = RUNNING, time.time(), job.attempts + 1
         self.store.save(job, "state", "started", "attempts")
         self.running = job.id
@@ -395,7 +398,7 @@ class JobManager:
                                                       f"{event['iterations']}/{live.total} iterations.")
             else:
                 self._learn_speed(job, event["elapsed"])
-                await self._deliver(live, event)
+                await self._deliver(live, event["elapsed"])
             return True
         if kind == "failed":
             await self._conclude(live, FAILED, event["message"])
@@ -403,8 +406,8 @@ class JobManager:
         if kind == "exit":
             await self._restart_engine()
             if timed_out:
-                minutes = self.config.engine.job_timeout / 60
-                await self._conclude(live, FAILED, f"This image took longer than the {minutes:g}-minute limit "
+                limit = format_seconds(self.config.engine.job_timeout)
+                await self._conclude(live, FAILED, f"This image took longer than the time limit ({limit}) "
                                                    "and was stopped; try a lower quality or size.")
             elif job.attempts < MAX_ATTEMPTS and not live.stopping_by:
                 log.warning("engine process died during job %s (code %s); retrying it", job.id, event["code"])
@@ -443,10 +446,11 @@ class JobManager:
             try:
                 await live.messages.edit_status(self._final_status(live.job), view=None)
                 self._note_status_message(live)
-            except discord.HTTPException as error:
-                log.warning("final status edit for job %s failed: %s", live.job.id, error.status)
+            except DISCORD_TROUBLE as error:
+                log.warning("final status edit for job %s failed: %s", live.job.id, _describe(error))
 
-    async def _deliver(self, live: LiveJob, event: dict[str, Any]) -> None:
+    async def _deliver(self, live: LiveJob, elapsed: float | None) -> None:
+        """Post the result exactly once: look for it first when a try may have reached Discord."""
         job = live.job
         path = self.store.result_path(job.id)
         image = await asyncio.to_thread(lambda: Image.open(path).convert("RGB"))
@@ -454,17 +458,32 @@ class JobManager:
         # Leave room for the multipart envelope around the file.
         data, extension = await asyncio.to_thread(encode_image, image, limit - min(64 * 1024, limit // 50))
         size_note = "" if extension == "png" else f" · {extension.upper()} (the PNG was over the upload limit)"
+        took = f" · {format_seconds(elapsed)}" if elapsed is not None else ""
         text = (f"<@{job.user_id}> here is your image — {job.style_label} · {job.quality} · "
-                f"{image.width}×{image.height} · strength {job.options['strength']:g} · "
-                f"{format_seconds(event['elapsed'])}{size_note}")
-        try:
-            job.result_message_id = await live.messages.deliver(text, data, f"stylized-{job.id}.{extension}",
-                                                                job.user_id, result_view(job.id))
-        except discord.HTTPException as error:
-            log.error("delivering job %s failed: %s %s", job.id, error.status, error.code)
-            return await self._conclude(live, FAILED, "The image was made but could not be posted here "
-                                                      "(missing permissions?).")
-        await self._conclude(live, DONE, "Done — the result is below.")
+                f"{image.width}×{image.height} · strength {job.options['strength']:g}{took}{size_note}")
+        may_exist = elapsed is None  # resumed after a restart: the last run may have posted it
+        for wait in (*DELIVERY_RETRIES, None):
+            try:
+                found = await live.messages.find_result(job.id, job.created) if may_exist else None
+                job.result_message_id = found or await live.messages.deliver(
+                    text, data, f"stylized-{job.id}.{extension}", job.user_id, result_view(job.id), job.id)
+                if found:
+                    log.info("job %s was already delivered (message %s); not posting it again", job.id, found)
+                return await self._conclude(live, DONE, "Done — the result is below.")
+            except DISCORD_TROUBLE as error:
+                log.warning("delivering job %s failed: %s", job.id, _describe(error))
+                if wait is None or isinstance(error, discord.Forbidden):
+                    break
+                may_exist = True
+                await asyncio.sleep(wait)
+        await self._conclude(live, FAILED, "The image was made but could not be posted here "
+                                           "(does the bot have permission to send files?).")
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, discord.HTTPException):
+        return f"HTTP {error.status} (code {error.code})"
+    return type(error).__name__
 
 
 def _save_inputs(directory: Any, content: Image.Image, style: Image.Image, content_path: Any, style_path: Any) -> None:

@@ -126,6 +126,7 @@ class DiscordStandin:
             web.route("*", "/api/v10/webhooks/{app}/{token}/messages/{message}", self.webhook),
             web.get("/api/v10/channels/{channel}", self.get_channel),
             web.post("/api/v10/channels/{channel}/messages", self.channel_messages),
+            web.get("/api/v10/channels/{channel}/messages", self.history),
             web.route("*", "/api/v10/channels/{channel}/messages/{message}", self.channel_messages),
             web.get("/api/v10/gateway", self.gateway_info),
             web.get("/api/v10/gateway/bot", self.gateway_info),
@@ -154,6 +155,10 @@ class DiscordStandin:
                 if times <= 1:
                     del self.failures[index]
                 self._record(Record(request.method, request.path, "injected-failure", {}, status=status))
+                if status == 429:  # what discord.py needs to treat it as a rate limit and retry
+                    return web.Response(body=json.dumps({"message": "You are being rate limited.", "retry_after": 0.2,
+                                                         "global": False, "code": 0}).encode(),
+                                        status=429, content_type="application/json", headers={"Via": "1.1 google"})
                 return self.error(status, code, "injected failure")
         return await handler(request)
 
@@ -275,7 +280,14 @@ class DiscordStandin:
         channel_id = int(request.match_info["channel"])
         payload, files = await self._body(request)
         if request.method == "POST":
-            message = self._message(channel_id, payload, files, BOT_USER)
+            nonce = payload.get("nonce") if payload.get("enforce_nonce") else None
+            existing = next((m for m in self.messages.values() if nonce and m.get("nonce") == nonce
+                             and int(m["channel_id"]) == channel_id), None)
+            if existing is not None:  # Discord returns the earlier message instead of posting twice
+                self._record(Record("POST", request.path, "channel-deduplicated", payload, files,
+                                    message_id=int(existing["id"])))
+                return self.json(existing)
+            message = self._message(channel_id, payload, files, BOT_USER, extra={"nonce": nonce} if nonce else None)
             self._record(Record("POST", request.path, "channel", payload, files, message_id=int(message["id"])))
             return self.json(message)
         message_id = int(request.match_info["message"])
@@ -292,6 +304,18 @@ class DiscordStandin:
         message["edited_timestamp"] = now_iso()
         self._record(Record(request.method, request.path, "channel", payload, files, message_id=message_id))
         return self.json(message)
+
+    async def history(self, request: web.Request) -> web.Response:
+        """GET /channels/{id}/messages?after=&before=&limit=: newest first, as Discord answers."""
+        channel_id = int(request.match_info["channel"])
+        after = int(request.query.get("after", 0))
+        before = int(request.query.get("before", 1 << 63))
+        limit = int(request.query.get("limit", 50))
+        found = sorted((m for m in self.messages.values() if int(m["channel_id"]) == channel_id
+                        and after < int(m["id"]) < before and not m["flags"] & EPHEMERAL),
+                       key=lambda m: int(m["id"]), reverse=True)
+        self._record(Record("GET", request.path, "history", dict(request.query)))
+        return self.json(found[:limit] if "after" not in request.query else found[-limit:])
 
     async def callback(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]

@@ -13,10 +13,14 @@ import torch
 def gram(features: torch.Tensor) -> torch.Tensor:
     """N×C×H×W → N×C×C Gram matrices averaged over positions, accumulated in fp32."""
     n, c, h, w = features.shape
+    if features.dtype in (torch.bfloat16, torch.float16):
+        # Products in low precision would lose the small entries; an fp32 matmul keeps them. The Gram is a few
+        # percent of an iteration's FLOPs (docs/README-performance.md), so exactness costs little.
+        features = features.float()
+    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+        flat = features.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view in NHWC: no copy
+        return torch.bmm(flat.transpose(1, 2), flat) / (h * w)
     flat = features.reshape(n, c, h * w)
-    if flat.dtype in (torch.bfloat16, torch.float16):
-        # Products in low precision would lose the small entries; autocast-free fp32 matmul keeps them.
-        flat = flat.float()
     return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
 
 

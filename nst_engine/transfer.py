@@ -1,11 +1,24 @@
-"""The optimisation: coarse-to-fine Gatys style transfer with progress, previews and cancellation."""
+"""The optimisation: coarse-to-fine Gatys style transfer with progress, previews, cancellation and batching.
+
+Speed choices, each measured in ``benchmarks/engine.py`` (figures in docs/README-performance.md):
+- VGG19 truncated after the deepest layer a request uses, channels_last layout, in-place ReLUs;
+- autocast to bf16 on CPUs with native bf16 instructions and on CUDA (fp16 on GPUs without bf16); the Gram
+  matrices and losses stay in fp32, outside autocast;
+- several jobs of one output size share each forward/backward pass, while every image keeps its own optimiser
+  state, so a job follows the same path in a batch as alone;
+- one host transfer per iteration (all losses of the batch at once); previews only every ``preview_every``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +32,10 @@ from .losses import content_loss, gram, style_loss, tv_loss
 from .network import VGGEncoder
 from .options import StylizeOptions
 from .weights import load_weights
+
+# fp16 gradients of a loss near 1 underflow in the first VGG layers; a fixed scale keeps them representable.
+FP16_LOSS_SCALE = 1024.0
+LOSS_NAMES = ("content", "style", "tv", "total")
 
 
 @dataclass(frozen=True)
@@ -43,16 +60,31 @@ class Progress:
 
 @dataclass
 class StylizeResult:
+    """``error`` is set (and ``image`` is the last good state) when a job in a batch diverged."""
+
     image: Image.Image
     iterations: int
     cancelled: bool
     elapsed: float
     losses: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
+    error: str | None = None
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One job for :meth:`Engine.stylize_batch`: the same inputs :meth:`Engine.stylize` takes."""
+
+    content: ImageSource
+    styles: Sequence[ImageSource]
+    options: StylizeOptions = field(default_factory=StylizeOptions)
 
 
 ProgressCallback = Callable[[Progress], None]
 StopCheck = Callable[[], bool]
+BatchProgressCallback = Callable[[int, Progress], None]
+BatchStopCheck = Callable[[int], bool]
 
 
 @dataclass(frozen=True)
@@ -88,12 +120,51 @@ def scale_schedule(size: int, iterations: int, min_scale: int, ratio: float) -> 
     return [Scale(s, n) for s, n in zip(sizes, counts)]
 
 
+def scaled_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(width, height) with the long side ``long_side`` and the same aspect ratio."""
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def batch_key(content_size: tuple[int, int], options: StylizeOptions) -> tuple:
+    """Jobs with equal keys can share one batch: same output size, scale schedule, device and network.
+
+    ``content_size`` is the upright content image's (width, height), e.g. from ``images.probe_image``.
+    Everything else (styles, weights, strength, colours, seed, optimiser) may differ inside a batch.
+    """
+    return (scaled_size(*content_size, options.size), options.size, options.iterations, options.min_scale,
+            options.scale_ratio, options.device, options.precision, options.pooling, options.content_layer,
+            tuple(options.style_layers))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise OptionError("device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
     return torch.device(name)
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True on x86 CPUs with AVX-512 BF16 or AMX: there bf16 convolutions run ~2× faster than fp32.
+
+    Elsewhere (AVX2-only CPUs, e.g. many cloud VMs) bf16 is emulated and ~10× slower than fp32.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text() if sys.platform.startswith("linux") else ""
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None means plain fp32."""
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
 def _stop_check(should_stop: StopCheck | object | None) -> StopCheck:
@@ -116,82 +187,92 @@ def to_image(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
-def scaled_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """(width, height) with the long side ``long_side`` and the same aspect ratio."""
-    scale = long_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
 class Engine:
     """A loaded VGG19, reusable across many stylize calls (the engine process keeps one)."""
 
-    def __init__(self, weights: str | None = None, *, configured: str | None = None) -> None:
-        """``weights`` is an explicit file; ``configured`` the config's, used after ``$NST_WEIGHTS``."""
+    def __init__(self, weights: str | None = None, *, configured: str | None = None,
+                 channels_last: bool = True) -> None:
+        """``weights`` is an explicit file; ``configured`` the config's, used after ``$NST_WEIGHTS``.
+
+        ``channels_last=False`` keeps the NCHW layout (only the benchmark's comparison wants that).
+        """
         self._convs = load_weights(weights, configured)
         self._encoders: dict[tuple[str, str, str], VGGEncoder] = {}
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def encoder(self, device: torch.device, pooling: str, last_layer: str) -> VGGEncoder:
         key = (str(device), pooling, last_layer)
         if key not in self._encoders:
-            self._encoders[key] = VGGEncoder(self._convs, last_layer, pooling).to(device)
+            if device.type == "cuda":
+                torch.backends.cudnn.benchmark = True  # a few shapes per job, each tuned once then reused
+            encoder = VGGEncoder(self._convs, last_layer, pooling)
+            self._encoders[key] = encoder.to(device, memory_format=self.memory_format)
         return self._encoders[key]
 
     def stylize(self, content: ImageSource, styles: Sequence[ImageSource], options: StylizeOptions | None = None,
                 *, on_progress: ProgressCallback | None = None,
                 should_stop: StopCheck | object | None = None) -> StylizeResult:
         """Stylise ``content`` with the blended ``styles``; see :class:`StylizeOptions` for the knobs."""
-        options = options or StylizeOptions()
-        if not styles:
+        stop = _stop_check(should_stop)
+        report = (lambda _, progress: on_progress(progress)) if on_progress else None
+        result = self.stylize_batch([BatchRequest(content, styles, options or StylizeOptions())],
+                                    on_progress=report, should_stop=lambda _: stop())[0]
+        if result.error:
+            raise NSTError(result.error)
+        return result
+
+    def stylize_batch(self, requests: Sequence[BatchRequest], *, on_progress: BatchProgressCallback | None = None,
+                      should_stop: BatchStopCheck | None = None) -> list[StylizeResult]:
+        """Stylise several jobs, optimising those with equal :func:`batch_key` together (one forward/backward
+        pass per iteration for the group). Callbacks get the job's index in ``requests``; a job whose
+        ``should_stop(index)`` turns true stops within one iteration while the others go on. A job that
+        diverges gets ``error`` set instead of failing its batch. Results come back in request order.
+        """
+        jobs = [_Job(index, request) for index, request in enumerate(requests)]
+        groups: dict[tuple, list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault(batch_key(job.content.size, job.options), []).append(job)
+        results: dict[int, StylizeResult] = {}
+        for group in groups.values():
+            results.update(_Batch(self, group, on_progress, should_stop).run())
+        return [results[job.index] for job in jobs]
+
+
+class _Job:
+    """One request inside a batch: its inputs, its image being optimised and its own optimiser state."""
+
+    def __init__(self, index: int, request: BatchRequest) -> None:
+        self.index, self.options = index, request.options
+        if not request.styles:
             raise OptionError("at least one style image is needed")
-        blend = options.normalized_style_weights(len(styles))
-        content_image = load_image(content, what="content image")
-        style_images = [load_image(style, what="style image") for style in styles]
-        return _Run(self, content_image, style_images, blend, options, on_progress, _stop_check(should_stop)).run()
-
-
-class _Run:
-    """One stylize call: state shared by its scales."""
-
-    def __init__(self, engine: Engine, content: Image.Image, styles: list[Image.Image], blend: tuple[float, ...],
-                 options: StylizeOptions, on_progress: ProgressCallback | None, stop: StopCheck) -> None:
-        self.options = options
-        self.device = resolve_device(options.device)
-        layers = (options.content_layer, *options.style_layers)
-        self.last_layer = max(layers, key=LAYER_INDEX.__getitem__)
-        self.encoder = engine.encoder(self.device, options.pooling, self.last_layer)
-        self.content, self.styles, self.blend = content, styles, blend
-        self.on_progress, self.stop = on_progress, stop
-        self.layer_weights = options.style_layer_weights or (1.0,) * len(options.style_layers)
-        self.schedule = scale_schedule(options.size, options.iterations, options.min_scale, options.scale_ratio)
-        self.out_size = scaled_size(*content.size, options.size)
-        self.work_total = sum(self._pixels(s.long_side) * s.iterations for s in self.schedule)
-        self.work_done = 0.0
+        self.blend = self.options.normalized_style_weights(len(request.styles))
+        self.content = load_image(request.content, what="content image")
+        self.styles = [load_image(style, what="style image") for style in request.styles]
+        options = self.options
+        layer_weights = options.style_layer_weights or (1.0,) * len(options.style_layers)
+        style_scale = options.style_weight * options.strength / sum(layer_weights)
+        # Loss weights per style layer, then content and tv: the coefficients of this job's objective.
+        self.style_weights = [style_scale * w for w in layer_weights]
+        self.layer_weights = layer_weights
         self.iteration = 0
         self.losses: dict[str, float] = {}
+        self.cancelled = False
+        self.error: str | None = None
+        self.elapsed = 0.0
+        self.image: torch.Tensor
+        self.optimizer: torch.optim.Optimizer
+        self.content_target: torch.Tensor
+        self.style_targets: dict[str, torch.Tensor]
 
-    def _pixels(self, long_side: int) -> int:
-        w, h = scaled_size(*self.content.size, long_side)
-        return w * h
+    @property
+    def running(self) -> bool:
+        return not (self.cancelled or self.error)
 
-    def run(self) -> StylizeResult:
-        torch.manual_seed(self.options.seed)
-        self.started = time.perf_counter()
-        image: torch.Tensor | None = None
-        cancelled = False
-        for index, scale in enumerate(self.schedule):
-            image, cancelled = self._run_scale(index, scale, image)
-            if cancelled:
-                break
-        assert image is not None
-        result = self._finish(image)
-        return StylizeResult(result, self.iteration, cancelled, time.perf_counter() - self.started,
-                             dict(self.losses), str(self.device))
-
-    def _prepared_inputs(self, long_side: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Content and style tensors at this scale, with colour preservation applied to what VGG sees."""
-        content = to_tensor(resize_long_side(self.content, long_side), self.device)
-        style_side = max(16, round(long_side * self.options.style_scale))
-        styles = [to_tensor(resize_long_side(style, style_side), self.device) for style in self.styles]
+    def prepared_inputs(self, size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Content at exactly ``size`` and styles at their scale, with colour preservation applied."""
+        content = to_tensor(self.content.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0), device)
+        style_side = max(16, round(max(size) * self.options.style_scale))
+        styles = [to_tensor(resize_long_side(style, style_side), device) for style in self.styles]
         mode = self.options.preserve_colors
         if mode == "luminance":
             styles = [color.match_luminance(style, content) for style in styles]
@@ -200,87 +281,177 @@ class _Run:
             styles = [color.match_histogram(style, content) for style in styles]
         return content, styles
 
-    @torch.no_grad()
-    def _targets(self, content: torch.Tensor, styles: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Content features and blended style Grams, computed once per scale without gradients."""
+    def start_scale(self, content: torch.Tensor, previous: torch.Tensor | None) -> None:
+        """A fresh leaf image and optimiser for this scale, from the previous scale's result or the init."""
         options = self.options
-        content_target = self.encoder(content, [options.content_layer])[options.content_layer]
-        grams: dict[str, torch.Tensor] = {}
-        for weight, style in zip(self.blend, styles):
-            features = self.encoder(style, options.style_layers)
-            for name in options.style_layers:
-                grams[name] = grams.get(name, 0) + weight * gram(features[name])
-        return content_target, grams
-
-    def _run_scale(self, index: int, scale: Scale, previous: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
-        options = self.options
-        content, styles = self._prepared_inputs(scale.long_side)
-        content_target, style_targets = self._targets(content, styles)
         if previous is not None:
             start = F.interpolate(previous, size=content.shape[-2:], mode="bicubic", align_corners=False)
         elif options.init == "noise":
             generator = torch.Generator().manual_seed(options.seed)
-            start = torch.rand(content.shape, generator=generator).to(self.device)
+            start = torch.rand(content.shape, generator=generator).to(content.device)
         else:
             start = content
-        image = start.detach().clamp(0, 1).contiguous().requires_grad_(True)
-        optimizer = (torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=50)
-                     if options.optimizer == "lbfgs" else torch.optim.Adam([image], lr=options.learning_rate))
-        style_scale = options.style_weight * options.strength / sum(self.layer_weights)
-        parts: dict[str, torch.Tensor] = {}
+        self.image = start.detach().clamp(0, 1).contiguous().requires_grad_(True)
+        self.optimizer = (torch.optim.LBFGS([self.image], lr=1.0, max_iter=1, history_size=50)
+                          if options.optimizer == "lbfgs"
+                          else torch.optim.Adam([self.image], lr=options.learning_rate))
 
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            wanted = (options.content_layer, *options.style_layers)
-            features = self.encoder(image, wanted)
-            parts["content"] = content_loss(features[options.content_layer], content_target).sum()
-            parts["style"] = sum(w * style_loss(gram(features[name]), style_targets[name]).sum()
-                                 for w, name in zip(self.layer_weights, options.style_layers))
-            parts["tv"] = tv_loss(image).sum()
-            total = (options.content_weight * parts["content"] + style_scale * parts["style"]
-                     + options.tv_weight * parts["tv"])
-            total.backward()
-            parts["total"] = total.detach()
-            return total
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimiser step with the gradient already in ``image.grad`` from the shared backward pass.
 
-        pixels = self._pixels(scale.long_side)
-        for _ in range(scale.iterations):
-            if self.stop():
-                return image.detach(), True
-            optimizer.step(closure)
-            with torch.no_grad():
-                image.clamp_(0, 1)
-            self.iteration += 1
-            self.work_done += pixels
-            self.losses = {name: float(value.detach()) for name, value in parts.items()}
-            if not all(math.isfinite(v) for v in self.losses.values()):
-                raise NSTError("The optimisation diverged (the loss is not finite); try a lower strength.")
-            self._report(index, image)
-        return image.detach(), False
+        L-BFGS with ``max_iter=1`` and no line search calls its closure exactly once per step, so returning
+        the precomputed loss is the same as evaluating it there.
+        """
+        self.optimizer.step(lambda: loss)
+        with torch.no_grad():
+            self.image.clamp_(0, 1)
+        self.iteration += 1
 
-    def _report(self, index: int, image: torch.Tensor) -> None:
-        if self.on_progress is None:
-            return
-        elapsed = time.perf_counter() - self.started
-        remaining = self.work_total - self.work_done
-        eta = elapsed * remaining / self.work_done if self.work_done else None
-        preview = None
-        every = self.options.preview_every
-        if every and (self.iteration % every == 0 or self.iteration == self.options.iterations):
-            preview = resize_long_side(self._finish(image.detach()), self.options.preview_size)
-        h, w = image.shape[-2:]
-        self.on_progress(Progress(self.iteration, self.options.iterations, index, len(self.schedule), w, h,
-                                  dict(self.losses), elapsed, eta, preview))
-
-    def _finish(self, image: torch.Tensor) -> Image.Image:
-        """The current image at the output size, with the content's chroma in luminance mode."""
-        width, height = self.out_size
+    def finish(self, image: torch.Tensor, out_size: tuple[int, int]) -> Image.Image:
+        """``image`` at the output size, with the content's chroma in luminance mode."""
+        width, height = out_size
         if tuple(image.shape[-2:]) != (height, width):
             image = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False)
         if self.options.preserve_colors == "luminance":
             content = to_tensor(self.content.resize((width, height), Image.Resampling.LANCZOS), image.device)
             image = color.combine_luminance(image, content)
         return to_image(image)
+
+
+class _Batch:
+    """Jobs with one :func:`batch_key`, optimised together scale by scale."""
+
+    def __init__(self, engine: Engine, jobs: list[_Job], on_progress: BatchProgressCallback | None,
+                 should_stop: BatchStopCheck | None) -> None:
+        options = jobs[0].options
+        self.jobs, self.on_progress, self.should_stop = jobs, on_progress, should_stop
+        self.device = resolve_device(options.device)
+        self.dtype = resolve_precision(options.precision, self.device)
+        self.loss_scale = FP16_LOSS_SCALE if self.dtype == torch.float16 else 1.0
+        self.content_layer, self.style_layers = options.content_layer, tuple(options.style_layers)
+        last_layer = max((self.content_layer, *self.style_layers), key=LAYER_INDEX.__getitem__)
+        self.encoder = engine.encoder(self.device, options.pooling, last_layer)
+        self.memory_format = engine.memory_format
+        self.total = options.iterations
+        self.schedule = scale_schedule(options.size, options.iterations, options.min_scale, options.scale_ratio)
+        self.out_size = scaled_size(*jobs[0].content.size, options.size)
+        self.work_total = sum(self._pixels(s.long_side) * s.iterations for s in self.schedule)
+        self.work_done = 0.0
+
+    def _pixels(self, long_side: int) -> int:
+        width, height = scaled_size(*self.out_size, long_side)
+        return width * height
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def _features(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        with self._autocast():
+            return self.encoder(image.contiguous(memory_format=self.memory_format), layers)
+
+    def run(self) -> Iterator[tuple[int, StylizeResult]]:
+        self.started = time.perf_counter()
+        for index, scale in enumerate(self.schedule):
+            active = [job for job in self.jobs if job.running]
+            if not active:
+                break
+            self._start_scale(active, scale)
+            for _ in range(scale.iterations):
+                active = [job for job in active if job.running and not self._stopped(job)]
+                if not active:
+                    break
+                self._iterate(active)
+                self.work_done += self._pixels(scale.long_side)
+                for job in active:
+                    self._report(job, index)
+        finished = time.perf_counter() - self.started
+        for job in self.jobs:
+            if job.running:
+                job.elapsed = finished
+            yield job.index, StylizeResult(job.finish(job.image.detach(), self.out_size), job.iteration,
+                                           job.cancelled, job.elapsed, dict(job.losses), str(self.device),
+                                           job.error, len(self.jobs))
+
+    def _stopped(self, job: _Job) -> bool:
+        if self.should_stop is not None and self.should_stop(job.index):
+            job.cancelled = True
+            job.elapsed = time.perf_counter() - self.started
+        return job.cancelled
+
+    @torch.no_grad()
+    def _start_scale(self, jobs: list[_Job], scale: Scale) -> None:
+        """Targets (content features, blended style Grams) and starting images for each job at this scale."""
+        size = scaled_size(*self.out_size, scale.long_side)
+        for job in jobs:
+            content, styles = job.prepared_inputs(size, self.device)
+            job.content_target = self._features(content, [self.content_layer])[self.content_layer]
+            grams: dict[str, torch.Tensor] = {}
+            for weight, style in zip(job.blend, styles):
+                features = self._features(style, self.style_layers)
+                for name in self.style_layers:
+                    grams[name] = grams.get(name, 0) + weight * gram(features[name])
+            job.style_targets = grams
+            job.start_scale(content, job.image.detach() if job.iteration else None)
+        self._stacked_for: tuple[int, ...] = ()
+
+    def _stacked_targets(self, jobs: list[_Job]) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Targets and loss weights of ``jobs`` stacked along the batch; rebuilt only when the batch changes.
+
+        The weights are rows of per-layer style weights (with strength), then content, tv, then the bare
+        per-layer weights that the reported style loss uses.
+        """
+        members = tuple(job.index for job in jobs)
+        if members != self._stacked_for:
+            self._stacked_for = members
+            content = torch.cat([job.content_target for job in jobs])
+            styles = {name: torch.cat([job.style_targets[name] for job in jobs]) for name in self.style_layers}
+            weights = torch.tensor([[*job.style_weights, job.options.content_weight, job.options.tv_weight,
+                                     *job.layer_weights] for job in jobs], device=self.device).T
+            self._stacked = content, styles, weights
+        return self._stacked
+
+    def _iterate(self, jobs: list[_Job]) -> None:
+        """One forward/backward pass for the whole batch, then each job's own optimiser step."""
+        for job in jobs:
+            job.optimizer.zero_grad(set_to_none=True)
+        images = torch.cat([job.image for job in jobs])
+        features = self._features(images, (self.content_layer, *self.style_layers))
+        content_target, style_targets, weights = self._stacked_targets(jobs)
+        per_layer = [style_loss(gram(features[name]), style_targets[name]) for name in self.style_layers]
+        content = content_loss(features[self.content_layer], content_target)
+        tv = tv_loss(images)
+        count = len(self.style_layers)
+        style_weights, content_weight, tv_weight = weights[:count], weights[count], weights[count + 1]
+        per_layer = torch.stack(per_layer)
+        total = (style_weights * per_layer).sum(0) + content_weight * content + tv_weight * tv
+        (total.sum() * self.loss_scale).backward()
+        style = (weights[count + 2:] * per_layer.detach()).sum(0)
+        values = torch.stack([content.detach(), style, tv.detach(), total.detach()]).T.tolist()  # one sync
+        for job, row, loss in zip(jobs, values, total.detach()):
+            job.losses = dict(zip(LOSS_NAMES, row))
+            if not all(math.isfinite(value) for value in row):
+                job.error = "The optimisation diverged (the loss is not finite); try a lower strength."
+                job.elapsed = time.perf_counter() - self.started
+                continue
+            if self.loss_scale != 1.0:
+                job.image.grad.div_(self.loss_scale)
+            job.step(loss)
+
+    def _report(self, job: _Job, scale_index: int) -> None:
+        if self.on_progress is None or not job.running:
+            return
+        elapsed = time.perf_counter() - self.started
+        remaining = self.work_total - self.work_done
+        eta = elapsed * remaining / self.work_done if self.work_done else None
+        preview = None
+        every = job.options.preview_every
+        if every and (job.iteration % every == 0 or job.iteration == self.total):
+            preview = resize_long_side(job.finish(job.image.detach(), self.out_size), job.options.preview_size)
+        height, width = job.image.shape[-2:]
+        self.on_progress(job.index, Progress(job.iteration, self.total, scale_index, len(self.schedule), width,
+                                             height, dict(job.losses), elapsed, eta, preview))
 
 
 def stylize(content: ImageSource, styles: Sequence[ImageSource] | ImageSource, options: StylizeOptions | None = None,

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from nst_engine.options import option_spec
+
 from conftest import REPO, make_content, make_style
 from plugin_helpers import PLUGINS, style_distance
 
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.gimp
 
 CHROOT = Path(os.environ.get("NST_GIMP_CHROOT", "/var/cache/nst-bot-ci/gimp-trixie"))
 PLUG_IN = "nst-style-transfer"
+NST_BOT = Path(sys.prefix) / "bin" / "nst-bot"  # this project's virtualenv, bind-mounted into the chroot
 
 BATCH = """
 import json
@@ -50,8 +53,11 @@ result = procedure.run(config)
 layers = image.get_layers()
 if len(layers) > 1:
     export(layers[0], {output!r})
+size = next(spec for spec in procedure.get_arguments() if spec.name == "size")
 print("NST-RESULT " + json.dumps({{"status": result.index(0).value_nick, "layers": [l.get_name() for l in layers],
-                                  "error": result.index(1) if result.length() > 1 else None}}, default=str))
+                                  "error": result.index(1) if result.length() > 1 else None,
+                                  "menu": procedure.get_menu_paths(), "label": procedure.get_menu_label(),
+                                  "size": [size.minimum, size.maximum, size.get_default_value()]}}, default=str))
 """
 
 
@@ -81,10 +87,13 @@ def run_gimp(chroot: Path, workdir: Path, batch: str, env: dict[str, str], timeo
     return finished.stdout + finished.stderr
 
 
-def install_plug_in(home: Path) -> None:
-    target = home / ".config" / "GIMP" / "3.0" / "plug-ins" / PLUG_IN
-    shutil.copytree(PLUGINS / "gimp" / PLUG_IN, target)
-    (target / f"{PLUG_IN}.py").chmod(0o755)
+def install_plug_in(home: Path, settings: dict[str, object]) -> None:
+    """Install as the README says: copy the folder, make it executable, put settings in GIMP's environ folder."""
+    gimp_dir = home / ".config" / "GIMP" / "3.0"
+    shutil.copytree(PLUGINS / "gimp" / PLUG_IN, gimp_dir / "plug-ins" / PLUG_IN)
+    (gimp_dir / "plug-ins" / PLUG_IN / f"{PLUG_IN}.py").chmod(0o755)
+    (gimp_dir / "environ").mkdir()
+    (gimp_dir / "environ" / "nst-bot.env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
 
 def result_line(log: str) -> dict:
@@ -97,18 +106,20 @@ def test_plug_in_adds_a_styled_layer(gimp_chroot, tmp_path_factory, vgg_weights)
     workdir = tmp_path_factory.getbasetemp()  # holds vgg_weights too, so one bind mount serves both
     case = Path(tmp_path_factory.mktemp("gimp"))
     home = case / "home"
-    install_plug_in(home)
+    install_plug_in(home, {"NST_BOT": NST_BOT, "NST_WEIGHTS": vgg_weights})
     content, style, output = case / "content.png", case / "style.png", case / "styled.png"
     make_content(96, 64).save(content)
     make_style().save(style)
-    env = {"HOME": home, "NST_BOT": Path(sys.prefix) / "bin" / "nst-bot", "NST_WEIGHTS": vgg_weights,
-           "NST_CACHE_DIR": case / "cache", "OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"}
+    env = {"HOME": home, "NST_CACHE_DIR": case / "cache", "OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"}
     settings = {"style-file": str(style), "size": 48, "iterations": 8}
     log = run_gimp(gimp_chroot, workdir, BATCH.format(content=str(content), output=str(output),
                                                      settings=settings), {k: str(v) for k, v in env.items()})
     result = result_line(log)
     assert result["status"] == "success", log[-4000:]
     assert result["layers"] == ["Background styled (style.png)", "Background"]  # new layer above the source
+    assert result["menu"] == ["<Image>/Filters/Artistic"] and result["label"] == "Neural Style Transfer…"
+    spec = option_spec("size")
+    assert result["size"] == [spec.low, spec.high, spec.default]  # the dialog's bounds are the engine's
     styled = Image.open(output).convert("RGB")
     assert styled.size == (96, 64)  # scaled back onto the source layer
     original = make_content(96, 64)
@@ -118,11 +129,10 @@ def test_plug_in_adds_a_styled_layer(gimp_chroot, tmp_path_factory, vgg_weights)
 def test_plug_in_reports_nst_bot_errors(gimp_chroot, tmp_path_factory):
     workdir = tmp_path_factory.getbasetemp()
     case = Path(tmp_path_factory.mktemp("gimp-error"))
-    install_plug_in(case / "home")
+    install_plug_in(case / "home", {"NST_BOT": NST_BOT})  # and no weights anywhere
     content = case / "content.png"
     make_content(64, 64).save(content)
-    env = {"HOME": case / "home", "NST_BOT": Path(sys.prefix) / "bin" / "nst-bot",
-           "NST_CACHE_DIR": case / "empty-cache", "PATH": "/usr/bin:/bin"}
+    env = {"HOME": case / "home", "NST_CACHE_DIR": case / "empty-cache", "PATH": "/usr/bin:/bin"}
     settings = {"style-file": str(content), "size": 32, "iterations": 1}
     log = run_gimp(gimp_chroot, workdir, BATCH.format(content=str(content), output=str(case / "none.png"),
                                                      settings=settings), {k: str(v) for k, v in env.items()})

@@ -93,15 +93,18 @@ def worker_main(inbox_conn: Connection, outbox: Connection, weights: str | None,
     except NSTError as error:
         outbox.send({"event": "fatal", "message": str(error)})
         return
-    outbox.send({"event": "ready", "device": _device_name()})
     inbox = _Inbox(inbox_conn)
-    while True:
-        message = inbox.next()
-        if message["op"] == "stop":
-            return
-        for spec in message["jobs"]:
-            _run_job(engine, spec, inbox, outbox)
-            inbox.cancelled.discard(spec.job_id)
+    try:
+        outbox.send({"event": "ready", "device": _device_name()})
+        while True:
+            message = inbox.next()
+            if message["op"] == "stop":
+                return
+            for spec in message["jobs"]:
+                _run_job(engine, spec, inbox, outbox)
+                inbox.cancelled.discard(spec.job_id)
+    except ConnectionError:  # the bot is gone; nobody is left to report to
+        return
 
 
 def _device_name() -> str:
@@ -130,14 +133,18 @@ def _run_job(engine: Any, spec: JobSpec, inbox: _Inbox, outbox: Connection) -> N
                                 should_stop=lambda: inbox.should_stop(spec.job_id))
         if not result.cancelled:
             save_image(result.image, spec.result)
-        outbox.send({"event": "done", "job": spec.job_id, "iterations": result.iterations,
-                     "elapsed": result.elapsed, "cancelled": result.cancelled, "device": result.device})
     except NSTError as error:
-        outbox.send({"event": "failed", "job": spec.job_id, "message": str(error)})
+        outcome = {"event": "failed", "job": spec.job_id, "message": str(error)}
+    except ConnectionError:
+        raise
     except Exception:  # a bug or a CUDA error: the job fails with a clear message, the worker carries on
         traceback.print_exc()
-        outbox.send({"event": "failed", "job": spec.job_id,
-                     "message": "The engine hit an unexpected error on this image; the admins can see the log."})
+        outcome = {"event": "failed", "job": spec.job_id,
+                   "message": "The engine hit an unexpected error on this image; the admins can see the log."}
+    else:
+        outcome = {"event": "done", "job": spec.job_id, "iterations": result.iterations, "elapsed": result.elapsed,
+                   "cancelled": result.cancelled, "device": result.device}
+    outbox.send(outcome)
 
 
 # ------------------------------------------------------------------------------------------------- bot side

@@ -87,7 +87,7 @@ class DiscordStandin:
 
     def __init__(self, invalid_tokens: tuple[str, ...] = ()) -> None:
         self.invalid_tokens = set(invalid_tokens)
-        self.ids = itertools.count(int(time.time() * 1000 - 1420070400000) << 22)
+        self.last_id = 0
         self.records: list[Record] = []
         self.messages: dict[int, dict[str, Any]] = {}
         self.interactions: dict[str, dict[str, Any]] = {}  # token → interaction state
@@ -103,7 +103,9 @@ class DiscordStandin:
         self.runner: web.AppRunner | None = None
 
     def next_id(self) -> int:
-        return next(self.ids)
+        """Snowflakes as Discord makes them: milliseconds since 2015 in the high bits, so ids order by time."""
+        self.last_id = max(self.last_id + 1, int(time.time() * 1000 - 1420070400000) << 22)
+        return self.last_id
 
     @property
     def base(self) -> str:
@@ -393,6 +395,9 @@ class DiscordStandin:
                 message = json.loads(frame.data)
                 op = message["op"]
                 if op == 1:
+                    # A real network's few milliseconds: discord.py's latency bookkeeping assumes the ACK
+                    # cannot arrive before its heartbeat thread has noted the send.
+                    await asyncio.sleep(0.01)
                     await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
                 elif op == 2:
                     self.identified += 1

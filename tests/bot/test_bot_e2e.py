@@ -297,8 +297,8 @@ def test_expired_token_delivers_through_channel_messages(bot: BotProcess, standi
     message = standin.message(delivery.message_id)
     assert decoded(standin, message["attachments"][0]).size == (64, 43)
     assert any(r.status == 401 for r in standin.records("webhook", token))
-    edits = [r for r in standin.records("channel") if r.method == "PATCH" and r.message_id == int(status["id"])]
-    assert edits and "Done" in standin.message(int(status["id"]))["content"]
+    wait_status(standin, int(status["id"]), "Done")
+    assert [r for r in standin.records("channel") if r.method == "PATCH" and r.message_id == int(status["id"])]
 
 
 def test_styles_gallery_and_help(bot: BotProcess, standin: StandinThread) -> None:

@@ -39,6 +39,18 @@ def token_expired(error: discord.HTTPException) -> bool:
     return error.status == 401 or error.code == EXPIRED_TOKEN_CODE
 
 
+async def defer_privately(interaction: discord.Interaction) -> bool:
+    """Acknowledge with a private "thinking…" reply; False when Discord says it was already answered
+    (the same event delivered twice, e.g. replayed after a gateway resume), so it is not handled twice."""
+    try:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        return True
+    except (discord.InteractionResponded, discord.HTTPException) as error:
+        log.info("interaction %s was already answered; not handling it again (%s)", interaction.id,
+                 type(error).__name__)
+        return False
+
+
 def image_file(data: bytes, filename: str) -> discord.File:
     return discord.File(io.BytesIO(data), filename=filename)
 

@@ -21,7 +21,7 @@ from nst_engine.images import encode_image
 from nst_engine.options import option_spec
 
 from .config import Config
-from .delivery import DISCORD_TROUBLE, JobMessages
+from .delivery import DISCORD_TROUBLE, JobMessages, defer_privately
 from .engine_process import EngineProcess, JobSpec
 from .intake import RequestError
 from .store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore, new_job_id
@@ -198,7 +198,8 @@ class JobManager:
 
     async def again_pressed(self, interaction: discord.Interaction, job_id: str, factor: float) -> None:
         """Stronger / Weaker: the same inputs with the style strength multiplied by ``factor``."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not await defer_privately(interaction):
+            return
         original = self.store.get(job_id)
         if original is None or not self.store.inputs_kept(job_id):
             days = self.config.storage.retention_days
@@ -312,13 +313,19 @@ class JobManager:
 
     # ------------------------------------------------------------------ dispatching
 
-    async def _dispatch_loop(self) -> None:
+    async def _engine_up(self) -> bool:
+        """Wait for the engine process; if it cannot start, stop the bot with the reason (no weights, …)."""
         try:
             await self._wait_for_engine()
+            return True
         except EngineUnavailable as error:
             log.error("the engine could not start: %s", error)
             self.bot.exit_message = str(error)
-            await self.bot.close()
+            asyncio.create_task(self.bot.close())  # not awaited here: closing cancels this very task
+            return False
+
+    async def _dispatch_loop(self) -> None:
+        if not await self._engine_up():
             return
         while True:
             while not self.queue:
@@ -422,12 +429,7 @@ class JobManager:
 
     async def _restart_engine(self) -> None:
         self.engine.start()
-        try:
-            await self._wait_for_engine()
-        except EngineUnavailable as error:
-            log.error("the engine could not restart: %s", error)
-            self.bot.exit_message = str(error)
-            await self.bot.close()
+        await self._engine_up()
 
     def _learn_speed(self, job: Job, elapsed: float) -> None:
         rate = elapsed / work_units(job.options)

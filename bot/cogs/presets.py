@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from ..delivery import image_file
+from ..delivery import defer_privately, image_file
 from ..intake import RequestError, fetch_image
 from ..presets import PresetError, PresetLibrary
 
@@ -46,7 +46,8 @@ class PresetsCog(commands.Cog, name="Presets"):
                            title="a longer title shown in lists (optional)")
     async def add(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 32],
                   image: discord.Attachment, title: app_commands.Range[str, 0, 80] | None = None) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not await defer_privately(interaction):
+            return
         if not _may_manage(interaction):
             return await _reply(interaction, "Only members with Manage Server can add presets.")
         try:

@@ -16,6 +16,7 @@ from nst_engine.errors import ImageError
 from nst_engine.images import load_image
 from nst_engine.options import option_spec
 
+from ..delivery import defer_privately
 from ..intake import RequestError, build_options, fetch_image
 from ..presets import PresetLibrary, StylePreset
 
@@ -77,7 +78,8 @@ class StylizeCog(commands.Cog, name="Stylize"):
     async def stylize(self, interaction: discord.Interaction, content: discord.Attachment,
                       style: discord.Attachment | None, preset: str | None, quality: str | None,
                       size: int | None, strength: float | None, preserve_colors: str | None) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not await defer_privately(interaction):
+            return
         user_id = interaction.user.id
         try:
             if interaction.guild_id is None and not self.config.discord.allow_dms:

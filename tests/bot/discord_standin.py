@@ -472,9 +472,14 @@ class DiscordStandin:
         if message is not None:
             payload["message"] = copy.deepcopy(message)
         self.interactions[token] = {"id": str(interaction_id), "type": kind, "channel_id": channel_id,
-                                    "user": who, "message_id": int(message["id"]) if message else None}
+                                    "user": who, "message_id": int(message["id"]) if message else None,
+                                    "payload": payload}
         await self.dispatch("INTERACTION_CREATE", payload)
         return token
+
+    async def redeliver(self, token: str) -> None:
+        """Send an interaction's INTERACTION_CREATE again, as a replay after a gateway resume may."""
+        await self.dispatch("INTERACTION_CREATE", self.interactions[token]["payload"])
 
 
 class StandinThread:
@@ -558,6 +563,9 @@ class StandinThread:
                                                permissions=permissions, message=message))
 
     # Controls ----------------------------------------------------------------------------------------
+
+    def redeliver(self, token: str) -> None:
+        self.call(self.standin.redeliver(token))
 
     def expire(self, token: str) -> None:
         self.call(lambda: self.standin.expired_tokens.add(token))

@@ -29,17 +29,6 @@ CONTENT_SIZE = (96, 64)  # make_content(); at 64 px long side the result is 64×
 
 
 @pytest.fixture(scope="module")
-def standin() -> StandinThread:
-    with StandinThread() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bot")
-
-
-@pytest.fixture(scope="module")
 def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
     config = write_config(workdir, standin, vgg_weights)
     process = BotProcess(config, workdir / "bot.log").start().wait_ready()

@@ -18,14 +18,7 @@ DAVE = user(700000000000000004, "dave")
 
 
 @pytest.fixture(scope="module")
-def standin() -> StandinThread:
-    with StandinThread() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def bot(standin: StandinThread, tmp_path_factory: pytest.TempPathFactory, vgg_weights: Path) -> BotProcess:
-    workdir = tmp_path_factory.mktemp("limits")
+def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
     config = write_config(workdir, standin, vgg_weights, discord="allow_dms = false",
                           limits={"max_queue": 3, "max_jobs_per_user": 1, "cooldown_seconds": 60})
     process = BotProcess(config, workdir / "bot.log").start().wait_ready()

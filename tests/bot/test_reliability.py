@@ -35,17 +35,6 @@ LIMIT_REASONS = ("You already have", "The queue is full", "Please wait")
 
 
 @pytest.fixture(scope="module")
-def standin() -> StandinThread:
-    with StandinThread() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("reliability")
-
-
-@pytest.fixture(scope="module")
 def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
     config = write_config(workdir, standin, vgg_weights, engine="job_timeout = 20.0",
                           limits={"max_queue": 10, "max_jobs_per_user": 2})
@@ -180,8 +169,20 @@ def test_discord_errors_on_progress_edits_never_fail_the_job(bot: BotProcess, st
     assert len(deliveries(standin, job)) == 1 and result["content"].startswith(f"<@{USERS[1]['id']}>")
     assert len(statuses) == 2  # the deleted status message was posted anew
     assert "Done" in statuses[-1]["content"]
-    standin.wait_for(lambda: standin.records("resume") or standin.connected(), 30, "the gateway to reconnect")
+    standin.wait_for(lambda: standin.records("resume"), 60, "the bot to resume its gateway session")
     assert result_message(standin, stylize(standin, USERS[1], quality="fast"))  # still serving after the reconnect
+
+
+def test_an_interaction_delivered_twice_makes_one_job(bot: BotProcess, standin: StandinThread) -> None:
+    token = stylize(standin, USERS[2], quality="fast")
+    wait_original(standin, token, "Queued")
+    standin.redeliver(token)
+    refused = standin.wait_for(lambda: len(standin.records("callback", token)) == 2, 10, "the replayed callback")
+    assert refused and standin.records("callback", token)[1].status == 400
+    result = result_message(standin, token)
+    bot.wait_until(f"interaction {standin.original(token)['interaction_metadata']['id']} was already answered")
+    assert len(deliveries(standin, custom_id(result, "nst:again:").split(":")[2])) == 1
+    assert len(standin.followups(token)) == 2  # one status message, one result
 
 
 def test_a_burst_of_fifty_requests_from_twenty_users(bot: BotProcess, standin: StandinThread) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import io
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from tests.bot.discord_standin import StandinThread
+from tests.bot.discord_standin import ALICE, StandinThread
+from tests.conftest import make_content, make_style
 
 TOKEN = "test-token-abc.DEF.123"  # a fake bot token; tests check it never reaches logs or messages
 
@@ -136,3 +139,71 @@ def decoded(standin: StandinThread, attachment: dict[str, Any]) -> Image.Image:
     image = Image.open(io.BytesIO(standin.attachment_bytes(attachment)))
     image.load()
     return image
+
+
+# What a user does and sees (helpers for the end-to-end tests) -------------------------------------------
+
+def images(standin: StandinThread) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (standin.attachment("photo.png", png_bytes(make_content())),
+            standin.attachment("style.png", png_bytes(make_style())))
+
+
+def stylize(standin: StandinThread, who: dict[str, Any] = ALICE, **options: Any) -> str:
+    content, style = images(standin)
+    options.setdefault("content", content)
+    if "preset" not in options:
+        options.setdefault("style", style)
+    options = {key: value for key, value in options.items() if value is not None}
+    return standin.command("stylize", options, who)
+
+
+def original_text(standin: StandinThread, token: str) -> str:
+    message = standin.original(token)
+    return message["content"] if message else ""
+
+
+def wait_original(standin: StandinThread, token: str, text: str, timeout: float = 30) -> str:
+    return standin.wait_for(lambda: text in original_text(standin, token) and original_text(standin, token),
+                            timeout, f"the command's reply to say {text!r}")
+
+
+def status_message(standin: StandinThread, token: str) -> dict[str, Any]:
+    return standin.wait_for(lambda: next(iter(standin.followups(token)), None), 30, "the status message")
+
+
+def result_message(standin: StandinThread, token: str, timeout: float = 90) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        return next((m for m in standin.followups(token) if "here is your image" in m["content"]), None)
+    return standin.wait_for(find, timeout, "the result message")
+
+
+def custom_id(message: dict[str, Any], prefix: str) -> str:
+    for row in message["components"]:
+        for component in row["components"]:
+            if component.get("custom_id", "").startswith(prefix):
+                return component["custom_id"]
+    raise AssertionError(f"no button {prefix!r} on message: {message['components']}")
+
+
+def again_id(message: dict[str, Any], way: str) -> str:
+    found = custom_id(message, "nst:again:")
+    assert found.count(":") == 3
+    return found.rsplit(":", 1)[0] + ":" + way
+
+
+def callback(standin: StandinThread, token: str) -> dict[str, Any]:
+    record = standin.wait_for(lambda: standin.records("callback", token), 10, "the interaction callback")[0]
+    return record.payload
+
+
+def wait_status(standin: StandinThread, message_id: int, text: str, timeout: float = 60) -> dict[str, Any]:
+    return standin.wait_for(lambda: (m := standin.message(message_id)) and text in m["content"] and m,
+                            timeout, f"status message {message_id} to say {text!r}")
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid PNG header and a tiny compressed body claiming ``width``×``height`` pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")

@@ -7,20 +7,17 @@ Only Discord itself is replaced (it cannot be reached from here); one bot proces
 
 from __future__ import annotations
 
-import io
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
-from tests.bot.discord_standin import (ALICE, BOB, CAROL, CHANNEL_ID, EPHEMERAL, MANAGE_GUILD, StandinThread,
-                                       user)
-from tests.bot.harness import TOKEN, BotProcess, decoded, png_bytes, write_config
+from tests.bot.discord_standin import (ALICE, BOB, CAROL, CHANNEL_ID, DM_CHANNEL_ID, EPHEMERAL, MANAGE_GUILD,
+                                       StandinThread)
+from tests.bot.harness import (TOKEN, BotProcess, again_id, bomb_png, callback, custom_id, decoded, images, png_bytes,
+                               result_message, status_message, stylize, wait_original, wait_status, write_config)
 from tests.conftest import make_content, make_style
 
 pytestmark = pytest.mark.timeout(240)
@@ -34,75 +31,6 @@ def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
     process = BotProcess(config, workdir / "bot.log").start().wait_ready()
     yield process
     process.stop()
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-
-
-def images(standin: StandinThread) -> tuple[dict[str, Any], dict[str, Any]]:
-    return (standin.attachment("photo.png", png_bytes(make_content())),
-            standin.attachment("style.png", png_bytes(make_style())))
-
-
-def stylize(standin: StandinThread, who: dict[str, Any] = ALICE, **options: Any) -> str:
-    content, style = images(standin)
-    options.setdefault("content", content)
-    if "preset" not in options:
-        options.setdefault("style", style)
-    options = {key: value for key, value in options.items() if value is not None}
-    return standin.command("stylize", options, who)
-
-
-def original_text(standin: StandinThread, token: str) -> str:
-    message = standin.original(token)
-    return message["content"] if message else ""
-
-
-def wait_original(standin: StandinThread, token: str, text: str, timeout: float = 30) -> str:
-    return standin.wait_for(lambda: text in original_text(standin, token) and original_text(standin, token),
-                            timeout, f"the command's reply to say {text!r}")
-
-
-def status_message(standin: StandinThread, token: str) -> dict[str, Any]:
-    return standin.wait_for(lambda: next(iter(standin.followups(token)), None), 30, "the status message")
-
-
-def result_message(standin: StandinThread, token: str, timeout: float = 90) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        return next((m for m in standin.followups(token) if "here is your image" in m["content"]), None)
-    return standin.wait_for(find, timeout, "the result message")
-
-
-def custom_id(message: dict[str, Any], prefix: str) -> str:
-    for row in message["components"]:
-        for component in row["components"]:
-            if component.get("custom_id", "").startswith(prefix):
-                return component["custom_id"]
-    raise AssertionError(f"no button {prefix!r} on message: {message['components']}")
-
-
-def again_id(message: dict[str, Any], way: str) -> str:
-    found = custom_id(message, "nst:again:")
-    assert found.count(":") == 3
-    return found.rsplit(":", 1)[0] + ":" + way
-
-
-def callback(standin: StandinThread, token: str) -> dict[str, Any]:
-    record = standin.wait_for(lambda: standin.records("callback", token), 10, "the interaction callback")[0]
-    return record.payload
-
-
-def wait_status(standin: StandinThread, message_id: int, text: str, timeout: float = 60) -> dict[str, Any]:
-    return standin.wait_for(lambda: (m := standin.message(message_id)) and text in m["content"] and m,
-                            timeout, f"status message {message_id} to say {text!r}")
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A valid PNG header and a tiny compressed body claiming ``width``×``height`` pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")
 
 
 # -------------------------------------------------------------------------------------------------- tests
@@ -288,6 +216,14 @@ def test_expired_token_delivers_through_channel_messages(bot: BotProcess, standi
     assert any(r.status == 401 for r in standin.records("webhook", token))
     wait_status(standin, int(status["id"]), "Done")
     assert [r for r in standin.records("channel") if r.method == "PATCH" and r.message_id == int(status["id"])]
+
+
+def test_stylize_in_a_direct_message(bot: BotProcess, standin: StandinThread) -> None:
+    content, style = images(standin)
+    token = standin.command("stylize", {"content": content, "style": style, "quality": "fast"}, CAROL, dm=True)
+    result = result_message(standin, token)
+    assert int(result["channel_id"]) == DM_CHANNEL_ID and "guild_id" not in result
+    assert decoded(standin, result["attachments"][0]).size == (48, 32)
 
 
 def test_styles_gallery_and_help(bot: BotProcess, standin: StandinThread) -> None:

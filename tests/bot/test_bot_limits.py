@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.bot.discord_standin import ALICE, BOB, CAROL, EPHEMERAL, MANAGE_GUILD, StandinThread, user
-from tests.bot.harness import BotProcess, write_config
-from tests.bot.test_bot_e2e import callback, custom_id, status_message, stylize, wait_original, wait_status
+from tests.bot.harness import (BotProcess, callback, custom_id, status_message, stylize, wait_original, wait_status,
+                               write_config)
 
 pytestmark = pytest.mark.timeout(180)
 

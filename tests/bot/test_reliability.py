@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import struct
 import time
-import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,8 @@ import pytest
 from PIL import Image
 
 from tests.bot.discord_standin import ALICE, BOB, CAROL, StandinThread, user
-from tests.bot.harness import TOKEN, BotProcess, decoded, png_bytes, write_config
-from tests.bot.test_bot_e2e import (bomb_png, callback, custom_id, result_message, status_message, stylize,
-                                    wait_original, wait_status)
+from tests.bot.harness import (TOKEN, BotProcess, bomb_png, callback, custom_id, decoded, png_bytes, result_message,
+                               status_message, stylize, wait_original, wait_status, write_config)
 from tests.conftest import make_content, make_style
 
 pytestmark = pytest.mark.timeout(240)

@@ -121,22 +121,25 @@ class NeuralStyleTransfer:
         options = options.replace(preview_every=max(1, options.iterations // PREVIEWS_PER_RUN))
         contents, styles = tensor_to_images(content), tensor_to_images(style)
         options.normalized_style_weights(len(styles))  # a weight-count mismatch fails before any work
-        engine = self.engine()
         total = options.iterations * len(contents)
         bar = comfy.utils.ProgressBar(total)
         interrupts = _Interrupts()
         results = []
-        for done, image in enumerate(contents):
-            offset = done * options.iterations
+        # ComfyUI runs nodes under torch.inference_mode(); the optimisation needs autograd, and the network
+        # must be loaded outside inference mode too, or its weights could not take part in a backward pass.
+        with torch.inference_mode(False), torch.enable_grad():
+            engine = self.engine()
+            for done, image in enumerate(contents):
+                offset = done * options.iterations
 
-            def report(progress, offset=offset) -> None:
-                preview = (PREVIEW_FORMAT, progress.preview, options.preview_size) if progress.preview else None
-                bar.update_absolute(offset + progress.iteration, total, preview)
+                def report(progress, offset=offset) -> None:
+                    preview = (PREVIEW_FORMAT, progress.preview, options.preview_size) if progress.preview else None
+                    bar.update_absolute(offset + progress.iteration, total, preview)
 
-            result = engine.stylize(image, styles, options, on_progress=report, should_stop=interrupts)
-            if result.cancelled:
-                raise interrupts.raised or comfy.model_management.InterruptProcessingException()
-            results.append(result.image)
+                result = engine.stylize(image, styles, options, on_progress=report, should_stop=interrupts)
+                if result.cancelled:
+                    raise interrupts.raised or comfy.model_management.InterruptProcessingException()
+                results.append(result.image)
         return (images_to_tensor(results),)
 
 

@@ -42,6 +42,14 @@ class ComfyStandIn:
         self.folders: dict[str, list[str]] = {}
         self.modules = self._build(models_dir)
 
+    @staticmethod
+    def execute(node: object, **inputs: object) -> tuple:
+        """Call a node as ComfyUI's prompt executor does: its FUNCTION, inside ``torch.inference_mode()``."""
+        import torch
+
+        with torch.inference_mode():
+            return getattr(node, node.FUNCTION)(**inputs)
+
     def _build(self, models_dir: Path) -> dict[str, types.ModuleType]:
         stand_in = self
         comfy = types.ModuleType("comfy")

@@ -84,8 +84,8 @@ def test_registration_and_schema_come_from_the_engine_options(comfy):
 def test_content_batch_gives_one_styled_bhwc_image_each(node, comfy):
     content = make_content(96, 64)
     style = make_style()
-    (out,) = node.stylize(as_batch(content, content.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
-                          as_batch(style), **SMALL)
+    contents = as_batch(content, content.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    (out,) = comfy.execute(node, content=contents, style=as_batch(style), **SMALL)
     assert out.dtype == torch.float32 and tuple(out.shape) == (2, 32, 48, 3)  # long side 48, aspect kept
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     first, second = as_image(out[0]), as_image(out[1])
@@ -98,20 +98,21 @@ def test_content_batch_gives_one_styled_bhwc_image_each(node, comfy):
         np.asarray(second, float) - np.asarray(first, float)).mean()
 
 
-def test_style_batch_is_blended_with_weights(node):
+def test_style_batch_is_blended_with_weights(node, comfy):
     content, style_a, style_b = as_batch(make_content()), as_batch(make_style(seed=1)), make_style(seed=5)
     style_b = as_batch(style_b.transpose(Image.Transpose.ROTATE_90))
-    (only_a,) = node.stylize(content, style_a, **SMALL)
-    (a_weighted_fully,) = node.stylize(content, torch.cat([style_a, style_b]), **{**SMALL, "style_weights": "1,0"})
-    (blend,) = node.stylize(content, torch.cat([style_a, style_b]), **{**SMALL, "style_weights": "1,1"})
+    (only_a,) = comfy.execute(node, content=content, style=style_a, **SMALL)
+    both = torch.cat([style_a, style_b])
+    (a_weighted_fully,) = comfy.execute(node, content=content, style=both, **{**SMALL, "style_weights": "1,0"})
+    (blend,) = comfy.execute(node, content=content, style=both, **{**SMALL, "style_weights": "1,1"})
     assert torch.allclose(only_a, a_weighted_fully, atol=1 / 255)
     assert (blend - only_a).abs().mean() > 2 / 255
     with pytest.raises(OptionError, match="1 style weight"):
-        node.stylize(content, torch.cat([style_a, style_b]), **{**SMALL, "style_weights": "1"})
+        comfy.execute(node, content=content, style=both, **{**SMALL, "style_weights": "1"})
 
 
 def test_progress_reaches_the_total_with_previews(node, comfy):
-    node.stylize(as_batch(make_content(), make_content()), as_batch(make_style()), **SMALL)
+    comfy.execute(node, content=as_batch(make_content(), make_content()), style=as_batch(make_style()), **SMALL)
     total = 2 * SMALL["iterations"]
     assert comfy.bars == [total]
     values = [value for value, _, _ in comfy.updates]
@@ -126,15 +127,16 @@ def test_interrupt_stops_within_one_iteration(node, comfy):
     comfy.interrupt_at = 3
     management = comfy.modules["comfy.model_management"]
     with pytest.raises(management.InterruptProcessingException):
-        node.stylize(as_batch(make_content()), as_batch(make_style()), **{**SMALL, "iterations": 50})
+        comfy.execute(node, content=as_batch(make_content()), style=as_batch(make_style()),
+                      **{**SMALL, "iterations": 50})
     assert [value for value, _, _ in comfy.updates] == [1, 2, 3]
 
 
-def test_bad_option_and_bad_tensor_give_friendly_errors(node):
+def test_bad_option_and_bad_tensor_give_friendly_errors(node, comfy):
     with pytest.raises(OptionError, match="size must be between 16 and 4096"):
-        node.stylize(as_batch(make_content()), as_batch(make_style()), **{**SMALL, "size": 8})
+        comfy.execute(node, content=as_batch(make_content()), style=as_batch(make_style()), **{**SMALL, "size": 8})
     with pytest.raises(NSTError, match="IMAGE tensor"):
-        node.stylize(torch.zeros(32, 32, 3), as_batch(make_style()), **SMALL)
+        comfy.execute(node, content=torch.zeros(32, 32, 3), style=as_batch(make_style()), **SMALL)
 
 
 def test_weights_found_in_comfyui_models_folder(comfy, vgg_weights):
@@ -142,9 +144,10 @@ def test_weights_found_in_comfyui_models_folder(comfy, vgg_weights):
     assert comfy.folders["vgg19"] == [f"{folder.models_dir}/vgg19"]
     node = comfy.pack.NODE_CLASS_MAPPINGS["NeuralStyleTransfer"]()
     with pytest.raises(WeightsError, match="nst-bot fetch-assets"):  # empty cache, no NST_WEIGHTS, empty folder
-        node.stylize(as_batch(make_content()), as_batch(make_style()), **SMALL)
+        comfy.execute(node, content=as_batch(make_content()), style=as_batch(make_style()), **SMALL)
     target = Path(comfy.folders["vgg19"][0])
     target.mkdir(parents=True)
     shutil.copy(vgg_weights, target / "vgg19-features.pth")
-    (out,) = node.stylize(as_batch(make_content()), as_batch(make_style()), **{**SMALL, "iterations": 2})
+    (out,) = comfy.execute(node, content=as_batch(make_content()), style=as_batch(make_style()),
+                           **{**SMALL, "iterations": 2})
     assert out.shape[0] == 1

@@ -74,7 +74,8 @@ class NeuralStyleTransfer(Gimp.PlugIn):
     def _add_option(procedure, option):
         """Add one engine option as a procedure argument; False for lists (style blend weights), which have
         no use with the dialog's single style image."""
-        name, label, help_text = _property(option["name"]), option["name"].replace("_", " ").capitalize(), option["help"]
+        name, help_text = _property(option["name"]), option["help"]
+        label = option["name"].replace("_", " ").capitalize()
         if option["choices"]:
             procedure.add_choice_argument(name, label, help_text, _choice(option["choices"]), option["default"],
                                           READWRITE)

@@ -1,8 +1,8 @@
 """Talks to nst-bot's engine in nst-bot's own environment, from a Python that has no torch (GIMP's).
 
 Why a subprocess of ``nst-bot stylize --progress json`` rather than a local service: one run is one process,
-so there is no port to secure, no server to start or stop, and cancelling is ending that process. Loading
-VGG19 per run costs about a second against minutes of optimisation. The child is tied to this process
+so there is no port to secure, no server to start or stop, and cancelling is ending that process. The cost is a
+few seconds of start-up per run (importing torch, loading VGG19) against minutes of optimisation. The child is tied to this process
 (Linux ``PR_SET_PDEATHSIG``), because GIMP cancels a plug-in by killing it and the engine must not live on.
 
 This module uses only the standard library and knows nothing about GIMP, so it is tested on its own.

@@ -124,6 +124,8 @@ image_facts() {
     [[ $volumes == "/cache /data " ]] || fail "expected the volumes /cache and /data, got '$volumes'"
     [[ -n $user && $user != 0 && $user != root ]] || fail "the image runs as root (USER '$user')"
     [[ $healthcheck == *healthcheck* ]] || fail "the image has no nst-bot HEALTHCHECK: $healthcheck"
+    "${BUILDAH[@]}" inspect --type image "$IMAGE" >"$WORK/image.json"
+    "$CACHE/tools/bin/python" tests/docker/compose_matches_image.py "$WORK/image.json"
 }
 
 # in_container [buildah run options] CONTAINER -- COMMAND...: as the image's user, with the host's network.
@@ -131,14 +133,14 @@ in_container() { "${BUILDAH[@]}" run --isolation chroot --network host "$@"; }
 
 # A working container of IMAGE whose -v mounts take the place of the image's VOLUMEs, as with Docker
 # (buildah 1.28's run mounts the container's own copy of a VOLUME over a -v on the same path).
+# Sets CONTAINER (not printed: the cleanup list must be extended in this shell, not a subshell).
 new_container() {
-    local container volume
-    container=$("${BUILDAH[@]}" from --pull-never --quiet "$1")
-    CONTAINERS+=("$container")
+    local volume
+    CONTAINER=$("${BUILDAH[@]}" from --pull-never --quiet "$1")
+    CONTAINERS+=("$CONTAINER")
     for volume in $("${BUILDAH[@]}" inspect --type image --format '{{range $path, $_ := .Docker.Config.Volumes}}{{$path}} {{end}}' "$1"); do
-        "${BUILDAH[@]}" config --volume "$volume-" "$container"
+        "${BUILDAH[@]}" config --volume "$volume-" "$CONTAINER"
     done
-    echo "$container"
 }
 
 # A host folder the image's user may write to (as a named volume would be).
@@ -157,7 +159,7 @@ fixtures() {
 check_stylize() {
     log "nst-bot stylize in the image"
     local container uid
-    container=$(new_container "$IMAGE")
+    new_container "$IMAGE" && container=$CONTAINER
     uid=$(in_container "$container" -- id -u)
     [[ $uid == "$IMAGE_UID" && $uid != 0 ]] || fail "commands run as uid $uid, not the image's user $IMAGE_UID"
     # Without weights: the friendly error, not a traceback (and BAKE_WEIGHTS=0 baked nothing).
@@ -206,7 +208,7 @@ check_bot() {
 
     local container health=() mounts=(-v "$WORK/config:/config:ro" -v "$WORK/data:/data" -v "$WORK/weights:/weights:ro"
         -v "$WORK/secrets:/run/secrets:ro")
-    container=$(new_container "$IMAGE")
+    new_container "$IMAGE" && container=$CONTAINER
     "${BUILDAH[@]}" config --env DISCORD_TOKEN_FILE=/run/secrets/discord_token "$container"
     # The image's own HEALTHCHECK command, run beside the bot as Docker would.
     read -ra health <<<"$("${BUILDAH[@]}" inspect --type image \
@@ -250,7 +252,7 @@ check_bake() {
     grep -q "GET /$name" "$WORK/http.log" || fail "the build never downloaded the weights"
 
     # A fresh cache volume: the entry point copies the baked weights in; stylize then needs no --weights.
-    container=$(new_container "$IMAGE-baked")
+    new_container "$IMAGE-baked" && container=$CONTAINER
     user_dir "$WORK/baked-cache"
     in_container -v "$WORK/baked-cache:/cache" -v "$WORK/io:/io" "$container" -- nst-bot-entrypoint stylize \
         /io/content.png -o /io/baked.png --preset waves --size 40 --iterations 3
@@ -275,4 +277,4 @@ main() {
     log "image check passed in $((SECONDS - started)) s"
 }
 
-main "$@"
+main "$@"; exit $?  # one line: bash has read it all before the script could change under it

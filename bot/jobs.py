@@ -114,7 +114,7 @@ class JobManager:
             raise RequestError(f"You already have {mine} job(s) queued or running (the limit is "
                                f"{limits.max_jobs_per_user}). Try again when one finishes{when}.")
         if len(self.live) + sum(self.reserved.values()) >= limits.max_queue:
-            eta = self.eta_until_start(None)
+            eta = self.remaining(self.running) if self.running else None  # a slot frees when it finishes
             when = f"in about {format_seconds(eta)}" if eta is not None else "in a few minutes"
             raise RequestError(f"The queue is full ({limits.max_queue} jobs). Please try again {when}.")
         last = self.store.last_created_by(user_id)
@@ -146,11 +146,11 @@ class JobManager:
             return live.eta if live.eta is not None else self.estimate(live.job)
         return self.estimate(live.job)
 
-    def eta_until_start(self, job_id: str | None) -> float | None:
-        """Seconds until ``job_id`` starts (``None``: until a job added now would start)."""
-        if job_id is not None and job_id == self.running:
+    def eta_until_start(self, job_id: str) -> float | None:
+        """Seconds until ``job_id`` starts, from the running job's ETA and estimates of those ahead."""
+        if job_id not in self.queue:  # running, or about to
             return 0.0
-        ahead = self.queue[: self.position(job_id) - 1] if job_id else list(self.queue)
+        ahead = self.queue[: self.position(job_id) - 1]
         times = [self.remaining(other) for other in ([self.running] if self.running else []) + ahead]
         return None if any(t is None for t in times) else sum(times)
 

@@ -62,7 +62,6 @@ def write_config(directory: Path, standin: StandinThread, weights: Path, *, limi
 [discord]
 api_base = "{standin.api_base}"
 gateway_url = "{standin.gateway_url}"
-guild_ids = []
 {discord}
 
 [engine]

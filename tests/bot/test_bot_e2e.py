@@ -7,6 +7,7 @@ Only Discord itself is replaced (it cannot be reached from here); one bot proces
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -287,7 +288,7 @@ def test_the_token_never_reaches_logs_or_messages(bot: BotProcess, standin: Stan
 def test_missing_or_rejected_token_is_one_clear_line(standin: StandinThread, tmp_path: Path,
                                                      vgg_weights: Path) -> None:
     config = write_config(tmp_path, standin, vgg_weights)
-    env = {key: value for key, value in __import__("os").environ.items() if not key.startswith("DISCORD_TOKEN")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DISCORD_TOKEN")}
     missing = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config)], env=env,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2
@@ -302,3 +303,14 @@ def test_missing_or_rejected_token_is_one_clear_line(standin: StandinThread, tmp
     assert rejected.stderr.strip().splitlines()[-1] == ("nst-bot: error: Discord rejected the token "
                                                         "(401 Unauthorized); check DISCORD_TOKEN.")
     assert "Traceback" not in rejected.stderr and TOKEN not in rejected.stderr + rejected.stdout
+
+
+def test_no_weights_stops_the_bot_with_one_clear_line(standin: StandinThread, tmp_path: Path) -> None:
+    config = write_config(tmp_path, standin, tmp_path / "missing.pth")
+    env = {**os.environ, "DISCORD_TOKEN": TOKEN}
+    env.pop("NST_WEIGHTS", None)
+    run = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (f"nst-bot: error: The engine could not start: The VGG19 weights "
+                                                   f"file {str(tmp_path / 'missing.pth')!r} does not exist.")

@@ -1,4 +1,4 @@
-"""Limits from the config, end to end: jobs per user, queue size, cooldown, DM refusal (real bot process)."""
+"""Limits from the config, end to end: jobs per user, queue size, cooldown, DM refusal, guild command sync."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.discord_standin import ALICE, BOB, CAROL, EPHEMERAL, MANAGE_GUILD, StandinThread, user
+from tests.bot.discord_standin import ALICE, BOB, CAROL, EPHEMERAL, GUILD_ID, MANAGE_GUILD, StandinThread, user
 from tests.bot.harness import (BotProcess, callback, custom_id, status_message, stylize, wait_original, wait_status,
                                write_config)
 
@@ -19,7 +19,7 @@ DAVE = user(700000000000000004, "dave")
 
 @pytest.fixture(scope="module")
 def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
-    config = write_config(workdir, standin, vgg_weights, discord="allow_dms = false",
+    config = write_config(workdir, standin, vgg_weights, discord=f"allow_dms = false\nguild_ids = [{GUILD_ID}]",
                           limits={"max_queue": 3, "max_jobs_per_user": 1, "cooldown_seconds": 60})
     process = BotProcess(config, workdir / "bot.log").start().wait_ready()
     yield process
@@ -56,3 +56,8 @@ def test_direct_messages_refused_when_configured(bot: BotProcess, standin: Stand
     token = standin.command("stylize", {"content": standin.attachment("a.png", b"x")}, DAVE, dm=True)
     assert callback(standin, token)["data"]["flags"] == EPHEMERAL
     assert "works in servers only" in wait_original(standin, token, "⚠️")
+
+
+def test_commands_are_synced_to_the_configured_guild(bot: BotProcess, standin: StandinThread) -> None:
+    [sync] = standin.records("commands")
+    assert sync.path.endswith(f"/guilds/{GUILD_ID}/commands") and len(sync.payload["commands"]) == 5

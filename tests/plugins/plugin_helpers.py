@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import types
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
 
-def style_distance(image: Image.Image, style: Image.Image) -> float:
-    """L1 distance between per-channel colour means and spreads: small when ``image`` looks like ``style``.
+def style_distance(weights: Path, image: Image.Image, style: Image.Image) -> float:
+    """Mean normalised Gram error between ``image`` and ``style`` over relu1_1…relu5_1 of the test network.
 
-    Pixel statistics (not VGG features) so the measure is independent of the random test network and can be
-    computed on an image exported by GIMP.
+    This is the quantity style transfer lowers, evaluated in fp32 on the host, so it also judges an image
+    that GIMP exported.
     """
-    def moments(picture: Image.Image) -> np.ndarray:
-        pixels = np.asarray(picture.convert("RGB"), dtype=float) / 255
-        return np.concatenate([pixels.mean(axis=(0, 1)), pixels.std(axis=(0, 1))])
+    import torch
 
-    return float(np.abs(moments(image) - moments(style)).sum())
+    from nst_engine.losses import gram, style_loss
+    from nst_engine.transfer import to_tensor
+
+    layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    encoder = _engine(str(weights)).encoder(torch.device("cpu"), "avg", layers[-1])
+    with torch.no_grad():
+        ours, theirs = (encoder(to_tensor(picture.convert("RGB"), torch.device("cpu")), layers)
+                        for picture in (image, style))
+        return float(sum(style_loss(gram(ours[name]), gram(theirs[name])).sum() for name in layers) / len(layers))
+
+
+@functools.lru_cache(maxsize=2)
+def _engine(weights: str):
+    from nst_engine.transfer import Engine
+
+    return Engine(weights)
 
 
 class ComfyStandIn:

@@ -81,7 +81,7 @@ def test_registration_and_schema_come_from_the_engine_options(comfy):
     assert required["preserve_colors"][0] == ["none", "luminance", "histogram"]
 
 
-def test_content_batch_gives_one_styled_bhwc_image_each(node, comfy):
+def test_content_batch_gives_one_styled_bhwc_image_each(node, comfy, vgg_weights):
     content = make_content(96, 64)
     style = make_style()
     contents = as_batch(content, content.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
@@ -89,9 +89,9 @@ def test_content_batch_gives_one_styled_bhwc_image_each(node, comfy):
     assert out.dtype == torch.float32 and tuple(out.shape) == (2, 32, 48, 3)  # long side 48, aspect kept
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     first, second = as_image(out[0]), as_image(out[1])
-    before = style_distance(content.resize(first.size), style)
-    assert style_distance(first, style) < 0.8 * before
-    assert style_distance(second, style) < 0.8 * before
+    before = style_distance(vgg_weights, content.resize(first.size), style)
+    assert style_distance(vgg_weights, first, style) < 0.8 * before
+    assert style_distance(vgg_weights, second, style) < 0.8 * before
     # Each batch entry was stylised from its own content: the flipped input gives a (roughly) flipped output.
     flipped_back = np.asarray(second.transpose(Image.Transpose.FLIP_LEFT_RIGHT), float)
     assert np.abs(flipped_back - np.asarray(first, float)).mean() < np.abs(

@@ -57,6 +57,8 @@ size = next(spec for spec in procedure.get_arguments() if spec.name == "size")
 print("NST-RESULT " + json.dumps({{"status": result.index(0).value_nick, "layers": [l.get_name() for l in layers],
                                   "error": result.index(1) if result.length() > 1 else None,
                                   "menu": procedure.get_menu_paths(), "label": procedure.get_menu_label(),
+                                  "presets": Gimp.param_spec_choice_get_choice(
+                                      procedure.find_argument("preset")).list_nicks(),
                                   "size": [size.minimum, size.maximum, size.get_default_value()]}}, default=str))
 """
 
@@ -120,10 +122,11 @@ def test_plug_in_adds_a_styled_layer(gimp_chroot, tmp_path_factory, vgg_weights)
     assert result["menu"] == ["<Image>/Filters/Artistic"] and result["label"] == "Neural Style Transfer…"
     spec = option_spec("size")
     assert result["size"] == [spec.low, spec.high, spec.default]  # the dialog's bounds are the engine's
+    assert result["presets"] == ["none", "mosaic", "waves", "embers", "cubist", "pointillist"]  # nst-bot's built-ins
     styled = Image.open(output).convert("RGB")
     assert styled.size == (96, 64)  # scaled back onto the source layer
-    original = make_content(96, 64)
-    assert style_distance(styled, make_style()) < 0.8 * style_distance(original, make_style())
+    before = style_distance(vgg_weights, make_content(96, 64), make_style())
+    assert style_distance(vgg_weights, styled, make_style()) < 0.8 * before
 
 
 def test_plug_in_reports_nst_bot_errors(gimp_chroot, tmp_path_factory):

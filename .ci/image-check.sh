@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Docker self-hosting check, without a Docker daemon (DESIGN.md §5), run as root on a CI machine:
-#   1. static: hadolint on the Dockerfile, the compose files against the compose spec;
+#   1. static: hadolint on the Dockerfile, the compose files against the compose spec, and (once the image is
+#      built) the compose files, .env.example, Dockerfile and image against each other;
 #   2. build: the image with buildah from a Debian bookworm base made by debootstrap (cached between runs);
 #   3. run, in the built image as its non-root user: `nst-bot stylize` on a tiny image with generated weights,
-#      and the bot against the loopback Discord stand-in until `nst-bot healthcheck` passes;
+#      and the bot against the loopback Discord stand-in until the image's health check passes; the check
+#      must fail while the bot is frozen (a stuck event loop), and the bot must exit cleanly on SIGTERM;
 #   4. the BAKE_WEIGHTS build argument, fed from a loopback HTTP server.
 # Any failed check exits non-zero. Environment overrides (all optional):
 #   NST_CI_CACHE        cache folder (default /var/cache/nst-bot-ci): debootstrap base, tools venv
@@ -29,7 +31,7 @@ fail() { printf '\nFAIL: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
     local pid container
-    for pid in "${BACKGROUND[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    for pid in "${BACKGROUND[@]}"; do kill -TERM -- "-$pid" 2>/dev/null && kill -CONT -- "-$pid" 2>/dev/null || true; done
     for container in "${CONTAINERS[@]}"; do "${BUILDAH[@]}" rm "$container" >/dev/null 2>&1 || true; done
     rm -rf "$WORK"
 }
@@ -61,7 +63,7 @@ base_image() {
     if [[ ! -s $tarball ]]; then
         local rootfs=$WORK/rootfs
         # minbase plus what the Dockerfile expects of a Debian python image: python3 with venv, useradd, CAs.
-        debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates,passwd \
+        timeout 1200 debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates,passwd \
             bookworm "$rootfs" "${NST_CI_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
         rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
         tar --numeric-owner -C "$rootfs" -czf "$tarball.part" . && mv "$tarball.part" "$tarball"
@@ -107,7 +109,7 @@ build_image() {
     local mounts=() line started
     while read -r line; do mounts+=(-v "$line"); done < <("$PYTHON" tests/docker/pip_for_build.py --write "$WORK/pip.conf")
     started=$SECONDS
-    "${BUILDAH[@]}" bud --isolation chroot --layers --format docker --network host -f Dockerfile -t "$tag" \
+    timeout 1800 "${BUILDAH[@]}" bud --isolation chroot --layers --format docker --network host -f Dockerfile -t "$tag" \
         "${mounts[@]}" --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg TORCH_INDEX_URL="$TORCH_INDEX" \
         --build-arg TORCH_PACKAGES="$TORCH_REQS" "$@" .
     echo "built $tag in $((SECONDS - started)) s"
@@ -129,7 +131,7 @@ image_facts() {
 }
 
 # in_container [buildah run options] CONTAINER -- COMMAND...: as the image's user, with the host's network.
-in_container() { "${BUILDAH[@]}" run --isolation chroot --network host "$@"; }
+in_container() { timeout 600 "${BUILDAH[@]}" run --isolation chroot --network host "$@"; }
 
 # A working container of IMAGE whose -v mounts take the place of the image's VOLUMEs, as with Docker
 # (buildah 1.28's run mounts the container's own copy of a VOLUME over a -v on the same path).
@@ -188,6 +190,8 @@ wait_for() {
     done
 }
 
+exited() { ! kill -0 "$1" 2>/dev/null; }
+
 healthy() {
     in_container "$@" >"$WORK/health.log" 2>&1 && grep -q "^healthy: .*, connected to Discord" "$WORK/health.log"
 }
@@ -230,9 +234,29 @@ check_bot() {
     wait_for 120 "the engine process" grep -q "engine ready" "$WORK/bot.log"
     [[ -s $WORK/data/heartbeat.json ]] || fail "no heartbeat in the /data volume"
     if grep -qF "$token" "$WORK/bot.log"; then fail "the token reached the bot's log"; fi
-    kill -TERM -- "-$bot"
-    wait "$bot" || true
-    sed 's/^/  bot | /' "$WORK/bot.log" | tail -n 20
+
+    # A stuck event loop (the bot process frozen) must turn the check unhealthy, and a thawed one healthy.
+    local pid
+    pid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["pid"])' "$WORK/data/heartbeat.json")
+    [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$bot" ]] || fail "heartbeat pid $pid is not the bot this check started"
+    kill -STOP "$pid"
+    sleep 33
+    if in_container "${mounts[@]}" "$container" -- "${health[@]}" >"$WORK/health.log" 2>&1; then
+        kill -CONT "$pid"
+        fail "still healthy with the bot frozen for 33 s: $(cat "$WORK/health.log")"
+    fi
+    cat "$WORK/health.log"
+    kill -CONT "$pid"
+    wait_for 30 "the thawed bot to be healthy again" healthy "${mounts[@]}" "$container" -- "${health[@]}"
+    cat "$WORK/health.log"
+
+    # `docker stop`: SIGTERM to the bot, which must close cleanly within compose's stop_grace_period (30 s).
+    local status=0
+    kill -TERM "$pid"
+    wait_for 30 "the bot to exit on SIGTERM" exited "$bot"
+    wait "$bot" || status=$?
+    sed 's/^/  bot | /' "$WORK/bot.log" | tail -n 12
+    ((status == 0)) || fail "the bot exited with status $status on SIGTERM"
 }
 
 check_bake() {
@@ -244,7 +268,7 @@ check_bake() {
     digest=$(sha256sum "$served/vgg19.pth" | cut -c1-8)
     name=vgg19-$digest.pth
     mv "$served/vgg19.pth" "$served/$name"
-    setsid "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$served" 0 >"$WORK/http.log" 2>&1 &
+    setsid "$PYTHON" -u -m http.server --bind 127.0.0.1 --directory "$served" 0 >"$WORK/http.log" 2>&1 &
     BACKGROUND+=($!)
     wait_for 30 "the weights server" grep -q "port" "$WORK/http.log"
     port=$(grep -o 'port [0-9]*' "$WORK/http.log" | head -n 1 | cut -d' ' -f2)

@@ -25,7 +25,8 @@ def test_image_builds_and_runs_as_documented() -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     # Each stage reported success, not just a zero exit status.
-    expected = ["stylized.png: 48×", "healthy: heartbeat", "connected to Discord", "image check passed"]
+    expected = ["stylized.png: 48×", "healthy: heartbeat", "connected to Discord", "unhealthy: the last heartbeat",
+                "image check passed"]
     if os.environ.get("NST_CI_SKIP_BAKE") != "1":
         expected.append("baked.png: 40×")
     for evidence in expected:

@@ -17,6 +17,8 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 import discord
 
+from .views import result_marker
+
 log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = 15 * 60
@@ -28,11 +30,6 @@ NO_MENTIONS = discord.AllowedMentions.none()
 # What talking to Discord can raise: its errors, and the network's.
 DISCORD_TROUBLE = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 HISTORY_SEARCH_LIMIT = 200
-
-
-def result_marker(job_id: str) -> str:
-    """Part of the custom id of the buttons on a job's result: how a posted result is recognised."""
-    return f"nst:again:{job_id}:"
 
 
 def token_expired(error: discord.HTTPException) -> bool:

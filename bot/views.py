@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from .app import NSTBot
 
 
+def result_marker(job_id: str) -> str:
+    """The start of the custom ids of a result's buttons: also how a posted result is recognised."""
+    return f"nst:again:{job_id}:"
+
+
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"nst:cancel:(?P<job>[0-9a-f]{16})"):
     def __init__(self, job_id: str) -> None:
         super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary, emoji="✖️",
@@ -39,7 +44,7 @@ class AgainButton(discord.ui.DynamicItem[discord.ui.Button],
     def __init__(self, job_id: str, way: str) -> None:
         label, emoji = ("Stronger", "➕") if way == "stronger" else ("Weaker", "➖")
         super().__init__(discord.ui.Button(label=label, emoji=emoji, style=discord.ButtonStyle.primary,
-                                           custom_id=f"nst:again:{job_id}:{way}"))
+                                           custom_id=result_marker(job_id) + way))
         self.job_id, self.way = job_id, way
 
     @classmethod

@@ -257,6 +257,11 @@ check_bot() {
     wait "$bot" || status=$?
     sed 's/^/  bot | /' "$WORK/bot.log" | tail -n 12
     ((status == 0)) || fail "the bot exited with status $status on SIGTERM"
+
+    # The README's backup: the entry point runs other programs as given, and the image's tar streams /data out.
+    in_container "${mounts[@]}" "$container" -- nst-bot-entrypoint tar -czf - -C /data . >"$WORK/backup.tar.gz"
+    tar -tzf "$WORK/backup.tar.gz" | grep -qx "./jobs.sqlite3" || fail "the backup has no jobs.sqlite3"
+    echo "backup of /data: $(tar -tzf "$WORK/backup.tar.gz" | wc -l) entries, $(stat -c %s "$WORK/backup.tar.gz") bytes"
 }
 
 check_bake() {

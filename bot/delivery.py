@@ -60,13 +60,15 @@ class JobMessages:
         self.bot = bot
         self.channel_id = channel_id
         self.webhook = interaction.followup if interaction else None
-        self.token_deadline = time.monotonic() + TOKEN_LIFETIME - TOKEN_MARGIN
+        # Tokens live 15 minutes from the interaction's creation (the time in its snowflake id).
+        created = interaction.created_at.timestamp() if interaction else 0.0
+        self.token_deadline = created + TOKEN_LIFETIME - TOKEN_MARGIN
         self.upload_limit = interaction.filesize_limit if interaction else None
         self.status_message_id = status_message_id
 
     @property
     def via_webhook(self) -> bool:
-        return self.webhook is not None and time.monotonic() < self.token_deadline
+        return self.webhook is not None and time.time() < self.token_deadline
 
     def expire_token(self) -> None:
         if self.webhook is not None:

@@ -55,6 +55,10 @@ CAROL = user(700000000000000003, "carol")
 BOT_USER = {**user(BOT_USER_ID, "nst-bot"), "bot": True}
 
 
+def snowflake(at: float) -> int:
+    return int(at * 1000 - 1420070400000) << 22
+
+
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
 
@@ -104,7 +108,7 @@ class DiscordStandin:
 
     def next_id(self) -> int:
         """Snowflakes as Discord makes them: milliseconds since 2015 in the high bits, so ids order by time."""
-        self.last_id = max(self.last_id + 1, int(time.time() * 1000 - 1420070400000) << 22)
+        self.last_id = max(self.last_id + 1, snowflake(time.time()))
         return self.last_id
 
     @property
@@ -451,9 +455,10 @@ class DiscordStandin:
 
     async def interact(self, kind: int, data: dict[str, Any], who: dict[str, Any] = ALICE, *,
                        permissions: int = 0, message: dict[str, Any] | None = None, dm: bool = False,
-                       upload_limit: int = UPLOAD_LIMIT) -> str:
-        """Send an INTERACTION_CREATE as Discord would; returns its token."""
-        interaction_id = self.next_id()
+                       upload_limit: int = UPLOAD_LIMIT, age: float = 0.0) -> str:
+        """Send an INTERACTION_CREATE as Discord would; returns its token. ``age`` back-dates its creation
+        (the time in its id), as if the gateway had delivered it late."""
+        interaction_id = snowflake(time.time() - age) + self.next_id() % (1 << 22) if age else self.next_id()
         token = f"itoken-{interaction_id}"
         channel_id = DM_CHANNEL_ID if dm else CHANNEL_ID
         payload: dict[str, Any] = {
@@ -529,7 +534,7 @@ class StandinThread:
 
     def command(self, name: str, options: dict[str, Any] | None = None, who: dict[str, Any] = ALICE, *,
                 subcommand: str | None = None, permissions: int = 0, dm: bool = False,
-                upload_limit: int = UPLOAD_LIMIT) -> str:
+                upload_limit: int = UPLOAD_LIMIT, age: float = 0.0) -> str:
         """Invoke a slash command; attachment options are given as dicts from :meth:`attachment`."""
         options = options or {}
         resolved: dict[str, Any] = {}
@@ -546,7 +551,7 @@ class StandinThread:
         if resolved:
             data["resolved"] = {"attachments": resolved}
         return self.call(self.standin.interact(2, data, who, permissions=permissions, dm=dm,
-                                               upload_limit=upload_limit))
+                                               upload_limit=upload_limit, age=age))
 
     def autocomplete(self, name: str, focused: str, value: str, who: dict[str, Any] = ALICE,
                      subcommand: str | None = None) -> str:

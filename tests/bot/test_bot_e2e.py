@@ -219,6 +219,21 @@ def test_expired_token_delivers_through_channel_messages(bot: BotProcess, standi
     assert [r for r in standin.records("channel") if r.method == "PATCH" and r.message_id == int(status["id"])]
 
 
+def test_a_token_near_its_15_minutes_switches_to_channel_messages(bot: BotProcess, standin: StandinThread) -> None:
+    content, style = images(standin)
+    before = len(standin.records("channel"))
+    token = standin.command("stylize", {"content": content, "style": style, "quality": "fast"}, CAROL,
+                            age=14.5 * 60)  # the interaction was created 14½ minutes ago
+    wait_original(standin, token, "Queued")  # the token still answers the command itself
+
+    def channel_posts() -> list[Any]:
+        return [r for r in standin.records("channel")[before:] if r.method == "POST"]
+    standin.wait_for(lambda: any(r.files and f"<@{CAROL['id']}>" in r.payload["content"] for r in channel_posts()),
+                     90, "the result posted to the channel")
+    assert "Queued" in channel_posts()[0].payload["content"] or "iteration" in channel_posts()[0].payload["content"]
+    assert not [r for r in standin.records("webhook", token) if r.method == "POST"]  # no follow-up was tried
+
+
 def test_stylize_in_a_direct_message(bot: BotProcess, standin: StandinThread) -> None:
     content, style = images(standin)
     token = standin.command("stylize", {"content": content, "style": style, "quality": "fast"}, CAROL, dm=True)

@@ -26,7 +26,7 @@ from tests.bot.harness import (TOKEN, BotProcess, bomb_png, callback, custom_id,
                                status_message, stylize, wait_original, wait_status, write_config)
 from tests.conftest import make_content, make_style
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 USERS = [user(710000000000000000 + n, f"user{n}") for n in range(20)]
 LIMIT_REASONS = ("You already have", "The queue is full", "Please wait")

@@ -258,10 +258,14 @@ check_bot() {
     sed 's/^/  bot | /' "$WORK/bot.log" | tail -n 12
     ((status == 0)) || fail "the bot exited with status $status on SIGTERM"
 
-    # The README's backup: the entry point runs other programs as given, and the image's tar streams /data out.
+    # The README's backup and restore: the entry point runs other programs as given, and the image's tar
+    # streams /data out, then into an empty volume.
     in_container "${mounts[@]}" "$container" -- nst-bot-entrypoint tar -czf - -C /data . >"$WORK/backup.tar.gz"
     tar -tzf "$WORK/backup.tar.gz" | grep -qx "./jobs.sqlite3" || fail "the backup has no jobs.sqlite3"
-    echo "backup of /data: $(tar -tzf "$WORK/backup.tar.gz" | wc -l) entries, $(stat -c %s "$WORK/backup.tar.gz") bytes"
+    user_dir "$WORK/restored"
+    in_container -v "$WORK/restored:/data" "$container" -- nst-bot-entrypoint tar -xzf - -C /data <"$WORK/backup.tar.gz"
+    diff -r "$WORK/data" "$WORK/restored" || fail "the restored /data differs from the original"
+    echo "backup and restore of /data: $(tar -tzf "$WORK/backup.tar.gz" | wc -l) entries"
 }
 
 check_bake() {

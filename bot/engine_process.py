@@ -164,8 +164,8 @@ class EngineProcess:
         self.generation = 0
 
     @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
 
     def start(self) -> None:
         """Start a worker (spawned, so it shares nothing with the bot but the pipes)."""

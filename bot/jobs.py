@@ -331,6 +331,9 @@ class JobManager:
             while not self.queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+            if not self.engine.alive:  # it died while idle (killed, out of memory): start a new one first
+                log.warning("the engine process is gone; restarting it")
+                await self._restart_engine()
             job_id = self.queue.pop(0)
             live = self.live[job_id]
             try:

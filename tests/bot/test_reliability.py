@@ -112,6 +112,15 @@ def test_a_result_posted_just_before_a_crash_is_not_posted_again(bot: BotProcess
     assert len(deliveries(standin, job)) == 1
 
 
+def test_engine_killed_while_idle_is_restarted_for_the_next_job(bot: BotProcess, standin: StandinThread) -> None:
+    pid = engine_pid(bot)
+    os.kill(pid, signal.SIGKILL)
+    standin.wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, "the engine process to die")
+    token = stylize(standin, USERS[3], quality="fast")
+    assert result_message(standin, token)
+    assert "the engine process is gone; restarting it" in bot.output() and engine_pid(bot) != pid
+
+
 def job_row(workdir: Path, job: str) -> tuple[str, int]:
     with sqlite3.connect(workdir / "data" / "jobs.sqlite3") as db:
         return db.execute("SELECT state, attempts FROM jobs WHERE id = ?", (job,)).fetchone()

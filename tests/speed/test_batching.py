@@ -1,0 +1,89 @@
+"""Batched optimisation on the CPU: jobs optimised together give what they give alone, stop alone, and only
+compatible jobs share a batch. Real engine, seeded random VGG19 loaded from a torchvision-format file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_engine.options import StylizeOptions
+from nst_engine.transfer import BatchRequest, Engine, batch_key
+from tests.conftest import make_content, make_style
+
+SMALL = dict(size=48, min_scale=24, iterations=10)
+
+
+@pytest.fixture(scope="module")
+def engine(vgg_weights) -> Engine:
+    return Engine(str(vgg_weights))
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=float)
+
+
+def two_jobs(**overrides) -> list[BatchRequest]:
+    """Different styles, strengths and seeds, one output size: a batch the dispatcher would form."""
+    content = make_content()
+    return [BatchRequest(content, [make_style(64, seed=1)], StylizeOptions(**SMALL, **overrides)),
+            BatchRequest(content.transpose(Image.Transpose.FLIP_LEFT_RIGHT), [make_style(64, seed=5).rotate(90)],
+                         StylizeOptions(**SMALL, **overrides, strength=3.0, seed=9))]
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_batched_jobs_match_their_one_by_one_results(engine, optimizer):
+    requests = two_jobs(optimizer=optimizer, learning_rate=0.05)
+    batched = engine.stylize_batch(requests)
+    alone = [engine.stylize(r.content, r.styles, r.options) for r in requests]
+    assert [r.batch_size for r in batched] == [2, 2] and alone[0].batch_size == 1
+    for together, single in zip(batched, alone):
+        difference = np.abs(pixels(together.image) - pixels(single.image))
+        print(f"{optimizer}: mean |batched - alone| = {difference.mean():.3f} / 255, max {difference.max():.0f}")
+        assert difference.mean() < 1.0 and together.iterations == single.iterations == 10
+        assert together.losses["total"] == pytest.approx(single.losses["total"], rel=0.02)
+    # The two jobs really are different (a batch that mixed them up would fail the comparison above).
+    assert np.abs(pixels(batched[0].image) - pixels(batched[1].image)).mean() > 10
+
+
+def test_a_cancelled_job_stops_and_the_others_go_on(engine):
+    requests = two_jobs()
+    seen: dict[int, list[int]] = {0: [], 1: []}
+    results = engine.stylize_batch(requests, on_progress=lambda i, p: seen[i].append(p.iteration),
+                                   should_stop=lambda i: i == 1 and len(seen[1]) >= 3)
+    assert results[1].cancelled and results[1].iterations == 3 and seen[1] == [1, 2, 3]
+    assert not results[0].cancelled and seen[0] == list(range(1, 11))
+    assert results[1].image.size == results[0].image.size == (48, 32)  # a usable partial result
+    # The survivor's path is unchanged by its neighbour leaving the batch.
+    alone = engine.stylize(requests[0].content, requests[0].styles, requests[0].options)
+    assert np.abs(pixels(results[0].image) - pixels(alone.image)).mean() < 1.0
+
+
+def test_incompatible_jobs_are_optimised_in_separate_batches(engine):
+    content, style = make_content(), make_style()
+    requests = [BatchRequest(content, [style], StylizeOptions(**SMALL)),
+                BatchRequest(content, [style], StylizeOptions(**{**SMALL, "size": 40})),
+                BatchRequest(content.rotate(90, expand=True), [style], StylizeOptions(**SMALL)),
+                BatchRequest(content, [style, style.rotate(90)], StylizeOptions(**SMALL, strength=2.0))]
+    results = engine.stylize_batch(requests)
+    assert [r.image.size for r in results] == [(48, 32), (40, 27), (32, 48), (48, 32)]
+    assert [r.batch_size for r in results] == [2, 1, 1, 2]  # the first and the last share a batch
+
+
+def test_batch_key_groups_by_output_size_schedule_and_network():
+    base = StylizeOptions(size=512, iterations=150)
+    key = batch_key((1024, 768), base)
+    assert key == batch_key((2048, 1536), base.replace(strength=4, seed=3, preserve_colors="luminance",
+                                                       style_weights=(1, 2), optimizer="adam"))
+    assert key != batch_key((1024, 700), base)  # another aspect ratio: another output size
+    for change in ({"size": 384}, {"iterations": 100}, {"min_scale": 64}, {"pooling": "max"},
+                   {"precision": "fp32"}, {"style_layers": ("relu1_1", "relu2_1")}):
+        assert key != batch_key((1024, 768), base.replace(**change)), change
+
+
+def test_per_job_progress_is_exact_and_ordered(engine):
+    events: list[tuple[int, int, int]] = []
+    engine.stylize_batch(two_jobs(), on_progress=lambda i, p: events.append((i, p.iteration, p.total)))
+    for index in (0, 1):
+        assert [it for i, it, _ in events if i == index] == list(range(1, 11))
+    assert {total for _, _, total in events} == {10}

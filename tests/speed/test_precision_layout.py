@@ -1,0 +1,84 @@
+"""The speed choices (channels_last, autocast precision, in-place ReLUs, NHWC Gram) change no result beyond
+rounding. Real engine and real VGG19 path with a seeded random VGG19."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nst_engine.losses import gram
+from nst_engine.options import StylizeOptions
+from nst_engine.transfer import Engine, resolve_precision, to_tensor
+from tests.conftest import make_content, make_style
+
+SMALL = dict(size=48, min_scale=24, iterations=8)
+
+
+@pytest.fixture(scope="module")
+def engines(vgg_weights) -> dict[str, Engine]:
+    return {"channels_last": Engine(str(vgg_weights)), "nchw": Engine(str(vgg_weights), channels_last=False)}
+
+
+def style_gap(engine: Engine, image, style) -> float:
+    """Mean normalised Gram error over the default style layers, in fp32 NCHW (an independent yardstick)."""
+    layers = StylizeOptions().style_layers
+    encoder = engine.encoder(torch.device("cpu"), "avg", "relu5_1")
+    with torch.no_grad():
+        a = encoder(to_tensor(image, torch.device("cpu")), layers)
+        b = encoder(to_tensor(style, torch.device("cpu")), layers)
+        return float(sum(((gram(a[n]) - gram(b[n])).pow(2).sum() / gram(b[n]).pow(2).sum()) for n in layers))
+
+
+def test_channels_last_and_nchw_give_the_same_result(engines):
+    """The layouts round differently and L-BFGS amplifies rounding, so compare outcomes, not pixels exactly."""
+    content, style = make_content(), make_style()
+    options = StylizeOptions(**SMALL, precision="fp32")
+    results = {name: engine.stylize(content, [style], options) for name, engine in engines.items()}
+    gaps = {name: style_gap(engines["nchw"], result.image, style) for name, result in results.items()}
+    difference = np.abs(np.asarray(results["channels_last"].image, float)
+                        - np.asarray(results["nchw"].image, float)).mean()
+    print(f"style gap {gaps}; mean pixel difference {difference:.2f} / 255")
+    assert gaps["channels_last"] == pytest.approx(gaps["nchw"], rel=0.25)
+    assert difference < 12
+    # The first iteration sees the same image in both layouts: its losses agree to rounding.
+    first = {name: [] for name in engines}
+    for name, engine in engines.items():
+        engine.stylize(content, [style], options.replace(iterations=1), on_progress=first[name].append)
+    assert first["channels_last"][0].losses["total"] == pytest.approx(first["nchw"][0].losses["total"], rel=1e-4)
+
+
+def test_bf16_autocast_stylises_like_fp32(engines):
+    """bf16 is emulated (slow) on CPUs without native support, so this runs tiny; it checks correctness."""
+    content, style = make_content(), make_style()
+    engine = engines["channels_last"]
+    fp32 = engine.stylize(content, [style], StylizeOptions(**SMALL, precision="fp32"))
+    bf16 = engine.stylize(content, [style], StylizeOptions(**SMALL, precision="bf16"))
+    before = style_gap(engine, content.resize(fp32.image.size), style)
+    gaps = {name: style_gap(engine, result.image, style) for name, result in (("fp32", fp32), ("bf16", bf16))}
+    print(f"style gap: content {before:.3f}, fp32 {gaps['fp32']:.3f}, bf16 {gaps['bf16']:.3f}")
+    assert gaps["bf16"] < before / 2 and gaps["bf16"] < gaps["fp32"] * 1.5
+    assert np.abs(np.asarray(fp32.image, float) - np.asarray(bf16.image, float)).mean() < 12
+
+
+def test_explicit_precisions_map_to_autocast_dtypes():
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) is torch.bfloat16
+    assert resolve_precision("fp16", cpu) is torch.float16
+    assert resolve_precision("auto", cpu) in (None, torch.bfloat16)
+
+
+def test_gram_of_channels_last_features_equals_nchw():
+    torch.manual_seed(0)
+    features = torch.randn(2, 8, 5, 7)
+    nhwc = features.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(gram(nhwc), gram(features), atol=1e-5)
+
+
+def test_requested_conv_outputs_are_not_clobbered_by_in_place_relus(engines):
+    encoder = engines["channels_last"].encoder(torch.device("cpu"), "avg", "relu2_1")
+    image = to_tensor(make_content(), torch.device("cpu"))
+    out = encoder(image, ["conv1_2", "relu1_2", "relu2_1"])
+    assert out["conv1_2"].min() < 0 and out["relu1_2"].min() >= 0  # the conv output keeps its negatives
+    assert torch.equal(out["relu1_2"], out["conv1_2"].clamp_min(0))

@@ -49,7 +49,7 @@ def match_histogram(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         pixels = image.reshape(3, -1).double()
         mean = pixels.mean(dim=1, keepdim=True)
         centred = pixels - mean
-        cov = centred @ centred.T / pixels.shape[1] + torch.eye(3, dtype=torch.float64) * 1e-5
+        cov = centred @ centred.T / pixels.shape[1] + torch.eye(3, dtype=torch.float64, device=image.device) * 1e-5
         return mean, cov
 
     mean_s, cov_s = stats(style[0])

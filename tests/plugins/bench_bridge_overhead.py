@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from conftest import make_content, make_style  # noqa: E402
+sys.path.insert(0, str(HERE.parents[1]))
+from tests.conftest import make_content, make_style  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("nst_bridge", HERE.parents[1] / "plugins" / "gimp" /
                                               "nst-style-transfer" / "nst_bridge.py")

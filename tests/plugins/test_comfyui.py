@@ -15,8 +15,8 @@ from PIL import Image
 from nst_engine.errors import NSTError, OptionError, WeightsError
 from nst_engine.options import option_specs
 
-from conftest import make_content, make_style
-from plugin_helpers import PLUGINS, ComfyStandIn, style_distance
+from tests.conftest import make_content, make_style
+from tests.plugins.plugin_helpers import PLUGINS, ComfyStandIn, style_distance
 
 SMALL = {"size": 48, "iterations": 8, "strength": 1.0, "style_weights": "", "style_scale": 1.0,
          "preserve_colors": "none", "seed": 0}

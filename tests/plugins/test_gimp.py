@@ -20,8 +20,8 @@ from PIL import Image
 
 from nst_engine.options import option_spec
 
-from conftest import REPO, make_content, make_style
-from plugin_helpers import PLUGINS, style_distance
+from tests.conftest import REPO, make_content, make_style
+from tests.plugins.plugin_helpers import PLUGINS, style_distance
 
 pytestmark = pytest.mark.gimp
 

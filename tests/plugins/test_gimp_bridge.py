@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import make_content, make_style
-from plugin_helpers import PLUGINS, style_distance
+from tests.conftest import make_content, make_style
+from tests.plugins.plugin_helpers import PLUGINS, style_distance
 
 BRIDGE_PATH = PLUGINS / "gimp" / "nst-style-transfer" / "nst_bridge.py"
 NST_BOT = str(Path(sys.prefix) / "bin" / "nst-bot")

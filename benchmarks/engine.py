@@ -32,9 +32,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg, run_reference  # noqa: E402
+from nst_engine.images import scaled_size  # noqa: E402
 from nst_engine.layers import VGG19_CONFIG  # noqa: E402
 from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
-from nst_engine.transfer import Engine, cpu_has_native_bf16, resolve_precision, scaled_size  # noqa: E402
+from nst_engine.transfer import Engine, cpu_has_native_bf16, resolve_precision  # noqa: E402
 
 STYLE_FILE = REPO / "bot" / "assets" / "presets" / "mosaic.png"
 

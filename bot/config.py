@@ -54,6 +54,9 @@ class DiscordConfig:
     allow_dms: bool = True
 
 
+MAX_BATCH_SIZE = 16  # beyond this a batch only adds latency; GPU memory runs out first at useful sizes
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     weights: str = ""
@@ -152,6 +155,8 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
         engine = EngineConfig(**{**vars(engine), "weights": str(_resolve(base, Path(engine.weights)))})
     if engine.device not in ("auto", "cpu", "cuda"):
         raise ConfigError("[engine] device must be auto, cpu or cuda.")
+    if not 1 <= engine.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"[engine] batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}.")
     bot = _section(BotConfig, raw.get("bot", {}), "bot")
     quality = _quality_levels(raw.get("quality", {}))
     if bot.default_quality not in quality:

@@ -1,10 +1,10 @@
 """The engine in its own OS process: torch lives only there, so a running job never stalls the bot's event loop.
 
 Protocol (pickled dicts over two one-way pipes):
-- bot → worker: ``{"op": "run", "jobs": [JobSpec, ...]}`` (a list, so the dispatcher can later hand over a
-  batch of compatible jobs), ``{"op": "cancel", "job": id}``, ``{"op": "stop"}``.
+- bot → worker: ``{"op": "run", "jobs": [JobSpec, ...]}`` (one job, or a batch of compatible jobs that the
+  engine optimises together), ``{"op": "cancel", "job": id}``, ``{"op": "stop"}``.
 - worker → bot: ``ready`` (device), ``progress`` (iteration, total, eta, optional preview PNG bytes),
-  ``done`` (result file, iterations, elapsed, cancelled), ``failed`` (a user-facing sentence), ``fatal``
+  ``done`` (result file, iterations, elapsed, cancelled, batch size), ``failed`` (a user-facing sentence), ``fatal``
   (the engine could not start, e.g. no weights).
 
 The worker checks its inbox before every optimiser iteration, so a cancel stops a job within one iteration.
@@ -100,9 +100,8 @@ def worker_main(inbox_conn: Connection, outbox: Connection, weights: str | None,
             message = inbox.next()
             if message["op"] == "stop":
                 return
-            for spec in message["jobs"]:
-                _run_job(engine, spec, inbox, outbox)
-                inbox.cancelled.discard(spec.job_id)
+            _run_jobs(engine, message["jobs"], inbox, outbox)
+            inbox.cancelled.difference_update(spec.job_id for spec in message["jobs"])
     except ConnectionError:  # the bot is gone; nobody is left to report to
         return
 
@@ -113,38 +112,83 @@ def _device_name() -> str:
     return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
 
 
-def _run_job(engine: Any, spec: JobSpec, inbox: _Inbox, outbox: Connection) -> None:
+def _run_jobs(engine: Any, specs: list[JobSpec], inbox: _Inbox, outbox: Connection) -> None:
+    """Run ``specs`` as one batch (``Engine.stylize_batch`` optimises compatible jobs together) and report each.
+
+    A job cancelled inside a batch is reported at once, while the others go on. If the batch fails as a whole
+    (say, out of GPU memory), its jobs are run again one by one, so an error is reported against the job that
+    causes it and the others still get their pictures.
+    """
     from nst_engine.errors import NSTError
     from nst_engine.images import save_image
     from nst_engine.options import StylizeOptions
+    from nst_engine.transfer import BatchRequest
 
-    def on_progress(progress: Any) -> None:
+    requests, runnable = [], []
+    for spec in specs:
+        try:
+            requests.append(BatchRequest(spec.content, spec.styles, StylizeOptions.from_mapping(spec.options)))
+            runnable.append(spec)
+        except NSTError as error:
+            outbox.send({"event": "failed", "job": spec.job_id, "message": str(error)})
+    if not runnable:
+        return
+    iterations = [0] * len(runnable)
+    reported: set[int] = set()
+
+    def on_progress(index: int, progress: Any) -> None:
+        iterations[index] = progress.iteration
         preview = None
         if progress.preview is not None:
             buffer = io.BytesIO()
             progress.preview.save(buffer, "PNG")
             preview = buffer.getvalue()
-        outbox.send({"event": "progress", "job": spec.job_id, "iteration": progress.iteration,
+        outbox.send({"event": "progress", "job": runnable[index].job_id, "iteration": progress.iteration,
                      "total": progress.total, "eta": progress.eta, "preview": preview})
 
+    def should_stop(index: int) -> bool:
+        if not inbox.should_stop(runnable[index].job_id):
+            return False
+        if index not in reported and len(runnable) > 1:  # tell the bot now, not when the batch ends
+            reported.add(index)
+            outbox.send({"event": "done", "job": runnable[index].job_id, "iterations": iterations[index],
+                         "elapsed": None, "cancelled": True, "device": None})
+        return True
+
     try:
-        options = StylizeOptions.from_mapping(spec.options)
-        result = engine.stylize(spec.content, list(spec.styles), options, on_progress=on_progress,
-                                should_stop=lambda: inbox.should_stop(spec.job_id))
-        if not result.cancelled:
-            save_image(result.image, spec.result)
-    except NSTError as error:
-        outcome = {"event": "failed", "job": spec.job_id, "message": str(error)}
+        results = engine.stylize_batch(requests, on_progress=on_progress, should_stop=should_stop)
     except ConnectionError:
         raise
-    except Exception:  # a bug or a CUDA error: the job fails with a clear message, the worker carries on
-        traceback.print_exc()
-        outcome = {"event": "failed", "job": spec.job_id,
-                   "message": "The engine hit an unexpected error on this image; the admins can see the log."}
-    else:
-        outcome = {"event": "done", "job": spec.job_id, "iterations": result.iterations, "elapsed": result.elapsed,
-                   "cancelled": result.cancelled, "device": result.device}
-    outbox.send(outcome)
+    except Exception as error:
+        remaining = [spec for index, spec in enumerate(runnable) if index not in reported]
+        if len(remaining) > 1:
+            log.warning("a batch of %d jobs failed (%s); running them one by one", len(remaining), error)
+            for spec in remaining:
+                _run_jobs(engine, [spec], inbox, outbox)
+            return
+        if not isinstance(error, NSTError):  # a bug or a CUDA error: the admins get the traceback
+            traceback.print_exc()
+        message = str(error) if isinstance(error, NSTError) else \
+            "The engine hit an unexpected error on this image; the admins can see the log."
+        for spec in remaining:
+            outbox.send({"event": "failed", "job": spec.job_id, "message": message})
+        return
+    for index, (spec, result) in enumerate(zip(runnable, results)):
+        if index in reported:
+            continue
+        try:
+            if result.error:
+                raise NSTError(result.error)
+            if not result.cancelled:
+                save_image(result.image, spec.result)
+        except (NSTError, OSError) as error:
+            log.warning("job %s: %s", spec.job_id, error)
+            outbox.send({"event": "failed", "job": spec.job_id, "message": str(error) if isinstance(error, NSTError)
+                         else "The result could not be saved on the bot's disk; the admins can see the log."})
+            continue
+        outbox.send({"event": "done", "job": spec.job_id, "iterations": result.iterations,
+                     "elapsed": result.elapsed, "cancelled": result.cancelled, "device": result.device,
+                     "batch_size": result.batch_size})
 
 
 # ------------------------------------------------------------------------------------------------- bot side

@@ -1,7 +1,9 @@
 """The job queue: admission limits, the dispatcher that feeds the engine process, status messages, delivery.
 
-One dispatcher task takes queued jobs in order and hands each to the engine process; progress events come
-back and a status task edits each job's status message at most every ``[bot] progress_interval`` seconds.
+One dispatcher task takes queued jobs in order and hands them to the engine process — the next job together
+with up to ``[engine] batch_size`` - 1 waiting jobs of the same output size and schedule, which the engine
+optimises as one batch; progress events come back and a status task edits each job's status message at most
+every ``[bot] progress_interval`` seconds.
 Every state change is written to the :class:`~bot.store.JobStore` first, so a restart resumes the queue.
 """
 
@@ -18,7 +20,7 @@ import discord
 from PIL import Image
 
 from nst_engine.images import encode_image
-from nst_engine.options import option_spec
+from nst_engine.options import StylizeOptions, option_spec
 
 from .config import Config
 from .delivery import DISCORD_TROUBLE, JobMessages, defer_privately
@@ -55,6 +57,7 @@ class LiveJob:
     preview_sent: bytes | None = None
     status_sent: str | None = None
     stopping_by: str | None = None
+    content_size: tuple[int, int] | None = None  # read from the stored content image when batching needs it
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one status-message request at a time
 
 
@@ -68,7 +71,7 @@ class JobManager:
         self.bot, self.config, self.store, self.engine = bot, config, store, engine
         self.queue: list[str] = []  # ids of queued jobs, in order
         self.live: dict[str, LiveJob] = {}
-        self.running: str | None = None
+        self.running: list[str] = []  # ids of the jobs in the engine now (one batch)
         self.reserved: Counter[int] = Counter()  # requests of each user still downloading their images
         self.seconds_per_unit: float | None = None
         self.device = "unknown"
@@ -114,7 +117,7 @@ class JobManager:
             raise RequestError(f"You already have {mine} job(s) queued or running (the limit is "
                                f"{limits.max_jobs_per_user}). Try again when one finishes{when}.")
         if len(self.live) + sum(self.reserved.values()) >= limits.max_queue:
-            eta = self.remaining(self.running) if self.running else None  # a slot frees when it finishes
+            eta = self.engine_free_in() if self.running else None  # a slot frees when the batch finishes
             when = f"in about {format_seconds(eta)}" if eta is not None else "in a few minutes"
             raise RequestError(f"The queue is full ({limits.max_queue} jobs). Please try again {when}.")
         last = self.store.last_created_by(user_id)
@@ -146,12 +149,18 @@ class JobManager:
             return live.eta if live.eta is not None else self.estimate(live.job)
         return self.estimate(live.job)
 
+    def engine_free_in(self) -> float | None:
+        """Seconds until the running batch has finished (its jobs run side by side)."""
+        times = [self.remaining(job_id) for job_id in self.running]
+        return None if any(t is None for t in times) else max(times, default=0.0)
+
     def eta_until_start(self, job_id: str) -> float | None:
-        """Seconds until ``job_id`` starts, from the running job's ETA and estimates of those ahead."""
+        """Seconds until ``job_id`` starts, from the running batch's ETA and estimates of the jobs ahead (taken
+        one after another: batching can only make it sooner)."""
         if job_id not in self.queue:  # running, or about to
             return 0.0
         ahead = self.queue[: self.position(job_id) - 1]
-        times = [self.remaining(other) for other in ([self.running] if self.running else []) + ahead]
+        times = [self.engine_free_in(), *(self.remaining(other) for other in ahead)]
         return None if any(t is None for t in times) else sum(times)
 
     def eta_until_free(self, user_id: int) -> float | None:
@@ -164,7 +173,7 @@ class JobManager:
         return min(ends, default=None)
 
     def active_jobs(self) -> list[LiveJob]:
-        ordered = ([self.running] if self.running else []) + self.queue
+        ordered = self.running + self.queue
         return [self.live[job_id] for job_id in ordered if job_id in self.live]
 
     # ------------------------------------------------------------------ submitting
@@ -334,14 +343,40 @@ class JobManager:
             if not self.engine.alive:  # it died while idle (killed, out of memory): start a new one first
                 log.warning("the engine process is gone; restarting it")
                 await self._restart_engine()
-            job_id = self.queue.pop(0)
-            live = self.live[job_id]
+            batch = self._next_batch()
             try:
-                await self._run(live)
-            except Exception:  # keep serving whatever one job does
-                log.exception("job %s failed in the dispatcher", job_id)
-                if live.job.active:
-                    await self._conclude(live, FAILED, "Something went wrong on our side; please try again.")
+                await self._run(batch)
+            except Exception:  # keep serving whatever one batch does
+                log.exception("jobs %s failed in the dispatcher", ", ".join(live.job.id for live in batch))
+                for live in batch:
+                    if live.job.active:
+                        await self._conclude(live, FAILED, "Something went wrong on our side; please try again.")
+
+    def _next_batch(self) -> list[LiveJob]:
+        """The next job, and waiting jobs that can share its batch: same :meth:`StylizeOptions.batch_key`, not
+        yet made, never run before (a retried job runs alone, in case the batch was what failed)."""
+        head = self.live[self.queue.pop(0)]
+        batch = [head]
+        if self.config.engine.batch_size <= 1 or not self._batchable(head):
+            return batch
+        key = self._batch_key(head)
+        for job_id in list(self.queue):
+            if len(batch) >= self.config.engine.batch_size:
+                break
+            candidate = self.live[job_id]
+            if self._batchable(candidate) and self._batch_key(candidate) == key:
+                self.queue.remove(job_id)
+                batch.append(candidate)
+        return batch
+
+    def _batchable(self, live: LiveJob) -> bool:
+        return live.job.attempts == 0 and not self.store.result_path(live.job.id).is_file()
+
+    def _batch_key(self, live: LiveJob) -> tuple:
+        if live.content_size is None:
+            with Image.open(self.store.content_path(live.job.id)) as content:  # reads the header only
+                live.content_size = content.size
+        return StylizeOptions.from_mapping(live.job.options).batch_key(live.content_size)
 
     async def _wait_for_engine(self) -> None:
         deadline = asyncio.get_running_loop().time() + ENGINE_START_TIMEOUT
@@ -362,40 +397,51 @@ class JobManager:
             if event["event"] == "exit":
                 raise EngineUnavailable(f"the engine process exited (code {event['code']})")
 
-    async def _run(self, live: LiveJob) -> None:
-        job = live.job
-        if self.store.result_path(job.id).is_file():  # made before a restart, perhaps even posted
-            return await self._deliver(live, None)
-        job.state, job.started, job.attempts = RUNNING, time.time(), job.attempts + 1
-        self.store.save(job, "state", "started", "attempts")
-        self.running = job.id
-        live.iteration, live.total, live.eta, live.preview = 0, job.options["iterations"], None, None
-        spec = JobSpec(job.id, str(self.store.content_path(job.id)), (str(self.store.style_path(job.id)),),
-                       job.options, str(self.store.result_path(job.id)))
-        self.engine.run([spec])
-        await self.refresh_status(live)
+    async def _run(self, batch: list[LiveJob]) -> None:
+        head = batch[0]
+        if self.store.result_path(head.job.id).is_file():  # made before a restart, perhaps even posted
+            return await self._deliver(head, None)  # (such a job is never batched)
+        specs = []
+        for live in batch:
+            job = live.job
+            job.state, job.started, job.attempts = RUNNING, time.time(), job.attempts + 1
+            self.store.save(job, "state", "started", "attempts")
+            live.iteration, live.total, live.eta, live.preview = 0, job.options["iterations"], None, None
+            specs.append(JobSpec(job.id, str(self.store.content_path(job.id)), (str(self.store.style_path(job.id)),),
+                                 job.options, str(self.store.result_path(job.id))))
+        in_engine = {live.job.id: live for live in batch}
+        self.running = list(in_engine)
+        if len(batch) > 1:
+            log.info("jobs %s run as one batch", ", ".join(in_engine))
+        self.engine.run(specs)
+        for live in batch:
+            await self.refresh_status(live)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.engine.job_timeout
+        deadline = loop.time() + self.config.engine.job_timeout * len(batch)
         timed_out = False
         try:
-            while True:
+            while in_engine:
                 try:
                     event = await asyncio.wait_for(self.engine.events.get(), max(0.0, deadline - loop.time()))
                 except asyncio.TimeoutError:
-                    log.warning("job %s passed the time limit; stopping the engine process", job.id)
+                    log.warning("jobs %s passed the time limit; stopping the engine process", ", ".join(in_engine))
                     timed_out = True
                     deadline = loop.time() + 3600
                     self.engine.kill()
                     continue
-                if event.get("generation") != self.engine.generation or event.get("job", job.id) != job.id:
+                if event.get("generation") != self.engine.generation:
                     continue
-                if await self._handle(live, event, timed_out):
-                    return
+                if event["event"] == "exit":
+                    return await self._engine_died(list(in_engine.values()), event["code"], timed_out)
+                live = in_engine.get(event.get("job"))
+                if live is not None and await self._handle(live, event):
+                    del in_engine[live.job.id]
+                    self.running.remove(live.job.id)
         finally:
-            self.running = None
+            self.running = []
 
-    async def _handle(self, live: LiveJob, event: dict[str, Any], timed_out: bool) -> bool:
-        """Apply one engine event to the running job; True when the job has left the engine."""
+    async def _handle(self, live: LiveJob, event: dict[str, Any]) -> bool:
+        """Apply one engine event to a running job; True when the job has left the engine."""
         job, kind = live.job, event["event"]
         if kind == "progress":
             live.iteration, live.total, live.eta = event["iteration"], event["total"], event["eta"]
@@ -407,28 +453,35 @@ class JobManager:
                 await self._conclude(live, CANCELLED, f"Cancelled by {live.stopping_by or 'an admin'} after "
                                                       f"{event['iterations']}/{live.total} iterations.")
             else:
-                self._learn_speed(job, event["elapsed"])
+                self._learn_speed(job, event["elapsed"] / event.get("batch_size", 1))
                 await self._deliver(live, event["elapsed"])
             return True
         if kind == "failed":
             await self._conclude(live, FAILED, event["message"])
             return True
-        if kind == "exit":
-            await self._restart_engine()
-            if timed_out:
+        return False
+
+    async def _engine_died(self, batch: list[LiveJob], code: int | None, timed_out: bool) -> None:
+        """The engine process exited with ``batch`` still in it: restart it, retry each job once (alone)."""
+        await self._restart_engine()
+        retried = []
+        for live in batch:
+            job = live.job
+            if live.stopping_by:
+                await self._conclude(live, CANCELLED, f"Cancelled by {live.stopping_by}.")
+            elif timed_out:
                 limit = format_seconds(self.config.engine.job_timeout)
                 await self._conclude(live, FAILED, f"This image took longer than the time limit ({limit}) "
                                                    "and was stopped; try a lower quality or size.")
-            elif job.attempts < MAX_ATTEMPTS and not live.stopping_by:
-                log.warning("engine process died during job %s (code %s); retrying it", job.id, event["code"])
+            elif job.attempts < MAX_ATTEMPTS:
+                log.warning("engine process died during job %s (code %s); retrying it", job.id, code)
                 job.state = QUEUED
                 self.store.save(job, "state")
-                self.queue.insert(0, job.id)
+                retried.append(job.id)
             else:
                 await self._conclude(live, FAILED, "The engine stopped unexpectedly while working on this image; "
                                                    "please try again with a smaller size.")
-            return True
-        return False
+        self.queue[:0] = retried
 
     async def _restart_engine(self) -> None:
         self.engine.start()

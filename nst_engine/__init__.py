@@ -7,9 +7,10 @@ image helpers cheaply (the Discord bot's event-loop process never imports torch)
 from .errors import DownloadError, ImageError, NSTError, OptionError, WeightsError
 from .options import QUALITY_LEVELS, QualityLevel, StylizeOptions, option_specs
 
-_LAZY = {"stylize": "transfer", "Engine": "transfer", "Progress": "transfer", "StylizeResult": "transfer"}
+_LAZY = {name: "transfer" for name in ("stylize", "Engine", "Progress", "StylizeResult", "BatchRequest")}
 
-__all__ = ["DownloadError", "Engine", "ImageError", "NSTError", "OptionError", "Progress", "QUALITY_LEVELS",
+__all__ = ["BatchRequest", "DownloadError", "Engine", "ImageError", "NSTError", "OptionError", "Progress",
+           "QUALITY_LEVELS",
            "QualityLevel", "StylizeOptions", "StylizeResult", "WeightsError", "option_specs", "stylize"]
 
 

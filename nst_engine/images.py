@@ -130,11 +130,15 @@ def _to_8bit_grey(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
 
 
+def scaled_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(width, height) with the long side ``long_side`` and the same aspect ratio (each side at least 1 px)."""
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def resize_long_side(image: Image.Image, size: int) -> Image.Image:
-    """Scale so the long side is ``size`` pixels, keeping the aspect ratio (each side at least 1 px)."""
-    width, height = image.size
-    scale = size / max(width, height)
-    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    """Scale so the long side is ``size`` pixels, keeping the aspect ratio."""
+    new_size = scaled_size(*image.size, size)
     if new_size == image.size:
         return image
     return image.resize(new_size, Image.Resampling.LANCZOS, reducing_gap=3.0)

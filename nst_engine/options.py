@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from .errors import OptionError
+from .images import scaled_size
 
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 DEVICES = ("auto", "cpu", "cuda")
@@ -114,6 +115,17 @@ class StylizeOptions:
         if total <= 0:
             raise OptionError("style weights must not all be zero")
         return tuple(w / total for w in weights)
+
+    def batch_key(self, content_size: tuple[int, int]) -> tuple:
+        """Jobs with equal keys can share one batch: same output size, scale schedule, device and network.
+
+        ``content_size`` is the upright content image's (width, height), e.g. from ``images.probe_image``.
+        Everything else (styles, weights, strength, colours, seed, optimiser) may differ inside a batch.
+        Torch-free, so the bot's dispatcher can group waiting jobs before they reach the engine process.
+        """
+        return (scaled_size(*content_size, self.size), self.size, self.iterations, self.min_scale,
+                self.scale_ratio, self.device, self.precision, self.pooling, self.content_layer,
+                tuple(self.style_layers))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from PIL import Image
 
 from . import color
 from .errors import NSTError, OptionError
-from .images import ImageSource, load_image, resize_long_side
+from .images import ImageSource, load_image, resize_long_side, scaled_size
 from .layers import LAYER_INDEX
 from .losses import content_loss, gram, style_loss, tv_loss
 from .network import VGGEncoder
@@ -128,23 +128,6 @@ def scale_schedule(size: int, iterations: int, min_scale: int, ratio: float) -> 
     return [Scale(s, n) for s, n in zip(sizes, counts)]
 
 
-def scaled_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """(width, height) with the long side ``long_side`` and the same aspect ratio."""
-    scale = long_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def batch_key(content_size: tuple[int, int], options: StylizeOptions) -> tuple:
-    """Jobs with equal keys can share one batch: same output size, scale schedule, device and network.
-
-    ``content_size`` is the upright content image's (width, height), e.g. from ``images.probe_image``.
-    Everything else (styles, weights, strength, colours, seed, optimiser) may differ inside a batch.
-    """
-    return (scaled_size(*content_size, options.size), options.size, options.iterations, options.min_scale,
-            options.scale_ratio, options.device, options.precision, options.pooling, options.content_layer,
-            tuple(options.style_layers))
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -231,7 +214,7 @@ class Engine:
 
     def stylize_batch(self, requests: Sequence[BatchRequest], *, on_progress: BatchProgressCallback | None = None,
                       should_stop: BatchStopCheck | None = None) -> list[StylizeResult]:
-        """Stylise several jobs, optimising those with equal :func:`batch_key` together (one forward/backward
+        """Stylise several jobs, optimising those with equal :meth:`StylizeOptions.batch_key` together (one forward/backward
         pass per iteration for the group). Callbacks get the job's index in ``requests``; a job whose
         ``should_stop(index)`` turns true stops within one iteration while the others go on. A job that
         diverges gets ``error`` set instead of failing its batch. Results come back in request order.
@@ -239,7 +222,7 @@ class Engine:
         jobs = [_Job(index, request) for index, request in enumerate(requests)]
         groups: dict[tuple, list[_Job]] = {}
         for job in jobs:
-            groups.setdefault(batch_key(job.content.size, job.options), []).append(job)
+            groups.setdefault(job.options.batch_key(job.content.size), []).append(job)
         results: dict[int, StylizeResult] = {}
         for group in groups.values():
             results.update(_Batch(self, group, on_progress, should_stop).run())
@@ -360,7 +343,7 @@ class _Job:
 
 
 class _Batch:
-    """Jobs with one :func:`batch_key`, optimised together scale by scale."""
+    """Jobs with one :meth:`StylizeOptions.batch_key`, optimised together scale by scale."""
 
     def __init__(self, engine: Engine, jobs: list[_Job], on_progress: BatchProgressCallback | None,
                  should_stop: BatchStopCheck | None) -> None:

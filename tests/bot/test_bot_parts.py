@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_config, parse_config
+from bot.config import ConfigError, load_config, parse_config
 from bot.health import check_health, heartbeat_path
 from bot.intake import RequestError, build_options
 from bot.presets import PresetError, PresetLibrary, sanitize_name
@@ -96,3 +96,9 @@ def test_the_example_config_loads_and_documents_every_key() -> None:
     for section in ("discord", "engine", "storage", "limits", "bot"):
         for key in vars(getattr(config, section)):
             assert f"\n{key} =" in text or f"\n# {key} =" in text, f"[{section}] {key} is not documented"
+
+
+@pytest.mark.parametrize("batch_size", [0, 17, 2.5])
+def test_an_unusable_batch_size_is_refused_clearly(batch_size: float) -> None:
+    with pytest.raises(ConfigError, match=r"batch_size must be|\[engine\] batch_size"):
+        parse_config({"engine": {"batch_size": batch_size}}, REPO)

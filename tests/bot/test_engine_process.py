@@ -87,3 +87,52 @@ async def test_missing_weights_and_a_killed_worker_are_reported(tmp_path: Path, 
     assert exit_event["event"] == "exit" and exit_event["code"] != 0
     assert not engine.run([job(tmp_path, "e" * 16)])  # the pipe is closed: the dispatcher must restart it
     await engine.stop()
+
+
+async def test_a_batch_runs_together_and_cancelling_one_leaves_the_other(tmp_path: Path, vgg_weights: Path) -> None:
+    engine = await started(vgg_weights)
+    try:
+        first, second = job(tmp_path, "f" * 16, iterations=3), job(tmp_path, "g" * 16, iterations=3, strength=4)
+        engine.run([first, second])
+        events = [await next_event(engine) for _ in range(8)]
+        done = {e["job"]: e for e in events if e["event"] == "done"}
+        assert set(done) == {first.job_id, second.job_id}
+        assert all(e["batch_size"] == 2 and not e["cancelled"] for e in done.values())
+        # One pass per iteration for both: their progress events alternate.
+        assert [e["job"] for e in events[:6]] == [first.job_id, second.job_id] * 3
+        assert Image.open(first.result).size == Image.open(second.result).size == (48, 32)
+
+        keep, stop = job(tmp_path, "h" * 16, iterations=12), job(tmp_path, "i" * 16, iterations=12)
+        engine.run([keep, stop])
+        while (event := await next_event(engine))["iteration"] < 2:
+            pass
+        engine.cancel(stop.job_id)
+        events = []
+        while not (events and events[-1]["event"] == "done" and events[-1]["job"] == keep.job_id):
+            events.append(await next_event(engine))
+        cancelled = next(e for e in events if e["job"] == stop.job_id and e["event"] == "done")
+        assert cancelled["cancelled"] and cancelled["iterations"] <= 4
+        after = events[events.index(cancelled) + 1:]
+        assert after and all(e["job"] == keep.job_id for e in after)  # the other job went on alone
+        assert events[-1]["iterations"] == 12 and not events[-1]["cancelled"]
+        assert Path(keep.result).exists() and not Path(stop.result).exists()
+    finally:
+        await engine.stop()
+
+
+async def test_a_bad_job_in_a_batch_fails_alone(tmp_path: Path, vgg_weights: Path) -> None:
+    engine = await started(vgg_weights)
+    try:
+        broken = tmp_path / "broken.png"
+        broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+        good, bad = job(tmp_path, "j" * 16, iterations=2), job(tmp_path, "k" * 16, iterations=2)
+        engine.run([JobSpec(bad.job_id, str(broken), bad.styles, bad.options, bad.result), good])
+        outcomes = {}
+        while len(outcomes) < 2:
+            event = await next_event(engine)
+            if event["event"] != "progress":
+                outcomes[event["job"]] = event
+        assert outcomes[bad.job_id]["event"] == "failed" and "content image" in outcomes[bad.job_id]["message"]
+        assert outcomes[good.job_id]["event"] == "done" and Path(good.result).exists()
+    finally:
+        await engine.stop()

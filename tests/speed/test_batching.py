@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from nst_engine.options import StylizeOptions
-from nst_engine.transfer import BatchRequest, Engine, batch_key
+from nst_engine.transfer import BatchRequest, Engine
 from tests.conftest import make_content, make_style
 
 SMALL = dict(size=48, min_scale=24, iterations=10)
@@ -72,13 +72,13 @@ def test_incompatible_jobs_are_optimised_in_separate_batches(engine):
 
 def test_batch_key_groups_by_output_size_schedule_and_network():
     base = StylizeOptions(size=512, iterations=150)
-    key = batch_key((1024, 768), base)
-    assert key == batch_key((2048, 1536), base.replace(strength=4, seed=3, preserve_colors="luminance",
-                                                       style_weights=(1, 2), optimizer="adam"))
-    assert key != batch_key((1024, 700), base)  # another aspect ratio: another output size
+    key = base.batch_key((1024, 768))
+    assert key == base.replace(strength=4, seed=3, preserve_colors="luminance", style_weights=(1, 2),
+                               optimizer="adam").batch_key((2048, 1536))
+    assert key != base.batch_key((1024, 700))  # another aspect ratio: another output size
     for change in ({"size": 384}, {"iterations": 100}, {"min_scale": 64}, {"pooling": "max"},
                    {"precision": "fp32"}, {"style_layers": ("relu1_1", "relu2_1")}):
-        assert key != batch_key((1024, 768), base.replace(**change)), change
+        assert key != base.replace(**change).batch_key((1024, 768)), change
 
 
 def test_per_job_progress_is_exact_and_ordered(engine):

@@ -10,8 +10,8 @@ from .options import QUALITY_LEVELS, QualityLevel, StylizeOptions, option_specs
 _LAZY = {name: "transfer" for name in ("stylize", "Engine", "Progress", "StylizeResult", "BatchRequest")}
 
 __all__ = ["BatchRequest", "DownloadError", "Engine", "ImageError", "NSTError", "OptionError", "Progress",
-           "QUALITY_LEVELS",
-           "QualityLevel", "StylizeOptions", "StylizeResult", "WeightsError", "option_specs", "stylize"]
+           "QUALITY_LEVELS", "QualityLevel", "StylizeOptions", "StylizeResult", "WeightsError", "option_specs",
+           "stylize"]
 
 
 def __getattr__(name: str):

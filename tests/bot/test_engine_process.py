@@ -24,6 +24,14 @@ def job(tmp_path: Path, job_id: str, **options: Any) -> JobSpec:
     return JobSpec(job_id, str(content), (str(style),), values, str(tmp_path / f"{job_id}.png"))
 
 
+def broken_job(tmp_path: Path, job_id: str) -> JobSpec:
+    """A job whose content file claims to be a PNG but is not one."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    spec = job(tmp_path, job_id)
+    return JobSpec(spec.job_id, str(broken), spec.styles, spec.options, spec.result)
+
+
 async def next_event(engine: EngineProcess, timeout: float = 60) -> dict[str, Any]:
     return await asyncio.wait_for(engine.events.get(), timeout)
 
@@ -61,10 +69,7 @@ async def test_jobs_run_and_cancel_stops_within_one_iteration(tmp_path: Path, vg
 async def test_a_bad_job_fails_with_a_sentence_and_the_worker_carries_on(tmp_path: Path, vgg_weights: Path) -> None:
     engine = await started(vgg_weights)
     try:
-        broken = tmp_path / "broken.png"
-        broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
-        bad = job(tmp_path, "c" * 16)
-        engine.run([JobSpec(bad.job_id, str(broken), bad.styles, bad.options, bad.result)])
+        engine.run([broken_job(tmp_path, "c" * 16)])
         failed = await next_event(engine)
         assert failed["event"] == "failed" and "content image" in failed["message"]
         engine.run([job(tmp_path, "d" * 16, iterations=1)])
@@ -123,10 +128,8 @@ async def test_a_batch_runs_together_and_cancelling_one_leaves_the_other(tmp_pat
 async def test_a_bad_job_in_a_batch_fails_alone(tmp_path: Path, vgg_weights: Path) -> None:
     engine = await started(vgg_weights)
     try:
-        broken = tmp_path / "broken.png"
-        broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
-        good, bad = job(tmp_path, "j" * 16, iterations=2), job(tmp_path, "k" * 16, iterations=2)
-        engine.run([JobSpec(bad.job_id, str(broken), bad.styles, bad.options, bad.result), good])
+        good, bad = job(tmp_path, "j" * 16, iterations=2), broken_job(tmp_path, "k" * 16)
+        engine.run([bad, good])
         outcomes = {}
         while len(outcomes) < 2:
             event = await next_event(engine)

@@ -8,7 +8,8 @@ Both sides use the same seeded random VGG19 file and the same content/style pair
 quality level). ``--only SECTION`` runs part of it and writes ``engine-SECTION.json`` instead.
 Sections: matmul throughput and the FLOP floor; seconds per iteration at 512 px; time to reach the
 reference's quality under one evaluator (the classic objective); each quality level's default job in its own
-process (wall time, peak RSS).
+process (wall time, peak RSS); jobs per minute with the same jobs run one by one and as one batch
+(``Engine.stylize_batch``, what the bot does with ``[engine] batch_size``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg,
 from nst_engine.images import scaled_size  # noqa: E402
 from nst_engine.layers import VGG19_CONFIG  # noqa: E402
 from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
-from nst_engine.transfer import Engine, cpu_has_native_bf16, resolve_precision  # noqa: E402
+from nst_engine.transfer import BatchRequest, Engine, cpu_has_native_bf16, resolve_precision  # noqa: E402
 
 STYLE_FILE = REPO / "bot" / "assets" / "presets" / "mosaic.png"
 
@@ -51,10 +52,13 @@ class Plan:
     checkpoint_every: int
     ladder: tuple[int, ...]  # engine iteration budgets tried, smallest first
     level_scale: float  # quality levels run at this fraction of their size and iterations
+    batch_jobs: int  # jobs run one by one, then as one batch
+    batch_job_size: int
+    batch_job_iterations: int
 
 
-FULL = Plan(512, 3, 384, 300, 25, (25, 50, 100, 200), 1.0)
-QUICK = Plan(192, 2, 128, 40, 10, (10, 20, 40), 0.25)
+FULL = Plan(512, 3, 384, 300, 25, (25, 50, 100, 200), 1.0, 4, 256, 30)
+QUICK = Plan(192, 2, 128, 40, 10, (10, 20, 40), 0.25, 2, 96, 6)
 # The evaluator's own objective (max pooling, no smoothness term) run with the engine's recipe: separates what
 # the multi-scale recipe gains in speed from what the engine's different default objective costs in score.
 SAME_OBJECTIVE = {"pooling": "max", "tv_weight": 0.0}
@@ -146,6 +150,29 @@ def speed_section(plan: Plan, weights: Path, content: Image.Image, style: Image.
         "flop_floor_s": flops / (peak * 1e9),
         "seconds": rows,
         "ratio_to_reference": {name: seconds / reference_s for name, seconds in rows.items()},
+    }
+
+
+def batching_section(plan: Plan, weights: Path, content: Image.Image, style: Image.Image, report: dict) -> None:
+    """The same jobs (one size, different strengths and seeds) one by one, then as one batch."""
+    engine = Engine(str(weights))
+    options = StylizeOptions(size=plan.batch_job_size, iterations=plan.batch_job_iterations)
+    jobs = [BatchRequest(content, [style], options.replace(strength=2.0 ** (i % 3 - 1), seed=i))
+            for i in range(plan.batch_jobs)]
+    engine.stylize(content, [style], options.replace(iterations=2))  # loads the network, warms the kernels
+    started = time.perf_counter()
+    for job in jobs:
+        engine.stylize(job.content, job.styles, job.options)
+    one_by_one = time.perf_counter() - started
+    started = time.perf_counter()
+    results = engine.stylize_batch(jobs)
+    batched = time.perf_counter() - started
+    assert all(result.batch_size == len(jobs) for result in results)
+    report["batching"] = {
+        "jobs": len(jobs), "size": list(scaled_size(*content.size, options.size)), "iterations": options.iterations,
+        "device": results[0].device, "one_by_one_s": one_by_one, "batched_s": batched,
+        "jobs_per_minute_one_by_one": 60 * len(jobs) / one_by_one, "jobs_per_minute_batched": 60 * len(jobs) / batched,
+        "throughput_ratio": one_by_one / batched,
     }
 
 
@@ -271,6 +298,8 @@ def print_table(report: dict) -> None:
         print_quality(report)
     if "quality_levels" in report:
         print_levels(report)
+    if "batching" in report:
+        print_batching(report)
 
 
 def print_speed(report: dict) -> None:
@@ -307,11 +336,19 @@ def print_levels(report: dict) -> None:
               f"process {row['process_wall_s']:.1f} s, peak RSS {row['peak_rss_mb']:.0f} MB")
 
 
+def print_batching(report: dict) -> None:
+    batching = report["batching"]
+    print(f"\nbatching on {batching['device']}: {batching['jobs']} jobs at {batching['size'][0]}×{batching['size'][1]}, "
+          f"{batching['iterations']} its: one by one {batching['one_by_one_s']:.1f} s "
+          f"({batching['jobs_per_minute_one_by_one']:.1f} jobs/min), one batch {batching['batched_s']:.1f} s "
+          f"({batching['jobs_per_minute_batched']:.1f} jobs/min) = {batching['throughput_ratio']:.2f}× the throughput")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and budgets (checks the script)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
-    parser.add_argument("--only", choices=("speed", "quality", "levels"), action="append",
+    parser.add_argument("--only", choices=("speed", "quality", "levels", "batching"), action="append",
                         help="run only these sections (repeatable)")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -328,7 +365,7 @@ def main() -> int:
     content_file = out / "content.png"
     content.save(content_file)
     report: dict = {"plan": plan.__dict__, "torch": torch.__version__}
-    sections = set(args.only or ("speed", "quality", "levels"))
+    sections = set(args.only or ("speed", "quality", "levels", "batching"))
     name = "engine.json" if not args.only else f"engine-{'-'.join(sorted(sections))}.json"
     started = time.perf_counter()
     if "speed" in sections:
@@ -338,6 +375,10 @@ def main() -> int:
     if "levels" in sections:
         print("quality levels …", flush=True)
         levels_section(plan, weights, content_file, out, report)
+        (out / name).write_text(json.dumps(report, indent=2))
+    if "batching" in sections:
+        print("batching …", flush=True)
+        batching_section(plan, weights, content, style, report)
         (out / name).write_text(json.dumps(report, indent=2))
     if "quality" in sections:
         print("time to quality …", flush=True)

@@ -9,7 +9,8 @@ quality level). ``--only SECTION`` runs part of it and writes ``engine-SECTION.j
 Sections: matmul throughput and the FLOP floor; seconds per iteration at 512 px; time to reach the
 reference's quality under one evaluator (the classic objective); each quality level's default job in its own
 process (wall time, peak RSS); jobs per minute with the same jobs run one by one and as one batch
-(``Engine.stylize_batch``, what the bot does with ``[engine] batch_size``).
+(``Engine.stylize_batch``, what the bot does with ``[engine] batch_size``); what ``torch.compile`` of the
+network costs (first pass) and saves (each later pass) at the per-iteration size.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg,
 from nst_engine.images import scaled_size  # noqa: E402
 from nst_engine.layers import VGG19_CONFIG  # noqa: E402
 from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
-from nst_engine.transfer import BatchRequest, Engine, cpu_has_native_bf16, resolve_precision  # noqa: E402
+from nst_engine.transfer import BatchRequest, Engine, cpu_has_native_bf16, resolve_precision, to_tensor  # noqa: E402
 
 STYLE_FILE = REPO / "bot" / "assets" / "presets" / "mosaic.png"
 
@@ -176,6 +177,40 @@ def batching_section(plan: Plan, weights: Path, content: Image.Image, style: Ima
     }
 
 
+def compile_section(plan: Plan, weights: Path, content: Image.Image, report: dict) -> None:
+    """torch.compile on the engine's network: its one-off cost per image shape against what each pass saves."""
+    device = torch.device("cpu")
+    defaults = StylizeOptions()
+    layers = (defaults.content_layer, *defaults.style_layers)
+    engine = Engine(str(weights))
+    encoder = engine.encoder(device, defaults.pooling, "relu5_1")
+    width, height = scaled_size(*content.size, plan.speed_size)
+    image = to_tensor(content.resize((width, height)), device).contiguous(memory_format=engine.memory_format)
+    image.requires_grad_(True)
+
+    def timed_pass(network: torch.nn.Module) -> float:
+        started = time.perf_counter()
+        features = network(image, layers)
+        sum(feature.square().mean() for feature in features.values()).backward()
+        image.grad = None
+        return time.perf_counter() - started
+
+    def per_pass(network: torch.nn.Module) -> float:
+        return statistics.median(timed_pass(network) for _ in range(plan.speed_iterations))
+
+    timed_pass(encoder)
+    eager = per_pass(encoder)
+    compiled = torch.compile(encoder)
+    first = timed_pass(compiled)
+    fast = per_pass(compiled)
+    saved = eager - fast
+    report["compile"] = {
+        "size": [width, height], "eager_s": eager, "compiled_s": fast, "first_compiled_pass_s": first,
+        "compile_s": first - fast,
+        "break_even_iterations": (first - fast) / saved if saved > 0 else None,
+    }
+
+
 def quality_section(plan: Plan, weights: Path, content: Image.Image, style: Image.Image, out: Path,
                     report: dict) -> None:
     defaults = StylizeOptions()
@@ -300,6 +335,8 @@ def print_table(report: dict) -> None:
         print_levels(report)
     if "batching" in report:
         print_batching(report)
+    if "compile" in report:
+        print_compile(report)
 
 
 def print_speed(report: dict) -> None:
@@ -344,11 +381,19 @@ def print_batching(report: dict) -> None:
           f"({batching['jobs_per_minute_batched']:.1f} jobs/min) = {batching['throughput_ratio']:.2f}× the throughput")
 
 
+def print_compile(report: dict) -> None:
+    compiled = report["compile"]
+    even = compiled["break_even_iterations"]
+    print(f"\ntorch.compile at {compiled['size'][0]}×{compiled['size'][1]}: eager {compiled['eager_s']:.2f} s/pass, "
+          f"compiled {compiled['compiled_s']:.2f} s/pass, compiling {compiled['compile_s']:.1f} s per shape; "
+          + (f"pays back after {even:.0f} passes at this shape" if even is not None else "never pays back"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and budgets (checks the script)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
-    parser.add_argument("--only", choices=("speed", "quality", "levels", "batching"), action="append",
+    parser.add_argument("--only", choices=("speed", "quality", "levels", "batching", "compile"), action="append",
                         help="run only these sections (repeatable)")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -365,7 +410,7 @@ def main() -> int:
     content_file = out / "content.png"
     content.save(content_file)
     report: dict = {"plan": plan.__dict__, "torch": torch.__version__}
-    sections = set(args.only or ("speed", "quality", "levels", "batching"))
+    sections = set(args.only or ("speed", "quality", "levels", "batching", "compile"))
     name = "engine.json" if not args.only else f"engine-{'-'.join(sorted(sections))}.json"
     started = time.perf_counter()
     if "speed" in sections:
@@ -379,6 +424,10 @@ def main() -> int:
     if "batching" in sections:
         print("batching …", flush=True)
         batching_section(plan, weights, content, style, report)
+        (out / name).write_text(json.dumps(report, indent=2))
+    if "compile" in sections:
+        print("torch.compile …", flush=True)
+        compile_section(plan, weights, content, report)
         (out / name).write_text(json.dumps(report, indent=2))
     if "quality" in sections:
         print("time to quality …", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -206,3 +207,23 @@ def bomb_png(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")
+
+
+def job_id(status: dict[str, Any]) -> str:
+    """The job id behind a status message (from its Cancel button)."""
+    return custom_id(status, "nst:cancel:").split(":")[2]
+
+
+def deliveries(standin: StandinThread, job: str) -> list[dict[str, Any]]:
+    """Messages carrying this job's result (recognised by its Stronger / Weaker buttons)."""
+    marker = f"nst:again:{job}:"
+    return [m for m in standin.messages()
+            if any(marker in c.get("custom_id", "") for row in m["components"] for c in row["components"])]
+
+
+def wait_delivered(standin: StandinThread, job: str, timeout: float = 120) -> dict[str, Any]:
+    return standin.wait_for(lambda: next(iter(deliveries(standin, job)), None), timeout, f"job {job} delivered")
+
+
+def engine_pid(bot: BotProcess) -> int:
+    return int(re.findall(r"engine process started \(pid (\d+)\)", bot.output())[-1])

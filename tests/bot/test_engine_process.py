@@ -109,7 +109,7 @@ async def test_a_batch_runs_together_and_cancelling_one_leaves_the_other(tmp_pat
 
         keep, stop = job(tmp_path, "h" * 16, iterations=12), job(tmp_path, "i" * 16, iterations=12)
         engine.run([keep, stop])
-        while (event := await next_event(engine))["iteration"] < 2:
+        while (await next_event(engine))["iteration"] < 2:
             pass
         engine.cancel(stop.job_id)
         events = []

@@ -22,8 +22,9 @@ import pytest
 from PIL import Image
 
 from tests.bot.discord_standin import ALICE, BOB, CAROL, StandinThread, user
-from tests.bot.harness import (TOKEN, BotProcess, bomb_png, callback, custom_id, decoded, png_bytes, result_message,
-                               status_message, stylize, wait_original, wait_status, write_config)
+from tests.bot.harness import (TOKEN, BotProcess, bomb_png, callback, custom_id, decoded, deliveries, engine_pid,
+                               job_id, png_bytes, result_message, status_message, stylize, wait_delivered,
+                               wait_original, wait_status, write_config)
 from tests.conftest import make_content, make_style
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
@@ -39,25 +40,6 @@ def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
     process = BotProcess(config, workdir / "bot.log").start().wait_ready()
     yield process
     process.stop()
-
-
-def job_id(status: dict[str, Any]) -> str:
-    return custom_id(status, "nst:cancel:").split(":")[2]
-
-
-def deliveries(standin: StandinThread, job: str) -> list[dict[str, Any]]:
-    """Messages carrying this job's result (recognised by its Stronger / Weaker buttons)."""
-    marker = f"nst:again:{job}:"
-    return [m for m in standin.messages()
-            if any(marker in c.get("custom_id", "") for row in m["components"] for c in row["components"])]
-
-
-def wait_delivered(standin: StandinThread, job: str, timeout: float = 120) -> dict[str, Any]:
-    return standin.wait_for(lambda: next(iter(deliveries(standin, job)), None), timeout, f"job {job} delivered")
-
-
-def engine_pid(bot: BotProcess) -> int:
-    return int(re.findall(r"engine process started \(pid (\d+)\)", bot.output())[-1])
 
 
 def wait_running(standin: StandinThread, status: dict[str, Any]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from pathlib import Path
 
 import pytest
 import torch

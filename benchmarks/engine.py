@@ -365,12 +365,10 @@ def print_quality(report: dict) -> None:
               f"{quality['ratio']:.2f}× the reference's time")
     else:
         print("  engine default recipe did not reach it within the ladder")
-    if quality["same_objective_ratio"] is not None:
-        print(f"  engine recipe on the evaluator's objective {SAME_OBJECTIVE} reaches it in "
-              f"{quality['same_objective_ratio']:.2f}× the reference's time")
-    if quality.get("max_pooling_ratio") is not None:
-        print(f"  engine default recipe with max pooling reaches it in {quality['max_pooling_ratio']:.2f}× "
-              "the reference's time")
+    for key, recipe in (("same_objective_ratio", f"engine recipe on the evaluator's objective {SAME_OBJECTIVE}"),
+                        ("max_pooling_ratio", "engine default recipe with max pooling")):
+        if quality.get(key) is not None:
+            print(f"  {recipe} reaches it in {quality[key]:.2f}× the reference's time")
 
 
 def print_levels(report: dict) -> None:

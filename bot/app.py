@@ -12,6 +12,8 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
+from typing import Any
 
 import discord
 import yarl
@@ -30,7 +32,7 @@ from .views import AgainButton, CancelButton
 
 log = logging.getLogger("nst-bot")
 
-COMMANDS_HASH_FILE = "commands.sha256"
+COMMANDS_SYNC_FILE = "commands-sync.json"  # what was last synced where
 PURGE_EVERY = 3600.0
 
 
@@ -62,22 +64,36 @@ class NSTBot(commands.Bot):
         await self.sync_commands()
 
     async def sync_commands(self) -> None:
-        """Sync slash commands only when they (or the target guilds) changed since the last sync."""
-        guilds = [discord.Object(guild_id) for guild_id in self.config.discord.guild_ids]
-        payload = {"application": self.application_id, "guilds": sorted(self.config.discord.guild_ids),
+        """Sync slash commands only when they (or the target guilds) changed since the last sync.
+
+        A scope the bot no longer uses is emptied, so members never see a command twice or a stale one: the
+        global commands once ``guild_ids`` is set, a guild dropped from ``guild_ids``, and with no guilds left
+        the guilds used before.
+        """
+        configured = sorted(self.config.discord.guild_ids)
+        payload = {"application": self.application_id, "guilds": configured,
                    "commands": [command.to_dict(self.tree) for command in self.tree.get_commands()]}
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-        marker = self.config.storage.data_dir / COMMANDS_HASH_FILE
-        if marker.is_file() and marker.read_text().strip() == digest:
+        marker = self.config.storage.data_dir / COMMANDS_SYNC_FILE
+        last = _last_sync(marker)
+        if last.get("digest") == digest:
             log.info("slash commands unchanged; not syncing")
             return
-        for guild in guilds:
+        for guild_id in configured:
+            guild = discord.Object(guild_id)
             self.tree.copy_global_to(guild=guild)
             await self.tree.sync(guild=guild)
-        if not guilds:
+        for guild_id in sorted(set(last.get("guilds", ())) - set(configured)):
+            await self.tree.sync(guild=discord.Object(guild_id))  # the tree holds nothing for it: emptied
+            log.info("slash commands removed from guild %s (no longer in guild_ids)", guild_id)
+        if not configured:
             await self.tree.sync()
-        marker.write_text(digest)
-        where = f"{len(guilds)} guild(s)" if guilds else "globally"
+        elif last.get("guilds") != configured:
+            # Emptied on Discord only: the tree keeps its global commands, which also answer any interaction
+            # that names no guild.
+            await self.http.bulk_upsert_global_commands(self.application_id, [])
+        marker.write_text(json.dumps({"digest": digest, "guilds": configured}))
+        where = f"{len(configured)} guild(s)" if configured else "globally"
         log.info("synced %d slash commands %s", len(payload["commands"]), where)
 
     async def on_ready(self) -> None:
@@ -156,3 +172,12 @@ async def _run(config: Config, token: str) -> int:
     if bot.exit_message:
         raise NSTError(f"The engine could not start: {bot.exit_message}")
     return 0
+
+
+def _last_sync(marker: Path) -> dict[str, Any]:
+    """What the last sync recorded; empty when unknown (first start, or an unreadable file)."""
+    try:
+        last = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return {}
+    return last if isinstance(last, dict) else {}

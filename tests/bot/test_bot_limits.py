@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.discord_standin import ALICE, BOB, CAROL, EPHEMERAL, GUILD_ID, MANAGE_GUILD, StandinThread, user
+from tests.bot.discord_standin import (ALICE, APPLICATION_ID, BOB, CAROL, EPHEMERAL, GUILD_ID, MANAGE_GUILD,
+                                      StandinThread, user)
 from tests.bot.harness import (BotProcess, callback, custom_id, status_message, stylize, wait_original, wait_status,
                                write_config)
 
@@ -59,5 +60,23 @@ def test_direct_messages_refused_when_configured(bot: BotProcess, standin: Stand
 
 
 def test_commands_are_synced_to_the_configured_guild(bot: BotProcess, standin: StandinThread) -> None:
-    [sync] = standin.records("commands")
-    assert sync.path.endswith(f"/guilds/{GUILD_ID}/commands") and len(sync.payload["commands"]) == 5
+    guild, global_ = standin.records("commands")
+    assert guild.path.endswith(f"/guilds/{GUILD_ID}/commands") and len(guild.payload["commands"]) == 5
+    assert global_.path.endswith(f"/applications/{APPLICATION_ID}/commands") and global_.payload["commands"] == []
+
+
+def test_switching_command_scopes_leaves_no_stale_commands(standin: StandinThread, tmp_path: Path,
+                                                           vgg_weights: Path) -> None:
+    other_guild = GUILD_ID + 1
+
+    def registered_after_start(guild_ids: list[int]) -> dict[str, int]:
+        config = write_config(tmp_path, standin, vgg_weights, discord=f"guild_ids = {guild_ids}")
+        BotProcess(config, tmp_path / "bot.log").start().wait_ready().stop()
+        counts = standin.call(lambda: {scope: len(commands) for scope, commands in standin.standin.commands.items()})
+        return {scope: count for scope, count in counts.items() if scope in ("global", str(GUILD_ID),
+                                                                             str(other_guild))}
+
+    assert registered_after_start([])["global"] == 5
+    assert registered_after_start([GUILD_ID]) == {"global": 0, str(GUILD_ID): 5}
+    assert registered_after_start([other_guild]) == {"global": 0, str(GUILD_ID): 0, str(other_guild): 5}
+    assert registered_after_start([]) == {"global": 5, str(GUILD_ID): 0, str(other_guild): 0}

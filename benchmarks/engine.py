@@ -380,8 +380,9 @@ def print_levels(report: dict) -> None:
 
 def print_batching(report: dict) -> None:
     batching = report["batching"]
-    print(f"\nbatching on {batching['device']}: {batching['jobs']} jobs at {batching['size'][0]}×{batching['size'][1]}, "
-          f"{batching['iterations']} its: one by one {batching['one_by_one_s']:.1f} s "
+    print(f"\nbatching on {batching['device']}: {batching['jobs']} jobs at "
+          f"{batching['size'][0]}×{batching['size'][1]}, {batching['iterations']} its: "
+          f"one by one {batching['one_by_one_s']:.1f} s "
           f"({batching['jobs_per_minute_one_by_one']:.1f} jobs/min), one batch {batching['batched_s']:.1f} s "
           f"({batching['jobs_per_minute_batched']:.1f} jobs/min) = {batching['throughput_ratio']:.2f}× the throughput")
 

@@ -57,7 +57,7 @@ class LiveJob:
     preview_sent: bytes | None = None
     status_sent: str | None = None
     stopping_by: str | None = None
-    content_size: tuple[int, int] | None = None  # read from the stored content image when batching needs it
+    batch_key: tuple | None = None  # computed once, when the dispatcher first looks for batch companions
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one status-message request at a time
 
 
@@ -373,10 +373,10 @@ class JobManager:
         return live.job.attempts == 0 and not self.store.result_path(live.job.id).is_file()
 
     def _batch_key(self, live: LiveJob) -> tuple:
-        if live.content_size is None:
+        if live.batch_key is None:
             with Image.open(self.store.content_path(live.job.id)) as content:  # reads the header only
-                live.content_size = content.size
-        return StylizeOptions.from_mapping(live.job.options).batch_key(live.content_size)
+                live.batch_key = StylizeOptions.from_mapping(live.job.options).batch_key(content.size)
+        return live.batch_key
 
     async def _wait_for_engine(self) -> None:
         deadline = asyncio.get_running_loop().time() + ENGINE_START_TIMEOUT

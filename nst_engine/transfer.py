@@ -214,10 +214,10 @@ class Engine:
 
     def stylize_batch(self, requests: Sequence[BatchRequest], *, on_progress: BatchProgressCallback | None = None,
                       should_stop: BatchStopCheck | None = None) -> list[StylizeResult]:
-        """Stylise several jobs, optimising those with equal :meth:`StylizeOptions.batch_key` together (one forward/backward
-        pass per iteration for the group). Callbacks get the job's index in ``requests``; a job whose
-        ``should_stop(index)`` turns true stops within one iteration while the others go on. A job that
-        diverges gets ``error`` set instead of failing its batch. Results come back in request order.
+        """Stylise several jobs, optimising those with equal :meth:`StylizeOptions.batch_key` together (one
+        forward/backward pass per iteration for the group). Callbacks get the job's index in ``requests``; a
+        job whose ``should_stop(index)`` turns true stops within one iteration while the others go on. A job
+        that diverges gets ``error`` set instead of failing its batch. Results come back in request order.
         """
         jobs = [_Job(index, request) for index, request in enumerate(requests)]
         groups: dict[tuple, list[_Job]] = {}

@@ -25,9 +25,9 @@ from .cogs import EXTENSIONS
 from .config import Config, ConfigError, discord_token
 from .engine_process import EngineProcess
 from .health import heartbeat_loop, heartbeat_path
-from .jobs import JobManager
+from .manager import JobManager
 from .presets import PresetLibrary
-from .store import JobStore
+from .jobs.store import JobStore
 from .views import AgainButton, CancelButton
 
 log = logging.getLogger("nst-bot")

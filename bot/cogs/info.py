@@ -6,7 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from ..store import RUNNING
+from ..jobs.store import RUNNING
 from ..terminal import format_seconds
 
 QUEUE_LINES = 15

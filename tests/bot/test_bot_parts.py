@@ -14,7 +14,7 @@ from bot.config import ConfigError, load_config, parse_config
 from bot.health import check_health, heartbeat_path
 from bot.intake import RequestError, build_options
 from bot.presets import PresetError, PresetLibrary, sanitize_name
-from bot.store import DONE, QUEUED, Job, JobStore, new_job_id
+from bot.jobs.store import DONE, QUEUED, Job, JobStore, new_job_id
 from tests.conftest import REPO, make_style
 
 
@@ -24,7 +24,7 @@ def config_with(tmp_path: Path, **limits: int):
 
 
 def test_the_bot_process_modules_never_import_torch() -> None:
-    code = ("import sys, bot.app, bot.cogs.stylize, bot.cogs.presets, bot.cogs.info, bot.jobs, bot.engine_process; "
+    code = ("import sys, bot.app, bot.cogs.stylize, bot.cogs.presets, bot.cogs.info, bot.manager, bot.engine_process; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.stdout.strip() == "False", result.stderr

@@ -4,7 +4,7 @@ One dispatcher task takes queued jobs in order and hands them to the engine proc
 with up to ``[engine] batch_size`` - 1 waiting jobs of the same output size and schedule, which the engine
 optimises as one batch; progress events come back and a status task edits each job's status message at most
 every ``[bot] progress_interval`` seconds.
-Every state change is written to the :class:`~bot.store.JobStore` first, so a restart resumes the queue.
+Every state change is written to the :class:`~bot.jobs.store.JobStore` first, so a restart resumes the queue.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .config import Config
 from .delivery import DISCORD_TROUBLE, JobMessages, defer_privately
 from .engine_process import EngineProcess, JobSpec
 from .intake import RequestError
-from .store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore, new_job_id
+from .jobs.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore, new_job_id
 from .terminal import bar, format_seconds
 from .views import result_view, status_view
 

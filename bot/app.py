@@ -1,7 +1,8 @@
-"""The Discord bot process: a discord.py ``commands.Bot`` with cogs, the job queue and the engine process.
+"""The Discord bot process: a discord.py ``commands.Bot`` that wires the face (cogs, buttons, presenter) to the
+job core (:mod:`bot.jobs`) and the work queue that runs the engine (:mod:`bot.work.local`).
 
-This process never imports torch; the engine runs in its own process (:mod:`bot.engine_process`), so the
-gateway heartbeat and every command stay responsive while a job runs.
+This process never imports torch; the engine runs in its own process, so the gateway heartbeat and every
+command stay responsive while a job runs. See docs/architecture.md for how the pieces fit.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from discord.ext import commands
 
 from nst_engine.errors import NSTError
 
+from .buttons import ButtonHandlers
 from .cogs import EXTENSIONS
 from .config import Config, ConfigError, discord_token
-from .engine_process import EngineProcess
 from .health import heartbeat_loop, heartbeat_path
-from .manager import JobManager
-from .presets import PresetLibrary
+from .jobs.core import JobCore
 from .jobs.store import JobStore
+from .presenter import DiscordPresenter
+from .presets import PresetLibrary
 from .views import AgainButton, CancelButton
+from .work.local import LocalWorkQueue
 
 log = logging.getLogger("nst-bot")
 
@@ -46,20 +49,25 @@ class NSTBot(commands.Bot):
         self.config = config
         self.store = JobStore(config.storage.data_dir)
         self.presets = PresetLibrary(config)
-        self.engine = EngineProcess(None, config.engine.weights or None)
-        self.jobs = JobManager(self, config, self.store, self.engine)
+        self.core = JobCore(self.store, LocalWorkQueue(None, config.engine.weights or None), config.limits,
+                            batch_size=config.engine.batch_size, job_timeout=config.engine.job_timeout)
+        self.presenter = DiscordPresenter(self, self.core, config.bot.progress_interval)
+        self.buttons = ButtonHandlers(config, self.core, self.presenter)  # what views' presses call
         self.exit_message: str | None = None
         self._background: list[asyncio.Task] = []
+        self._closer: asyncio.Task | None = None
         self._closed = False
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(CancelButton, AgainButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        self.jobs.start()
+        await self.core.start(self.presenter)
         self._background = [
             asyncio.create_task(heartbeat_loop(heartbeat_path(self.config), self.is_ready), name="nst-heartbeat"),
             asyncio.create_task(self._purge_loop(), name="nst-purge"),
+            asyncio.create_task(self.presenter.status_loop(), name="nst-status"),
+            asyncio.create_task(self._close_if_no_engine(), name="nst-engine-watch"),
         ]
         await self.sync_commands()
 
@@ -100,6 +108,11 @@ class NSTBot(commands.Bot):
         log.info("connected as %s (id %s) to %d guild(s); torch imported in the bot process: %s",
                  self.user, self.user.id if self.user else "?", len(self.guilds), "torch" in sys.modules)
 
+    async def _close_if_no_engine(self) -> None:
+        """No engine can start (no weights, …): stop the bot, and let the CLI say why."""
+        self.exit_message = await self.core.unavailable
+        self._closer = asyncio.create_task(self.close())  # not awaited: closing cancels this very task
+
     async def _purge_loop(self) -> None:
         while True:
             removed = self.store.purge(self.config.storage.retention_days)
@@ -113,7 +126,7 @@ class NSTBot(commands.Bot):
         self._closed = True
         for task in self._background:
             task.cancel()
-        await self.jobs.stop()
+        await self.core.stop()
         await super().close()
         self.store.close()
 

@@ -19,6 +19,7 @@ from nst_engine.images import load_image, probe_image, resize_long_side
 from nst_engine.options import StylizeOptions
 
 from .config import Config
+from .errors import UserError
 
 PREVIEW_SIZE = 160
 PREVIEWS_PER_JOB = 20
@@ -29,8 +30,8 @@ INPUT_OVERSIZE = 2
 MAX_ASPECT = 20  # longer than this to one, the short side vanishes at the network's coarse scales
 
 
-class RequestError(Exception):
-    """Why a request was refused, in words for the user."""
+class RequestError(UserError):
+    """A request refused at intake (options, attachments)."""
 
 
 def build_options(config: Config, quality: str | None, *, size: int | None = None, strength: float | None = None,

@@ -1,18 +1,16 @@
 """Buttons whose custom ids carry the job id, so they keep working after a restart (``DynamicItem``).
 
 The job id in a custom id is only ever looked up in the job store (16 hex digits, checked by the template);
-what a button may do is decided there, not by anything the client sends.
+what a button may do is decided from the stored job (:mod:`bot.buttons`), not by anything the client sends.
+Presses reach the handlers through ``interaction.client.buttons``, so this module imports nothing of the bot.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
-
-if TYPE_CHECKING:
-    from .app import NSTBot
 
 
 def result_marker(job_id: str) -> str:
@@ -31,8 +29,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"nst:can
                              match: re.Match[str]) -> "CancelButton":
         return cls(match["job"])
 
-    async def callback(self, interaction: discord.Interaction[NSTBot]) -> Any:
-        await interaction.client.jobs.cancel_pressed(interaction, self.job_id)
+    async def callback(self, interaction: discord.Interaction) -> Any:
+        await interaction.client.buttons.cancel(interaction, self.job_id)
 
 
 class AgainButton(discord.ui.DynamicItem[discord.ui.Button],
@@ -52,8 +50,8 @@ class AgainButton(discord.ui.DynamicItem[discord.ui.Button],
                              match: re.Match[str]) -> "AgainButton":
         return cls(match["job"], match["way"])
 
-    async def callback(self, interaction: discord.Interaction[NSTBot]) -> Any:
-        await interaction.client.jobs.again_pressed(interaction, self.job_id, self.FACTORS[self.way])
+    async def callback(self, interaction: discord.Interaction) -> Any:
+        await interaction.client.buttons.again(interaction, self.job_id, self.FACTORS[self.way])
 
 
 def status_view(job_id: str) -> discord.ui.View:

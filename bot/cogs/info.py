@@ -6,7 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from ..jobs.store import RUNNING
+from ..jobs.model import RUNNING
 from ..terminal import format_seconds
 
 QUEUE_LINES = 15
@@ -18,26 +18,26 @@ class InfoCog(commands.Cog, name="Info"):
 
     @app_commands.command(name="queue", description="Show the jobs waiting and running")
     async def queue(self, interaction: discord.Interaction) -> None:
-        jobs = self.bot.jobs
-        active = jobs.active_jobs()
+        core = self.bot.core
+        active = core.active_jobs()
         if not active:
             return await interaction.response.send_message("The queue is empty — `/stylize` starts right away.",
                                                            ephemeral=True)
         lines = []
-        for live in active[:QUEUE_LINES]:
-            job = live.job
+        for entry in active[:QUEUE_LINES]:
+            job = entry.job
             if job.state == RUNNING:
-                total = live.total or job.options["iterations"]
-                state = f"running {live.iteration}/{total}, done in {format_seconds(live.eta)}"
+                total = entry.total or job.options.iterations
+                state = f"running {entry.iteration}/{total}, done in {format_seconds(entry.eta)}"
                 place = "▶️"
             else:
-                state = f"queued, starts in {format_seconds(jobs.eta_until_start(job.id))}"
-                place = f"**{jobs.position(job.id)}.**"
+                state = f"queued, starts in {format_seconds(core.eta_until_start(job.id))}"
+                place = f"**{core.position(job.id)}.**"
             lines.append(f"{place} <@{job.user_id}> · {job.quality} · {state}")
         more = f"\n…and {len(active) - QUEUE_LINES} more" if len(active) > QUEUE_LINES else ""
         limits = self.bot.config.limits
         footer = (f"\n-# {len(active)}/{limits.max_queue} jobs · at most {limits.max_jobs_per_user} per person · "
-                  f"engine on {jobs.device}")
+                  f"engine on {core.device}")
         await interaction.response.send_message("\n".join(lines) + more + footer, ephemeral=True,
                                                 allowed_mentions=discord.AllowedMentions.none())
 

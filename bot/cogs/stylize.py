@@ -11,16 +11,22 @@ import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
+from PIL import Image
 
 from nst_engine.errors import ImageError
 from nst_engine.images import load_image
 from nst_engine.options import option_spec
 
 from ..delivery import defer_privately
-from ..intake import RequestError, build_options, fetch_image
+from ..errors import UserError
+from ..intake import build_options, fetch_image
+from ..jobs.core import Request
 from ..presets import PresetLibrary, StylePreset
+from ..replies import warn
 
 log = logging.getLogger(__name__)
+
+OUR_FAULT = "Something went wrong on our side while reading your request; please try again."
 
 SIZE, STRENGTH, COLORS = option_spec("size"), option_spec("strength"), option_spec("preserve_colors")
 SizeOption = app_commands.Range[int, int(SIZE.low), int(SIZE.high)]
@@ -80,46 +86,47 @@ class StylizeCog(commands.Cog, name="Stylize"):
                       size: int | None, strength: float | None, preserve_colors: str | None) -> None:
         if not await defer_privately(interaction):
             return
-        user_id = interaction.user.id
         try:
             if interaction.guild_id is None and not self.config.discord.allow_dms:
-                raise RequestError("This bot works in servers only; please use /stylize in a server channel.")
+                raise UserError("This bot works in servers only; please use /stylize in a server channel.")
             if (style is None) == (preset is None):
-                raise RequestError("Give exactly one of `style` (an image) or `preset` (a preset name) — "
-                                   "see /styles for the presets.")
+                raise UserError("Give exactly one of `style` (an image) or `preset` (a preset name) — "
+                                "see /styles for the presets.")
             chosen = self.presets.get(preset) if preset else None
             if preset and chosen is None:
-                raise RequestError(f"There is no preset called `{discord.utils.escape_markdown(preset[:40])}`; "
-                                   "see /styles for the list.")
+                raise UserError(f"There is no preset called `{discord.utils.escape_markdown(preset[:40])}`; "
+                                "see /styles for the list.")
             options, notes = build_options(self.config, quality, size=size, strength=strength,
                                            preserve_colors=preserve_colors)
-            self.bot.jobs.check_limits(user_id)
-        except RequestError as error:
-            return await interaction.edit_original_response(content=f"⚠️ {error}")
-        try:
-            assert self.session is not None
-            content_image = await fetch_image(self.session, content, self.config, "content image")
-            if chosen is not None:
-                style_image = await _load_preset(chosen)
-                label = f"preset *{chosen.title}*"
-            else:
-                style_image = await fetch_image(self.session, style, self.config, "style image")
-                label = "your style image"
-            await self.bot.jobs.submit(interaction, content=content_image, style=style_image, style_label=label,
-                                       quality=(quality or self.config.bot.default_quality).lower(),
-                                       options=options.to_dict(), notes=notes)
-        except RequestError as error:
-            await interaction.edit_original_response(content=f"⚠️ {error}")
-        finally:
-            self.bot.jobs.release(user_id)
+            with self.bot.core.admit(interaction.user.id):  # released however this ends
+                content_image, style_image, label = await self._images(content, style, chosen)
+                user = interaction.user
+                request = Request(user.id, user.display_name, interaction.guild_id, interaction.channel_id, label,
+                                  (quality or self.config.bot.default_quality).lower(), options, tuple(notes))
+                await self.bot.presenter.submit(interaction, request, content_image, style_image)
+        except UserError as error:
+            await warn(interaction, str(error))
+        except Exception:  # a bug: the traceback for the admins, a clear answer for the requester
+            log.exception("/stylize from user %s failed", interaction.user.id)
+            await warn(interaction, OUR_FAULT)
+
+    async def _images(self, content: discord.Attachment, style: discord.Attachment | None,
+                      preset: StylePreset | None) -> tuple[Image.Image, Image.Image, str]:
+        """The downloaded (or preset) images and how to name the style in messages."""
+        assert self.session is not None
+        content_image = await fetch_image(self.session, content, self.config, "content image")
+        if preset is not None:
+            return content_image, await _load_preset(preset), f"preset *{preset.title}*"
+        assert style is not None
+        return content_image, await fetch_image(self.session, style, self.config, "style image"), "your style image"
 
 
-async def _load_preset(preset: StylePreset):
+async def _load_preset(preset: StylePreset) -> Image.Image:
     try:
         return await asyncio.to_thread(load_image, preset.path, what="preset image")
     except ImageError as error:
         log.error("preset %s could not be loaded: %s", preset.name, error)
-        raise RequestError(f"The preset `{preset.name}` is not available right now; please pick another.") from None
+        raise UserError(f"The preset `{preset.name}` is not available right now; please pick another.") from None
 
 
 async def setup(bot) -> None:

@@ -11,13 +11,15 @@ import json
 import shutil
 import sqlite3
 import time
-import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Iterator
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-ACTIVE_STATES = (QUEUED, RUNNING)
+from PIL import Image
+
+from nst_engine.options import StylizeOptions
+
+from .model import ACTIVE_STATES, Job
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -46,39 +48,6 @@ CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
 """
 
 
-def new_job_id() -> str:
-    return uuid.uuid4().hex[:16]
-
-
-@dataclass
-class Job:
-    """One stylize request and everything needed to run and deliver it."""
-
-    id: str
-    user_id: int
-    user_name: str
-    guild_id: int | None
-    channel_id: int
-    style_label: str
-    quality: str
-    options: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-    state: str = QUEUED
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-    status_message_id: int | None = None
-    result_message_id: int | None = None
-    iterations_done: int = 0
-    attempts: int = 0
-    error: str = ""
-    parent_id: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-
 _JSON_COLUMNS = ("options", "notes")
 _COLUMNS = tuple(f.name for f in fields(Job))
 
@@ -91,7 +60,7 @@ class JobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.root / "jobs.sqlite3", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # an acknowledged job survives a power loss
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -113,6 +82,22 @@ class JobStore:
 
     def inputs_kept(self, job_id: str) -> bool:
         return self.content_path(job_id).is_file() and self.style_path(job_id).is_file()
+
+    def save_inputs(self, job_id: str, content: Image.Image, style: Image.Image) -> None:
+        """Write a job's input images (blocking; raises ``OSError`` when the disk is full or read-only)."""
+        self.job_dir(job_id).mkdir(parents=True, exist_ok=True)
+        content.save(self.content_path(job_id), "PNG")
+        style.save(self.style_path(job_id), "PNG")
+
+    def load_inputs(self, job_id: str) -> tuple[Image.Image, Image.Image]:
+        """A kept job's input images, for a re-run (blocking)."""
+        return (Image.open(self.content_path(job_id)).convert("RGB"),
+                Image.open(self.style_path(job_id)).convert("RGB"))
+
+    def content_size(self, job_id: str) -> tuple[int, int]:
+        """The kept content image's (width, height), read from its header only."""
+        with Image.open(self.content_path(job_id)) as content:
+            return content.size
 
     def add(self, job: Job) -> None:
         row = self._row(job)
@@ -154,7 +139,7 @@ class JobStore:
 
     @staticmethod
     def _row(job: Job) -> dict[str, Any]:
-        row = asdict(job)
+        row = asdict(job)  # options become a dict here: the store's own serialisation
         for name in _JSON_COLUMNS:
             row[name] = json.dumps(row[name])
         return row
@@ -164,4 +149,5 @@ class JobStore:
         values = dict(zip(_COLUMNS, row))
         for name in _JSON_COLUMNS:
             values[name] = json.loads(values[name])
+        values["options"] = StylizeOptions.from_mapping(values["options"])
         return Job(**values)

@@ -14,7 +14,9 @@ from bot.config import ConfigError, load_config, parse_config
 from bot.health import check_health, heartbeat_path
 from bot.intake import RequestError, build_options
 from bot.presets import PresetError, PresetLibrary, sanitize_name
-from bot.jobs.store import DONE, QUEUED, Job, JobStore, new_job_id
+from bot.jobs.model import DONE, QUEUED, Job, new_job_id
+from bot.jobs.store import JobStore
+from nst_engine.options import StylizeOptions
 from tests.conftest import REPO, make_style
 
 
@@ -24,7 +26,7 @@ def config_with(tmp_path: Path, **limits: int):
 
 
 def test_the_bot_process_modules_never_import_torch() -> None:
-    code = ("import sys, bot.app, bot.cogs.stylize, bot.cogs.presets, bot.cogs.info, bot.manager, bot.engine_process; "
+    code = ("import sys, bot.app, bot.cogs.stylize, bot.cogs.presets, bot.cogs.info, bot.work.local; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
@@ -61,7 +63,7 @@ def test_preset_names_never_shape_a_path(tmp_path: Path) -> None:
 
 def test_the_store_keeps_jobs_and_purges_old_ones(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
-    old, fresh = (Job(new_job_id(), 1, "a", 2, 3, "preset", "fast", {"size": 64}) for _ in range(2))
+    old, fresh = (Job(new_job_id(), 1, "a", 2, 3, "preset", "fast", StylizeOptions(size=64, style_weights=(1.0, 2.0))) for _ in range(2))
     old.created, old.state = time.time() - 10 * 86400, DONE
     for job in (old, fresh):
         store.add(job)

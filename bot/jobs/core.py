@@ -1,0 +1,166 @@
+"""The job core's one entry point for front ends: admit, accept, queue, cancel, and read the queue.
+
+A front end (the Discord face) creates a :class:`JobCore` with a store and a work queue, attaches itself as the
+:class:`~.frontend.Frontend`, and watches :attr:`JobCore.unavailable` to learn that no engine can start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from PIL import Image
+
+from nst_engine.options import StylizeOptions
+
+from ..config import LimitsConfig
+from ..errors import UserError
+from ..work.queue import WorkQueue
+from .admission import Admission
+from .dispatch import Dispatcher
+from .estimates import SpeedModel
+from .frontend import Frontend
+from .lineup import Lineup
+from .model import CANCELLED, QUEUED, RUNNING, ActiveJob, Job, new_job_id
+from .store import JobStore
+
+log = logging.getLogger(__name__)
+
+DISK_TROUBLE = ("The bot could not save your images (its disk is full or read-only); the admins can see the "
+                "log. Please try again later.")
+# What cancelling did: ended a queued job, asked a running one to stop, or found nothing to cancel.
+CANCELLED_QUEUED, STOPPING, NOT_ACTIVE = "cancelled", "stopping", "not active"
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked request from a front end: who asked, where, and what to make."""
+
+    user_id: int
+    user_name: str
+    guild_id: int | None
+    channel_id: int
+    style_label: str
+    quality: str
+    options: StylizeOptions
+    notes: tuple[str, ...] = ()
+    parent_id: str | None = None
+
+
+class JobCore:
+    def __init__(self, store: JobStore, work: WorkQueue, limits: LimitsConfig, *, batch_size: int,
+                 job_timeout: float) -> None:
+        self.store, self.work = store, work
+        self.lineup = Lineup(SpeedModel(), store.content_size)
+        self.admission = Admission(limits, self.lineup, store.last_created_by)
+        self.batch_size, self.job_timeout = batch_size, job_timeout
+        self.dispatcher: Dispatcher | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self, frontend: Frontend) -> None:
+        """Resume the stored queue and start dispatching (inside the running event loop)."""
+        self.dispatcher = Dispatcher(self.store, self.work, self.lineup, frontend, batch_size=self.batch_size,
+                                     job_timeout=self.job_timeout)
+        self.resume()
+        self._tasks = [asyncio.create_task(self.dispatcher.feed(), name="nst-feeder"),
+                       asyncio.create_task(self.dispatcher.receive(), name="nst-receiver")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.work.close()
+
+    @property
+    def unavailable(self) -> asyncio.Future[str]:
+        """Resolves with the reason when no engine can run jobs (no weights, …)."""
+        assert self.dispatcher is not None, "start() first"
+        return self.dispatcher.unavailable
+
+    @property
+    def device(self) -> str:
+        return self.dispatcher.device if self.dispatcher else "unknown"
+
+    def resume(self) -> None:
+        """Queue the jobs that were queued or running when the bot last stopped, in the order they came."""
+        for job in self.store.active():
+            if job.state == RUNNING:
+                job.state = QUEUED
+                self.store.save(job, "state")
+            self.lineup.add(ActiveJob(job))
+            self.lineup.enqueue(job.id)
+        if self.lineup.waiting:
+            log.info("resuming %d job(s) from the store", len(self.lineup.waiting))
+            self._wake()
+
+    # ------------------------------------------------------------------------------------------ requests
+
+    def admit(self, user_id: int) -> AbstractContextManager[None]:
+        """Hold a place for a request while it is processed; raises :class:`UserError` when over a limit."""
+        return self.admission.admit(user_id)
+
+    async def accept(self, request: Request, content: Image.Image, style: Image.Image) -> ActiveJob:
+        """Store the job and its inputs; it counts against limits from here, and waits once :meth:`enqueue`\\ d."""
+        job = Job(new_job_id(), request.user_id, request.user_name, request.guild_id, request.channel_id,
+                  request.style_label, request.quality, request.options, list(request.notes),
+                  parent_id=request.parent_id)
+        try:
+            await asyncio.to_thread(self.store.save_inputs, job.id, content, style)
+            self.store.add(job)
+        except (OSError, sqlite3.Error) as error:  # operational: one line for the admins, a reply for the user
+            log.warning("could not save job %s for user %s: %s", job.id, job.user_id, error)
+            raise UserError(DISK_TROUBLE) from None
+        active = ActiveJob(job)
+        self.lineup.add(active)
+        return active
+
+    def enqueue(self, active: ActiveJob) -> int:
+        """Let the dispatcher take the job; its position in the queue."""
+        position = self.lineup.enqueue(active.id)
+        log.info("job %s queued for user %s at position %d", active.id, active.job.user_id, position)
+        self._wake()
+        return position
+
+    async def cancel(self, job_id: str, by: str) -> str:
+        """Cancel a queued job at once, or ask a running one to stop (it concludes when the engine says so)."""
+        active = self.lineup.jobs.get(job_id)
+        if active is None:
+            return NOT_ACTIVE
+        if active.job.state == QUEUED:
+            assert self.dispatcher is not None
+            self.dispatcher.finish(active, CANCELLED, f"Cancelled by {by} while queued.")
+            return CANCELLED_QUEUED
+        active.stopping_by = by
+        await self.work.cancel(job_id)
+        return STOPPING
+
+    def note_status_message(self, job: Job, message_id: int | None) -> None:
+        if job.status_message_id != message_id:
+            job.status_message_id = message_id
+            try:
+                self.store.save(job, "status_message_id")
+            except sqlite3.Error as error:  # only a restart needs it; the job goes on
+                log.warning("could not record job %s's status message: %s", job.id, error)
+
+    # ---------------------------------------------------------------------------------------------- views
+
+    def find(self, job_id: str) -> Job | None:
+        """An active job, or a finished one from the store."""
+        active = self.lineup.jobs.get(job_id)
+        return active.job if active else self.store.get(job_id)
+
+    def active_jobs(self) -> list[ActiveJob]:
+        return self.lineup.ordered()
+
+    def position(self, job_id: str) -> int:
+        return self.lineup.position(job_id)
+
+    def eta_until_start(self, job_id: str) -> float | None:
+        return self.lineup.eta_until_start(job_id)
+
+    def _wake(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wakeup.set()

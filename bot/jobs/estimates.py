@@ -1,0 +1,32 @@
+"""How long jobs take: a job's cost in work units, and the engine's speed learned from finished jobs."""
+
+from __future__ import annotations
+
+from nst_engine.options import StylizeOptions
+
+SPEED_MEMORY = 0.7  # weight of what was learned before against the latest job
+
+
+def work_units(options: StylizeOptions, content_size: tuple[int, int]) -> float:
+    """A job's cost in the ETA model's unit: the engine's own measure where it has one, else pixels × iterations
+    at the output size (which overstates multi-scale jobs by the same factor for every job)."""
+    if hasattr(options, "cost"):
+        return float(options.cost(content_size))
+    return float(options.size) ** 2 * float(options.iterations)
+
+
+class SpeedModel:
+    """Seconds per work unit, a moving average over finished jobs; unknown until the first one finishes."""
+
+    def __init__(self) -> None:
+        self.seconds_per_unit: float | None = None
+
+    def learn(self, units: float, seconds: float) -> None:
+        if units <= 0 or seconds <= 0:
+            return
+        rate = seconds / units
+        known = self.seconds_per_unit
+        self.seconds_per_unit = rate if known is None else SPEED_MEMORY * known + (1 - SPEED_MEMORY) * rate
+
+    def estimate(self, units: float) -> float | None:
+        return self.seconds_per_unit * units if self.seconds_per_unit is not None else None

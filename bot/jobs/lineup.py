@@ -1,0 +1,104 @@
+"""The active jobs in order: who waits where, what runs, and when each is expected to start and finish."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from .estimates import SpeedModel, work_units
+from .model import RUNNING, ActiveJob
+
+
+class Lineup:
+    """Queued jobs in order and the jobs handed to the engines; estimates from a :class:`SpeedModel`.
+
+    Running jobs of one batch run side by side, so the engine is free when the slowest of them ends; the
+    jobs ahead of a queued one are counted one after another (batching can only make it sooner).
+    """
+
+    def __init__(self, speed: SpeedModel, content_size: Callable[[str], tuple[int, int]]) -> None:
+        self.speed = speed
+        self.content_size = content_size  # of a job's kept content image, for its cost
+        self.jobs: dict[str, ActiveJob] = {}
+        self.waiting: list[str] = []
+        self.running: list[str] = []
+
+    # ----------------------------------------------------------------------------------------- changes
+
+    def add(self, active: ActiveJob) -> None:
+        """Known to the lineup (counted against limits) but not yet waiting for the engine."""
+        self.jobs[active.id] = active
+
+    def enqueue(self, job_id: str) -> int:
+        self.waiting.append(job_id)
+        return self.position(job_id)
+
+    def requeue(self, job_id: str) -> None:
+        """A job to run again goes first, after other jobs already waiting to run again."""
+        self.running = [other for other in self.running if other != job_id]
+        front = 0
+        while front < len(self.waiting) and self.jobs[self.waiting[front]].job.attempts > 0:
+            front += 1
+        self.waiting.insert(front, job_id)
+
+    def take(self, job_ids: Iterable[str]) -> list[ActiveJob]:
+        """Move waiting jobs to running."""
+        taken = [self.jobs[job_id] for job_id in job_ids]
+        for active in taken:
+            self.waiting.remove(active.id)
+            self.running.append(active.id)
+        return taken
+
+    def left_engine(self, job_id: str) -> None:
+        self.running = [other for other in self.running if other != job_id]
+
+    def remove(self, job_id: str) -> ActiveJob | None:
+        self.left_engine(job_id)
+        if job_id in self.waiting:
+            self.waiting.remove(job_id)
+        return self.jobs.pop(job_id, None)
+
+    # ------------------------------------------------------------------------------------------ views
+
+    def ordered(self) -> list[ActiveJob]:
+        """Running jobs, then queued ones in order (what /queue shows)."""
+        return [self.jobs[job_id] for job_id in self.running + self.waiting if job_id in self.jobs]
+
+    def of_user(self, user_id: int) -> list[ActiveJob]:
+        return [active for active in self.jobs.values() if active.job.user_id == user_id]
+
+    def position(self, job_id: str) -> int:
+        """1 for the next job to start; 0 when not waiting."""
+        return self.waiting.index(job_id) + 1 if job_id in self.waiting else 0
+
+    def estimate(self, active: ActiveJob) -> float | None:
+        """Seconds a job takes from start to end, from the learned speed."""
+        return self.speed.estimate(work_units(active.job.options, self.content_size(active.id)))
+
+    def remaining(self, job_id: str) -> float | None:
+        active = self.jobs.get(job_id)
+        if active is None:
+            return 0.0
+        if active.job.state == RUNNING and active.eta is not None:
+            return active.eta
+        return self.estimate(active)
+
+    def engine_free_in(self) -> float | None:
+        """Seconds until the running batch has finished."""
+        times = [self.remaining(job_id) for job_id in self.running]
+        return None if any(t is None for t in times) else max(times, default=0.0)
+
+    def eta_until_start(self, job_id: str) -> float | None:
+        if job_id not in self.waiting:  # running, or about to
+            return 0.0
+        ahead = self.waiting[: self.position(job_id) - 1]
+        times = [self.engine_free_in(), *(self.remaining(other) for other in ahead)]
+        return None if any(t is None for t in times) else sum(times)
+
+    def eta_until_free(self, user_id: int) -> float | None:
+        """Seconds until the first of this user's active jobs finishes."""
+        ends = []
+        for active in self.of_user(user_id):
+            start, length = self.eta_until_start(active.id), self.remaining(active.id)
+            if start is not None and length is not None:
+                ends.append(start + length)
+        return min(ends, default=None)

@@ -66,7 +66,8 @@ class JobCore:
                                      job_timeout=self.job_timeout)
         self.resume()
         self._tasks = [asyncio.create_task(self.dispatcher.feed(), name="nst-feeder"),
-                       asyncio.create_task(self.dispatcher.receive(), name="nst-receiver")]
+                       asyncio.create_task(self.dispatcher.receive(), name="nst-receiver"),
+                       asyncio.create_task(self.dispatcher.watch_time_limits(), name="nst-time-limits")]
 
     async def stop(self) -> None:
         for task in self._tasks:

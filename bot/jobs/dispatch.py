@@ -1,7 +1,8 @@
 """The dispatcher: hands waiting jobs to the work queue and applies what comes back.
 
-Two tasks: the feeder gives the next batch to the work queue whenever it has a free slot; the receiver applies
-the work queue's events (progress, done, failed, lost), enforces the time limit and concludes jobs. Every state
+Three tasks: the feeder gives the next batch to the work queue whenever it has a free slot; the receiver applies
+the work queue's events (progress, done, failed, lost) and concludes jobs; a watchdog stops jobs past their time
+limit. Every state
 change is written to the store first, so a restart resumes where this left off.
 """
 
@@ -35,6 +36,7 @@ class Dispatcher:
         self.unavailable: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.wakeup = asyncio.Event()
         self.deadlines: dict[str, float] = {}  # running job → loop time its time limit passes
+        self.deadlines_changed = asyncio.Event()
         self.timed_out: set[str] = set()
 
     def give_up(self, reason: str) -> None:
@@ -83,6 +85,7 @@ class Dispatcher:
             self.store.save(job, "state", "started", "attempts")
             active.restart()
             self.deadlines[active.id] = limit
+        self.deadlines_changed.set()
         if len(batch) > 1:
             log.info("jobs %s run as one batch", ", ".join(active.id for active in batch))
         await self.work.submit([self._spec(active) for active in batch])
@@ -97,19 +100,22 @@ class Dispatcher:
     # -------------------------------------------------------------------------------------------- receiver
 
     async def receive(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            limit = min(self.deadlines.values(), default=None)
-            try:
-                event = await asyncio.wait_for(self.work.events.get(), None if limit is None else
-                                               max(0.0, limit - loop.time()))
-            except asyncio.TimeoutError:
-                await self._stop_overdue(loop.time())
-                continue
+            event = await self.work.events.get()
             try:
                 await self.apply(event)
             except Exception:
                 log.exception("handling %s failed", type(event).__name__)
+
+    async def watch_time_limits(self) -> None:
+        """Stop running jobs whose time limit passed (the work queue then reports them lost)."""
+        while True:
+            self.deadlines_changed.clear()
+            try:
+                async with asyncio.timeout_at(min(self.deadlines.values(), default=None)):
+                    await self.deadlines_changed.wait()
+            except TimeoutError:
+                await self._stop_overdue(asyncio.get_running_loop().time())
 
     async def _stop_overdue(self, now: float) -> None:
         overdue = [job_id for job_id, limit in self.deadlines.items() if limit <= now]

@@ -18,12 +18,13 @@ from PIL import Image, ImageDraw, ImageFont
 from nst_engine.images import load_image, resize_long_side
 
 from .config import PRESET_NAME, Config
+from .errors import UserError
 
 MAX_AUTOCOMPLETE = 25  # Discord's limit on autocomplete results
 THUMB = 160
 
 
-class PresetError(Exception):
+class PresetError(UserError):
     """A preset request that cannot be done; the message is shown to the user."""
 
 

@@ -3,6 +3,7 @@ VGG19 saved in torchvision's format and loaded through the engine's real weights
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -32,6 +33,28 @@ def make_style(size: int = 64, seed: int = 1) -> Image.Image:
     image[..., 2] = ((yy // 6) % 2) * 230
     image[..., 1] = rng.uniform(0, 60, (size, size))
     return Image.fromarray(image.astype(np.uint8))
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def style_distance(engine, image: Image.Image, style: Image.Image) -> float:
+    """How far ``image`` is from ``style`` in style: the mean normalised Gram error over relu1_1…relu5_1 of
+    ``engine``'s network, in fp32 NCHW on the CPU, so it judges any result independently of how it was made."""
+    import torch
+
+    from nst_engine.losses import gram, style_loss
+    from nst_engine.transfer import to_tensor
+
+    layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    encoder = engine.encoder(torch.device("cpu"), "avg", layers[-1])
+    with torch.no_grad():
+        ours, theirs = (encoder(to_tensor(picture.convert("RGB"), torch.device("cpu")), layers)
+                        for picture in (image, style))
+        return float(sum(style_loss(gram(ours[name]), gram(theirs[name])).sum() for name in layers) / len(layers))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
-"""Fixtures shared by the bot's end-to-end modules: one Discord stand-in and one work folder per module."""
+"""Fixtures shared by the bot's end-to-end modules: one Discord stand-in, one work folder and one running bot
+per module. A module shapes its bot with ``BOT_CONFIG``: keyword arguments for
+:func:`tests.bot.harness.write_config` (limits, extra [discord] or [engine] lines)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.bot.discord_standin import StandinThread
+from tests.bot.harness import BotProcess, write_config
 
 
 @pytest.fixture(scope="module")
@@ -18,3 +21,12 @@ def standin() -> StandinThread:
 @pytest.fixture(scope="module")
 def workdir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+
+
+@pytest.fixture(scope="module")
+def bot(request: pytest.FixtureRequest, standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
+    """``nst-bot run`` against this module's stand-in, ready to serve; stopped after the module."""
+    config = write_config(workdir, standin, vgg_weights, **getattr(request.module, "BOT_CONFIG", {}))
+    process = BotProcess(config, workdir / "bot.log").start().wait_ready()
+    yield process
+    process.stop()

@@ -34,6 +34,9 @@ BOT_USER_ID = 900000000000000001
 GUILD_ID = 800000000000000001
 CHANNEL_ID = 810000000000000001
 DM_CHANNEL_ID = 820000000000000001
+# Places other than the guild channel the bot lives in: (guild id, channel id), for interactions sent from there.
+SECOND_CHANNEL = (GUILD_ID, 810000000000000002)
+OTHER_GUILD = (800000000000000002, 830000000000000001)
 EPHEMERAL, LOADING = 64, 128
 MANAGE_GUILD = 1 << 5
 ALL_PERMISSIONS = (1 << 50) - 1
@@ -235,8 +238,8 @@ class DiscordStandin:
             return self.json({"id": str(DM_CHANNEL_ID), "type": 1, "recipients": [ALICE], "last_message_id": None})
         return self.json(self.channel_json(channel_id))
 
-    def channel_json(self, channel_id: int = CHANNEL_ID) -> dict[str, Any]:
-        return {"id": str(channel_id), "type": 0, "guild_id": str(GUILD_ID), "name": "art", "position": 0,
+    def channel_json(self, channel_id: int = CHANNEL_ID, guild_id: int = GUILD_ID) -> dict[str, Any]:
+        return {"id": str(channel_id), "type": 0, "guild_id": str(guild_id), "name": "art", "position": 0,
                 "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None,
                 "last_message_id": None, "rate_limit_per_user": 0}
 
@@ -455,12 +458,14 @@ class DiscordStandin:
 
     async def interact(self, kind: int, data: dict[str, Any], who: dict[str, Any] = ALICE, *,
                        permissions: int = 0, message: dict[str, Any] | None = None, dm: bool = False,
-                       upload_limit: int = UPLOAD_LIMIT, age: float = 0.0) -> str:
+                       upload_limit: int = UPLOAD_LIMIT, age: float = 0.0,
+                       place: tuple[int, int] | None = None) -> str:
         """Send an INTERACTION_CREATE as Discord would; returns its token. ``age`` back-dates its creation
-        (the time in its id), as if the gateway had delivered it late."""
+        (the time in its id), as if the gateway had delivered it late. ``place`` (guild id, channel id) sends it from
+        another guild channel than the bot's own, e.g. :data:`OTHER_GUILD`."""
         interaction_id = snowflake(time.time() - age) + self.next_id() % (1 << 22) if age else self.next_id()
         token = f"itoken-{interaction_id}"
-        channel_id = DM_CHANNEL_ID if dm else CHANNEL_ID
+        guild_id, channel_id = place or (GUILD_ID, DM_CHANNEL_ID if dm else CHANNEL_ID)
         payload: dict[str, Any] = {
             "id": str(interaction_id), "application_id": str(APPLICATION_ID), "type": kind, "token": token,
             "version": 1, "data": data, "channel_id": str(channel_id), "locale": "en-US",
@@ -471,7 +476,7 @@ class DiscordStandin:
             payload["user"] = who
             payload["channel"] = {"id": str(DM_CHANNEL_ID), "type": 1, "recipients": [who]}
         else:
-            payload.update(guild_id=str(GUILD_ID), guild_locale="en-US", channel=self.channel_json(),
+            payload.update(guild_id=str(guild_id), guild_locale="en-US", channel=self.channel_json(channel_id, guild_id),
                            member={"user": who, "roles": [], "joined_at": now_iso(), "deaf": False, "mute": False,
                                    "flags": 0, "permissions": str(permissions)})
         if message is not None:
@@ -562,10 +567,10 @@ class StandinThread:
         return self.call(self.standin.interact(4, data, who))
 
     def press(self, message: dict[str, Any], custom_id: str, who: dict[str, Any] = ALICE,
-              permissions: int = 0) -> str:
-        """Click a button on a message."""
+              permissions: int = 0, *, dm: bool = False, place: tuple[int, int] | None = None) -> str:
+        """Click a button on a message (as seen in a DM, or from another ``place``, when a test says so)."""
         return self.call(self.standin.interact(3, {"custom_id": custom_id, "component_type": 2}, who,
-                                               permissions=permissions, message=message))
+                                               permissions=permissions, message=message, dm=dm, place=place))
 
     # Controls ----------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 
 from tests.bot.discord_standin import ALICE, StandinThread
-from tests.conftest import make_content, make_style
+from tests.conftest import make_content, make_style, png_bytes
 
 TOKEN = "test-token-abc.DEF.123"  # a fake bot token; tests check it never reaches logs or messages
 
@@ -42,12 +42,6 @@ size = 64
 iterations = 400
 description = "long enough to cancel"
 """
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 DEFAULT_LIMITS = {"max_queue": 20, "max_jobs_per_user": 3, "cooldown_seconds": 0, "max_upload_bytes": 200_000,

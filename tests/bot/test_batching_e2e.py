@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
 from tests.bot.discord_standin import ALICE, BOB, CAROL, StandinThread
 from tests.bot.harness import (BotProcess, custom_id, decoded, deliveries, engine_pid, job_id, result_message,
-                               status_message, stylize, wait_delivered, wait_original, wait_status, write_config)
+                               status_message, stylize, wait_delivered, wait_original, wait_status)
 
 pytestmark = pytest.mark.timeout(180)
 
 CANCEL = "nst:cancel:"
 
 
-@pytest.fixture(scope="module")
-def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
-    config = write_config(workdir, standin, vgg_weights, engine="batch_size = 2")
-    process = BotProcess(config, workdir / "bot.log").start().wait_ready()
-    yield process
-    process.stop()
+BOT_CONFIG = {"engine": "batch_size = 2"}
 
 
 def queue_behind_a_blocker(standin: StandinThread, requests: list[tuple[dict, str]]) -> list[str]:

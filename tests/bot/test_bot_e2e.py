@@ -26,14 +26,6 @@ pytestmark = pytest.mark.timeout(240)
 CONTENT_SIZE = (96, 64)  # make_content(); at 64 px long side the result is 64×43
 
 
-@pytest.fixture(scope="module")
-def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
-    config = write_config(workdir, standin, vgg_weights)
-    process = BotProcess(config, workdir / "bot.log").start().wait_ready()
-    yield process
-    process.stop()
-
-
 # -------------------------------------------------------------------------------------------------- tests
 
 

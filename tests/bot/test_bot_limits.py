@@ -18,13 +18,8 @@ pytestmark = pytest.mark.timeout(180)
 DAVE = user(700000000000000004, "dave")
 
 
-@pytest.fixture(scope="module")
-def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
-    config = write_config(workdir, standin, vgg_weights, discord=f"allow_dms = false\nguild_ids = [{GUILD_ID}]",
-                          limits={"max_queue": 3, "max_jobs_per_user": 1, "cooldown_seconds": 60})
-    process = BotProcess(config, workdir / "bot.log").start().wait_ready()
-    yield process
-    process.stop()
+BOT_CONFIG = {"discord": f"allow_dms = false\nguild_ids = [{GUILD_ID}]",
+              "limits": {"max_queue": 3, "max_jobs_per_user": 1, "cooldown_seconds": 60}}
 
 
 def test_limits_say_what_and_when(bot: BotProcess, standin: StandinThread) -> None:

@@ -24,7 +24,7 @@ from PIL import Image
 from tests.bot.discord_standin import ALICE, BOB, CAROL, StandinThread, user
 from tests.bot.harness import (TOKEN, BotProcess, bomb_png, callback, custom_id, decoded, deliveries, engine_pid,
                                job_id, png_bytes, result_message, status_message, stylize, wait_delivered,
-                               wait_original, wait_status, write_config)
+                               wait_original, wait_status)
 from tests.conftest import make_content, make_style
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
@@ -33,13 +33,7 @@ USERS = [user(710000000000000000 + n, f"user{n}") for n in range(20)]
 LIMIT_REASONS = ("You already have", "The queue is full", "Please wait")
 
 
-@pytest.fixture(scope="module")
-def bot(standin: StandinThread, workdir: Path, vgg_weights: Path) -> BotProcess:
-    config = write_config(workdir, standin, vgg_weights, engine="job_timeout = 20.0",
-                          limits={"max_queue": 10, "max_jobs_per_user": 2})
-    process = BotProcess(config, workdir / "bot.log").start().wait_ready()
-    yield process
-    process.stop()
+BOT_CONFIG = {"engine": "job_timeout = 20.0", "limits": {"max_queue": 10, "max_jobs_per_user": 2}}
 
 
 def wait_running(standin: StandinThread, status: dict[str, Any]) -> None:

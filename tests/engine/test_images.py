@@ -10,12 +10,7 @@ from PIL import Image
 
 from nst_engine.errors import ImageError
 from nst_engine.images import encode_image, load_image, probe_image, resize_long_side, save_image
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
+from tests.conftest import png_bytes
 
 
 def bomb_png(width: int, height: int) -> bytes:

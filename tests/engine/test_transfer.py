@@ -12,9 +12,8 @@ from PIL import Image, ImageFilter
 
 from nst_engine.options import StylizeOptions
 from nst_engine.transfer import Engine, scale_schedule, to_tensor
-from nst_engine.losses import gram, style_loss
 from nst_engine.color import rgb_to_ycbcr
-from tests.conftest import make_style
+from tests.conftest import make_style, style_distance
 
 SMALL = dict(size=64, min_scale=32, iterations=24)
 
@@ -22,16 +21,6 @@ SMALL = dict(size=64, min_scale=32, iterations=24)
 @pytest.fixture(scope="module")
 def engine(vgg_weights) -> Engine:
     return Engine(str(vgg_weights))
-
-
-def style_distance(engine: Engine, image: Image.Image, style: Image.Image) -> float:
-    """Independent evaluator: mean normalised Gram error over relu1_1…relu5_1 (same network, fp32)."""
-    layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    encoder = engine.encoder(torch.device("cpu"), "avg", "relu5_1")
-    with torch.no_grad():
-        a = encoder(to_tensor(image, torch.device("cpu")), layers)
-        b = encoder(to_tensor(style, torch.device("cpu")), layers)
-        return float(sum(style_loss(gram(a[n]), gram(b[n])) for n in layers) / len(layers))
 
 
 def luminance_correlation(a: Image.Image, b: Image.Image) -> float:

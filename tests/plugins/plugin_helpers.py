@@ -8,26 +8,14 @@ from pathlib import Path
 
 from PIL import Image
 
+from tests.conftest import style_distance as shared_style_distance
+
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
 
 def style_distance(weights: Path, image: Image.Image, style: Image.Image) -> float:
-    """Mean normalised Gram error between ``image`` and ``style`` over relu1_1…relu5_1 of the test network.
-
-    This is the quantity style transfer lowers, evaluated in fp32 on the host, so it also judges an image
-    that GIMP exported.
-    """
-    import torch
-
-    from nst_engine.losses import gram, style_loss
-    from nst_engine.transfer import to_tensor
-
-    layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    encoder = _engine(str(weights)).encoder(torch.device("cpu"), "avg", layers[-1])
-    with torch.no_grad():
-        ours, theirs = (encoder(to_tensor(picture.convert("RGB"), torch.device("cpu")), layers)
-                        for picture in (image, style))
-        return float(sum(style_loss(gram(ours[name]), gram(theirs[name])).sum() for name in layers) / len(layers))
+    """The shared style measure (tests/conftest.py) with the test network, so it also judges a GIMP export."""
+    return shared_style_distance(_engine(str(weights)), image, style)
 
 
 @functools.lru_cache(maxsize=2)

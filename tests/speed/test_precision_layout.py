@@ -10,7 +10,7 @@ import torch
 from nst_engine.losses import gram
 from nst_engine.options import StylizeOptions
 from nst_engine.transfer import Engine, resolve_precision, to_tensor
-from tests.conftest import make_content, make_style
+from tests.conftest import make_content, make_style, style_distance
 
 SMALL = dict(size=48, min_scale=24, iterations=8)
 
@@ -20,22 +20,12 @@ def engines(vgg_weights) -> dict[str, Engine]:
     return {"channels_last": Engine(str(vgg_weights)), "nchw": Engine(str(vgg_weights), channels_last=False)}
 
 
-def style_gap(engine: Engine, image, style) -> float:
-    """Mean normalised Gram error over the default style layers, in fp32 NCHW (an independent yardstick)."""
-    layers = StylizeOptions().style_layers
-    encoder = engine.encoder(torch.device("cpu"), "avg", "relu5_1")
-    with torch.no_grad():
-        a = encoder(to_tensor(image, torch.device("cpu")), layers)
-        b = encoder(to_tensor(style, torch.device("cpu")), layers)
-        return float(sum(((gram(a[n]) - gram(b[n])).pow(2).sum() / gram(b[n]).pow(2).sum()) for n in layers))
-
-
 def test_channels_last_and_nchw_give_the_same_result(engines):
     """The layouts round differently and L-BFGS amplifies rounding, so compare outcomes, not pixels exactly."""
     content, style = make_content(), make_style()
     options = StylizeOptions(**SMALL, precision="fp32")
     results = {name: engine.stylize(content, [style], options) for name, engine in engines.items()}
-    gaps = {name: style_gap(engines["nchw"], result.image, style) for name, result in results.items()}
+    gaps = {name: style_distance(engines["nchw"], result.image, style) for name, result in results.items()}
     difference = np.abs(np.asarray(results["channels_last"].image, float)
                         - np.asarray(results["nchw"].image, float)).mean()
     print(f"style gap {gaps}; mean pixel difference {difference:.2f} / 255")
@@ -54,8 +44,8 @@ def test_bf16_autocast_stylises_like_fp32(engines):
     engine = engines["channels_last"]
     fp32 = engine.stylize(content, [style], StylizeOptions(**SMALL, precision="fp32"))
     bf16 = engine.stylize(content, [style], StylizeOptions(**SMALL, precision="bf16"))
-    before = style_gap(engine, content.resize(fp32.image.size), style)
-    gaps = {name: style_gap(engine, result.image, style) for name, result in (("fp32", fp32), ("bf16", bf16))}
+    before = style_distance(engine, content.resize(fp32.image.size), style)
+    gaps = {name: style_distance(engine, result.image, style) for name, result in (("fp32", fp32), ("bf16", bf16))}
     print(f"style gap: content {before:.3f}, fp32 {gaps['fp32']:.3f}, bf16 {gaps['bf16']:.3f}")
     assert gaps["bf16"] < before / 2 and gaps["bf16"] < gaps["fp32"] * 1.5
     assert np.abs(np.asarray(fp32.image, float) - np.asarray(bf16.image, float)).mean() < 12

@@ -20,8 +20,8 @@ from .config import Config
 from .delivery import defer_privately
 from .errors import UserError
 from .intake import build_options
-from .jobs.core import CANCELLED_QUEUED, NOT_ACTIVE, JobCore, Request
-from .jobs.model import Job
+from .jobs.core import CANCELLED_QUEUED, NOT_ACTIVE, JobCore
+from .jobs.model import Job, new_job_id
 from .presenter import DiscordPresenter
 from .replies import warn
 from .status import final_status, stopping
@@ -91,6 +91,6 @@ class ButtonHandlers:
         user = interaction.user
         with self.core.admit(user.id):
             content, style = await asyncio.to_thread(self.core.store.load_inputs, job_id)
-            request = Request(user.id, user.display_name, original.guild_id, original.channel_id,
-                              original.style_label, original.quality, options, tuple(notes), parent_id=original.id)
-            await self.presenter.submit(interaction, request, content, style)
+            job = Job(new_job_id(), user.id, user.display_name, original.guild_id, original.channel_id,
+                      original.style_label, original.quality, options, notes, parent_id=original.id)
+            await self.presenter.submit(interaction, job, content, style)

@@ -17,7 +17,7 @@ from PIL import Image
 from nst_engine.images import encode_image
 
 from .delivery import DISCORD_TROUBLE, JobMessages
-from .jobs.core import JobCore, Request
+from .jobs.core import JobCore
 from .jobs.frontend import DeliveryFailed
 from .jobs.model import RUNNING, ActiveJob, Job
 from .status import final_status, live_status
@@ -63,10 +63,10 @@ class DiscordPresenter:
         if job_id in self.tracks:
             self.tracks[job_id].status_sent = None
 
-    async def submit(self, interaction: discord.Interaction, request: Request, content: Image.Image,
+    async def submit(self, interaction: discord.Interaction, job: Job, content: Image.Image,
                      style: Image.Image) -> Job:
         """Store the job, queue it, tell the requester its position and post its public status message."""
-        active = await self.core.accept(request, content, style)
+        active = await self.core.accept(job, content, style)
         track = self.track(active.job, interaction)
         async with track.lock:  # held until the status message exists, so the first update edits it
             position = self.core.enqueue(active)
@@ -107,7 +107,10 @@ class DiscordPresenter:
         while True:
             await asyncio.sleep(self.progress_interval)
             for active in self.core.active_jobs():
-                await self.refresh(active)
+                try:
+                    await self.refresh(active)
+                except Exception:  # a bug in one job's status must not stop every job's updates
+                    log.exception("status update for job %s failed", active.id)
 
     async def concluded(self, active: ActiveJob) -> None:
         track = self.tracks.pop(active.id, None) or self._new_track(active.job)

@@ -20,7 +20,7 @@ from nst_engine.options import option_spec
 from ..delivery import defer_privately
 from ..errors import UserError
 from ..intake import build_options, fetch_image
-from ..jobs.core import Request
+from ..jobs.model import Job, new_job_id
 from ..presets import PresetLibrary, StylePreset
 from ..replies import warn
 
@@ -101,9 +101,9 @@ class StylizeCog(commands.Cog, name="Stylize"):
             with self.bot.core.admit(interaction.user.id):  # released however this ends
                 content_image, style_image, label = await self._images(content, style, chosen)
                 user = interaction.user
-                request = Request(user.id, user.display_name, interaction.guild_id, interaction.channel_id, label,
-                                  (quality or self.config.bot.default_quality).lower(), options, tuple(notes))
-                await self.bot.presenter.submit(interaction, request, content_image, style_image)
+                job = Job(new_job_id(), user.id, user.display_name, interaction.guild_id, interaction.channel_id,
+                          label, (quality or self.config.bot.default_quality).lower(), options, notes)
+                await self.bot.presenter.submit(interaction, job, content_image, style_image)
         except UserError as error:
             await warn(interaction, str(error))
         except Exception:  # a bug: the traceback for the admins, a clear answer for the requester

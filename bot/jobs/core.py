@@ -10,11 +10,8 @@ import asyncio
 import logging
 import sqlite3
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 from PIL import Image
-
-from nst_engine.options import StylizeOptions
 
 from ..config import LimitsConfig
 from ..errors import UserError
@@ -24,7 +21,7 @@ from .dispatch import Dispatcher
 from .estimates import SpeedModel
 from .frontend import Frontend
 from .lineup import Lineup
-from .model import CANCELLED, QUEUED, RUNNING, ActiveJob, Job, new_job_id
+from .model import CANCELLED, QUEUED, RUNNING, ActiveJob, Job
 from .store import JobStore
 
 log = logging.getLogger(__name__)
@@ -33,21 +30,6 @@ DISK_TROUBLE = ("The bot could not save your images (its disk is full or read-on
                 "log. Please try again later.")
 # What cancelling did: ended a queued job, asked a running one to stop, or found nothing to cancel.
 CANCELLED_QUEUED, STOPPING, NOT_ACTIVE = "cancelled", "stopping", "not active"
-
-
-@dataclass(frozen=True)
-class Request:
-    """A checked request from a front end: who asked, where, and what to make."""
-
-    user_id: int
-    user_name: str
-    guild_id: int | None
-    channel_id: int
-    style_label: str
-    quality: str
-    options: StylizeOptions
-    notes: tuple[str, ...] = ()
-    parent_id: str | None = None
 
 
 class JobCore:
@@ -103,11 +85,9 @@ class JobCore:
         """Hold a place for a request while it is processed; raises :class:`UserError` when over a limit."""
         return self.admission.admit(user_id)
 
-    async def accept(self, request: Request, content: Image.Image, style: Image.Image) -> ActiveJob:
-        """Store the job and its inputs; it counts against limits from here, and waits once :meth:`enqueue`\\ d."""
-        job = Job(new_job_id(), request.user_id, request.user_name, request.guild_id, request.channel_id,
-                  request.style_label, request.quality, request.options, list(request.notes),
-                  parent_id=request.parent_id)
+    async def accept(self, job: Job, content: Image.Image, style: Image.Image) -> ActiveJob:
+        """Store a new job (a checked request) and its inputs. It counts against the limits from here on and
+        waits for the engine once passed to :meth:`enqueue`."""
         try:
             await asyncio.to_thread(self.store.save_inputs, job.id, content, style)
             self.store.add(job)

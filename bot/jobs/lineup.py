@@ -17,7 +17,8 @@ class Lineup:
 
     def __init__(self, speed: SpeedModel, content_size: Callable[[str], tuple[int, int]]) -> None:
         self.speed = speed
-        self.content_size = content_size  # of a job's kept content image, for its cost
+        self.read_content_size = content_size  # of a job's kept content image (reads a file header)
+        self.content_sizes: dict[str, tuple[int, int]] = {}
         self.jobs: dict[str, ActiveJob] = {}
         self.waiting: list[str] = []
         self.running: list[str] = []
@@ -53,6 +54,7 @@ class Lineup:
 
     def remove(self, job_id: str) -> ActiveJob | None:
         self.left_engine(job_id)
+        self.content_sizes.pop(job_id, None)
         if job_id in self.waiting:
             self.waiting.remove(job_id)
         return self.jobs.pop(job_id, None)
@@ -69,6 +71,16 @@ class Lineup:
     def position(self, job_id: str) -> int:
         """1 for the next job to start; 0 when not waiting."""
         return self.waiting.index(job_id) + 1 if job_id in self.waiting else 0
+
+    def content_size(self, job_id: str) -> tuple[int, int]:
+        """The job's content (width, height), read once (status messages ask for estimates every few seconds)."""
+        if job_id not in self.content_sizes:
+            try:
+                self.content_sizes[job_id] = self.read_content_size(job_id)
+            except OSError:  # the input is gone or unreadable (the engine will say so): a square is the bound
+                side = self.jobs[job_id].job.options.size
+                self.content_sizes[job_id] = (side, side)
+        return self.content_sizes[job_id]
 
     def estimate(self, active: ActiveJob) -> float | None:
         """Seconds a job takes from start to end, from the learned speed."""

@@ -15,9 +15,9 @@ from typing import Callable, Sequence
 from PIL import Image
 
 from bot.config import LimitsConfig
-from bot.jobs.core import JobCore, Request
+from bot.jobs.core import JobCore
 from bot.jobs.frontend import DeliveryFailed
-from bot.jobs.model import ActiveJob, Job
+from bot.jobs.model import ActiveJob, Job, new_job_id
 from bot.jobs.store import JobStore
 from bot.work.protocol import Event, JobSpec
 from bot.work.queue import WorkQueue, WorkUnavailable
@@ -86,8 +86,9 @@ class FakeFrontend:
         self.ended.append((active.id, active.job.state, active.job.error))
 
 
-def request(user_id: int = 1, size: int = 32, iterations: int = 10) -> Request:
-    return Request(user_id, f"user{user_id}", 5, 6, "a style", "fast",
+def request(user_id: int = 1, size: int = 32, iterations: int = 10) -> Job:
+    """A new job as a front end makes it from a checked request."""
+    return Job(new_job_id(), user_id, f"user{user_id}", 5, 6, "a style", "fast",
                    StylizeOptions(size=size, iterations=iterations, device="cpu"))
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
 import pytest
 
 from bot.errors import UserError
-from bot.jobs.core import CANCELLED_QUEUED, DISK_TROUBLE, NOT_ACTIVE, STOPPING
+from bot.jobs.core import CANCELLED_QUEUED, DISK_TROUBLE, NOT_ACTIVE, STOPPING, JobCore
 from bot.jobs.model import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, new_job_id
 from bot.jobs.policy import ENGINE_DIED
 from bot.work.protocol import Done, Failed, Fatal, Lost, Progress, Ready
@@ -29,12 +31,18 @@ def test_the_job_core_imports_neither_discord_nor_torch() -> None:
     assert result.stdout.strip() == "[]", result.stderr
 
 
-async def started(tmp_path: Path, **settings) -> tuple:
-    work, frontend = FakeWorkQueue(), FakeFrontend()
+@asynccontextmanager
+async def started(tmp_path: Path, work: FakeWorkQueue | None = None,
+                  **settings) -> AsyncIterator[tuple[JobCore, FakeWorkQueue, FakeFrontend]]:
+    """A started core whose engine says it is ready; stopped afterwards."""
+    work, frontend = work or FakeWorkQueue(), FakeFrontend()
     core = make_core(tmp_path, work, **settings)
     await core.start(frontend)
     work.emit(Ready("cpu"))
-    return core, work, frontend
+    try:
+        yield core, work, frontend
+    finally:
+        await core.stop()
 
 
 def finish(work: FakeWorkQueue, core, job_id: str, elapsed: float = 2.0) -> None:
@@ -44,8 +52,7 @@ def finish(work: FakeWorkQueue, core, job_id: str, elapsed: float = 2.0) -> None
 
 
 async def test_a_job_runs_is_delivered_and_the_speed_is_learned(tmp_path: Path) -> None:
-    core, work, frontend = await started(tmp_path)
-    try:
+    async with started(tmp_path) as (core, work, frontend):
         active = await accepted(core)
         await until(lambda: work.submitted)
         assert work.submitted == [[active.id]] and frontend.shown == [active.id]
@@ -60,27 +67,21 @@ async def test_a_job_runs_is_delivered_and_the_speed_is_learned(tmp_path: Path) 
         stored = core.store.get(active.id)
         assert (stored.state, stored.result_message_id, stored.options) == (DONE, 1001, active.job.options)
         assert core.lineup.speed.seconds_per_unit is not None and core.active_jobs() == []
-    finally:
-        await core.stop()
     assert work.closed
 
 
 async def test_a_result_that_cannot_be_posted_fails_the_job(tmp_path: Path) -> None:
-    core, work, frontend = await started(tmp_path)
-    frontend.refuse_delivery = True
-    try:
+    async with started(tmp_path) as (core, work, frontend):
+        frontend.refuse_delivery = True
         active = await accepted(core)
         await until(lambda: work.submitted)
         finish(work, core, active.id)
         await until(lambda: frontend.ended)
         assert frontend.ended == [(active.id, FAILED, "could not post")]
-    finally:
-        await core.stop()
 
 
 async def test_cancelling_a_queued_a_running_and_a_finished_job(tmp_path: Path) -> None:
-    core, work, frontend = await started(tmp_path)
-    try:
+    async with started(tmp_path) as (core, work, frontend):
         running, queued = await accepted(core, 1), await accepted(core, 2)
         await until(lambda: work.submitted)
         assert await core.cancel(queued.id, "Bob") == CANCELLED_QUEUED
@@ -95,26 +96,20 @@ async def test_cancelling_a_queued_a_running_and_a_finished_job(tmp_path: Path) 
         assert frontend.ended == [(running.id, CANCELLED, "Cancelled by Carol after 3/10 iterations.")]
         assert await core.cancel(running.id, "Carol") == NOT_ACTIVE
         assert work.submitted == [[running.id]]  # the cancelled queued job never reached the engine
-    finally:
-        await core.stop()
 
 
 async def test_a_job_lost_while_being_cancelled_counts_as_cancelled(tmp_path: Path) -> None:
-    core, work, frontend = await started(tmp_path)
-    try:
+    async with started(tmp_path) as (core, work, frontend):
         active = await accepted(core)
         await until(lambda: work.submitted)
         await core.cancel(active.id, "Alice")
         work.emit(Lost(active.id, "the engine process died"))
         await until(lambda: frontend.ended)
         assert frontend.ended == [(active.id, CANCELLED, "Cancelled by Alice.")]
-    finally:
-        await core.stop()
 
 
 async def test_a_lost_job_is_retried_once_alone_and_first_then_failed(tmp_path: Path) -> None:
-    core, work, frontend = await started(tmp_path, batch_size=4)
-    try:
+    async with started(tmp_path, batch_size=4) as (core, work, frontend):
         work.slots = 0  # the engine is busy while both arrive
         lost, waiting = await accepted(core, 1), await accepted(core, 2)
         work.slots = 1
@@ -133,46 +128,34 @@ async def test_a_lost_job_is_retried_once_alone_and_first_then_failed(tmp_path: 
         assert (core.store.get(lost.id).state, core.store.get(lost.id).attempts) == (FAILED, 2)
         await until(lambda: len(work.submitted) == 3)
         assert work.submitted[2] == [waiting.id]
-    finally:
-        await core.stop()
 
 
 async def test_a_job_over_its_time_limit_is_aborted_and_failed(tmp_path: Path) -> None:
-    core, work, frontend = await started(tmp_path, job_timeout=0.05)
-    try:
+    async with started(tmp_path, job_timeout=0.05) as (core, work, frontend):
         active = await accepted(core)
         await until(lambda: work.aborted)
         assert work.aborted == [active.id]
         work.emit(Lost(active.id, "killed"))
         await until(lambda: frontend.ended)
         assert frontend.ended[0][1] == FAILED and "longer than the time limit (0s)" in frontend.ended[0][2]
-    finally:
-        await core.stop()
 
 
 async def test_an_engine_failure_message_reaches_the_job(tmp_path: Path) -> None:
-    core, work, frontend = await started(tmp_path)
-    try:
+    async with started(tmp_path) as (core, work, frontend):
         active = await accepted(core)
         await until(lambda: work.submitted)
         work.emit(Failed(active.id, "The content image could not be read."))
         await until(lambda: frontend.ended)
         assert frontend.ended == [(active.id, FAILED, "The content image could not be read.")]
-    finally:
-        await core.stop()
 
 
 @pytest.mark.parametrize("how", ["cannot start", "fatal later"])
 async def test_no_engine_is_reported_through_the_unavailable_future(tmp_path: Path, how: str) -> None:
     work = FakeWorkQueue(unavailable="no weights" if how == "cannot start" else None)
-    core = make_core(tmp_path, work)
-    await core.start(FakeFrontend())
-    try:
+    async with started(tmp_path, work) as (core, work, _):
         if how == "fatal later":
             work.emit(Fatal("no weights"))
         assert await core.unavailable == "no weights"
-    finally:
-        await core.stop()
 
 
 async def test_resume_keeps_the_stored_order_and_requeues_running_jobs(tmp_path: Path) -> None:
@@ -183,15 +166,10 @@ async def test_resume_keeps_the_stored_order_and_requeues_running_jobs(tmp_path:
         first.store.add(job)
         first.store.save_inputs(job.id, picture(), picture())
         jobs.append(job)
-    work, frontend = FakeWorkQueue(slots=0), FakeFrontend()  # no engine yet: the order stays visible
-    core = make_core(tmp_path, work)
-    await core.start(frontend)
-    try:
+    async with started(tmp_path, FakeWorkQueue(slots=0)) as (core, _, _):  # a busy engine: the order stays
         assert core.lineup.waiting == [jobs[1].id, jobs[2].id, jobs[0].id]
         assert core.store.get(jobs[1].id).state == QUEUED
         assert [core.position(job.id) for job in jobs] == [3, 1, 2, 0]
-    finally:
-        await core.stop()
 
 
 async def test_a_result_made_before_a_restart_is_delivered_without_the_engine(tmp_path: Path) -> None:
@@ -200,12 +178,9 @@ async def test_a_result_made_before_a_restart_is_delivered_without_the_engine(tm
     first.store.add(job)
     first.store.save_inputs(job.id, picture(), picture())
     picture().save(first.store.result_path(job.id))
-    core, work, frontend = await started(tmp_path)
-    try:
+    async with started(tmp_path) as (core, work, frontend):
         await until(lambda: frontend.ended)
         assert frontend.delivered == [(job.id, None)] and work.submitted == []  # None: look before posting
-    finally:
-        await core.stop()
 
 
 async def test_a_disk_that_cannot_be_written_is_a_clear_refusal(tmp_path: Path,

@@ -172,3 +172,13 @@ def test_store_round_trips_typed_options(tmp_path: Path) -> None:
     job.options = job.options.replace(style_weights=(1.0, 3.0), preserve_colors="luminance")
     store.add(job)
     assert store.get(job.id).options == job.options
+
+
+def test_a_job_whose_input_is_gone_is_estimated_as_a_square() -> None:
+    def missing(job_id: str) -> tuple[int, int]:
+        raise FileNotFoundError(job_id)
+
+    line = Lineup(SpeedModel(), missing)
+    line.add(active("a", size=100))
+    line.speed.learn(work_units(StylizeOptions(size=100, iterations=10), (100, 100)), 8.0)
+    assert line.content_size("a") == (100, 100) and line.estimate(line.jobs["a"]) == pytest.approx(8.0)

@@ -187,7 +187,8 @@ class JobStore:
 
     def ended_without_result(self, before: float) -> list[str]:
         """Ids of failed and cancelled jobs that finished before ``before`` (a time stamp)."""
-        rows = self.db.execute("SELECT id FROM jobs WHERE state IN (?, ?) AND finished < ?", (FAILED, CANCELLED, before))
+        rows = self.db.execute("SELECT id FROM jobs WHERE state IN (?, ?) AND finished < ?",
+                               (FAILED, CANCELLED, before))
         return [job_id for (job_id,) in rows]
 
     def known_ids(self) -> set[str]:

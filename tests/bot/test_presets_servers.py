@@ -1,16 +1,20 @@
 """Presets added with ``/preset add`` belong to their server, end to end: the real ``nst-bot run`` against the
 Discord stand-in, with two servers (the bot is in both) and a direct message. Admins of one server can neither
 see, use, overwrite nor remove another server's presets; the configured presets stay shared; each server's
-count is capped."""
+count is capped. The last tests check the library's own rules without a bot process."""
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.bot.discord_standin import (BOB, CAROL, GUILD_ID, MANAGE_GUILD, OTHER_GUILD_ID, StandinThread)
+from bot.config import parse_config
+from bot.presets import PresetError, PresetLibrary, StylePreset
+from tests.bot.discord_standin import BOB, CAROL, GUILD_ID, MANAGE_GUILD, OTHER_GUILD_ID, StandinThread
 from tests.bot.harness import BotProcess, callback, decoded, png_bytes, result_message, wait_original, write_config
 from tests.conftest import make_content, make_style
 
@@ -139,3 +143,43 @@ def test_preset_commands_refuse_direct_messages(bot: BotProcess, standin: Standi
                             permissions=MANAGE_GUILD, dm=True)
     assert "Only members with Manage Server" in wait_original(standin, token, "⚠️")
     assert set(offered(standin, dm=True)) == BUILTIN
+
+
+# The library on its own (no bot process) -------------------------------------------------------------------
+
+def library_in(tmp_path: Path, cap: int = CAP) -> PresetLibrary:
+    return PresetLibrary(parse_config({"storage": {"data_dir": str(tmp_path / "data")},
+                                       "limits": {"max_presets_per_server": cap}}, tmp_path))
+
+
+def test_simultaneous_adds_of_one_name_keep_exactly_one(tmp_path: Path) -> None:
+    library = library_in(tmp_path)
+    images = [make_style(seed=seed) for seed in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda image: _try(library.add, "race", "Race", image, guild_id=5), images))
+    assert sum(isinstance(o, StylePreset) for o in outcomes) == 1
+    assert all("already has a preset called `race`" in str(o) for o in outcomes if isinstance(o, PresetError))
+    assert [p.name for p in library_in(tmp_path).all(5) if p.custom] == ["race"]
+
+
+def test_presets_added_before_they_belonged_to_a_server_are_not_shared(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    shared = tmp_path / "data" / "presets"
+    shared.mkdir(parents=True)
+    make_style().save(shared / "old.png")
+    (shared / "index.json").write_text(json.dumps([{"name": "old", "title": "Old", "artist": ""}]))
+    library = library_in(tmp_path)
+    assert library.get("old", 5) is None and library.get("old") is None
+    assert "no longer offered" in caplog.text and "/preset add" in caplog.text
+
+
+def test_adding_presets_can_be_turned_off(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match="turned off"):
+        library_in(tmp_path, cap=0).add("x", "X", make_style(), guild_id=5)
+
+
+def _try(action: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return action(*args, **kwargs)
+    except PresetError as error:
+        return error

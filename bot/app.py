@@ -27,6 +27,7 @@ from .cogs import EXTENSIONS
 from .config import Config, ConfigError, discord_token
 from .health import heartbeat_loop, heartbeat_path
 from .jobs.core import JobCore
+from .logs import configure_logging
 from .jobs.store import JobStore
 from .presenter import DiscordPresenter
 from .presets import PresetLibrary
@@ -129,29 +130,6 @@ class NSTBot(commands.Bot):
         await self.core.stop()
         await super().close()
         self.store.close()
-
-
-class RedactToken(logging.Filter):
-    """Belt and braces: the token is never logged on purpose; this scrubs it if a library ever does."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.token in message:
-            record.msg, record.args = message.replace(self.token, "[token]"), None
-        return True
-
-
-def configure_logging(token: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(RedactToken(token))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
 
 
 def use_endpoints(config: Config) -> None:

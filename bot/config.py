@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ class EngineConfig:
 class StorageConfig:
     data_dir: Path = Path("data")
     retention_days: float = 7.0
+    max_disk_mb: int = 2048  # the data dir's total; 0 = only the file system's free space limits it
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class LimitsConfig:
     max_pixels: int = 25_000_000
     max_size: int = 1024
     max_iterations: int = 600
+    max_presets_per_server: int = 25
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
     if unknown:
         raise ConfigError(f"Unknown config section(s): {', '.join(unknown)}.")
     storage = _section(StorageConfig, raw.get("storage", {}), "storage")
-    storage = StorageConfig(_resolve(base, storage.data_dir), storage.retention_days)
+    storage = replace(storage, data_dir=_resolve(base, storage.data_dir))
     engine = _section(EngineConfig, raw.get("engine", {}), "engine")
     if engine.weights:
         engine = EngineConfig(**{**vars(engine), "weights": str(_resolve(base, Path(engine.weights)))})

@@ -46,7 +46,7 @@ class InfoCog(commands.Cog, name="Info"):
         config = self.bot.config
         levels = "\n".join(f"- `{q.name}`: {q.size} px, {q.iterations} iterations — {q.description}"
                            for q in config.quality.values())
-        presets = ", ".join(f"`{p.name}`" for p in self.bot.presets.all()) or "none yet"
+        presets = ", ".join(f"`{p.name}`" for p in self.bot.presets.all(interaction.guild_id)) or "none yet"
         limits = config.limits
         text = (
             "**Neural style transfer** repaints your picture in the style of another.\n"

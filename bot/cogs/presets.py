@@ -1,4 +1,5 @@
-"""``/styles`` (the gallery) and ``/preset add|remove`` (Manage Server)."""
+"""``/styles`` (the gallery) and ``/preset add|remove`` (Manage Server). Each server sees the configured presets
+plus its own; ``/preset`` only ever changes the server it is used in."""
 
 from __future__ import annotations
 
@@ -32,14 +33,17 @@ class PresetsCog(commands.Cog, name="Presets"):
 
     @app_commands.command(name="styles", description="Show the preset styles")
     async def styles(self, interaction: discord.Interaction) -> None:
-        presets = self.library.all()
+        presets = self.library.all(interaction.guild_id)
         if not presets:
             return await interaction.response.send_message("No preset styles are set up yet.", ephemeral=True)
         await interaction.response.defer(thinking=True)
-        sheet = await asyncio.to_thread(self.library.gallery_png)
-        names = ", ".join(f"`{p.name}`" for p in presets)
-        await interaction.followup.send(f"**Preset styles** — use one with `/stylize preset:`\n{names}",
-                                        file=image_file(sheet, "styles.png"))
+        sheet = await asyncio.to_thread(self.library.gallery_png, interaction.guild_id)
+        shared = ", ".join(f"`{p.name}`" for p in presets if not p.custom)
+        own = ", ".join(f"`{p.name}`" for p in presets if p.custom)
+        text = "**Preset styles** — use one with `/stylize preset:`" + (f"\n{shared}" if shared else "")
+        if own:
+            text += f"\n**Added on this server:** {own}"
+        await interaction.followup.send(text, file=image_file(sheet, "styles.png"))
 
     @preset.command(name="add", description="Add a preset style from an image")
     @app_commands.describe(name="short name: letters, digits and dashes", image="the style image",
@@ -53,7 +57,8 @@ class PresetsCog(commands.Cog, name="Presets"):
         try:
             assert self.session is not None
             picture = await fetch_image(self.session, image, self.bot.config, "preset image")
-            preset = await asyncio.to_thread(self.library.add, name, title or name, picture)
+            preset = await asyncio.to_thread(self.library.add, name, title or name, picture,
+                                             guild_id=interaction.guild_id)
         except (RequestError, PresetError) as error:
             return await _reply(interaction, str(error))
         await interaction.edit_original_response(content=f"✅ Added preset `{preset.name}` ({preset.title}).")
@@ -65,7 +70,7 @@ class PresetsCog(commands.Cog, name="Presets"):
             return await interaction.response.send_message("Only members with Manage Server can remove presets.",
                                                            ephemeral=True)
         try:
-            preset = self.library.remove(name)
+            preset = await asyncio.to_thread(self.library.remove, name, guild_id=interaction.guild_id)
         except PresetError as error:
             return await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
         await interaction.response.send_message(f"🗑️ Removed preset `{preset.name}`.", ephemeral=True)
@@ -73,7 +78,7 @@ class PresetsCog(commands.Cog, name="Presets"):
     @remove.autocomplete("name")
     async def removable(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         return [app_commands.Choice(name=p.label[:100], value=p.name)
-                for p in self.library.search(current) if p.custom]
+                for p in self.library.search(current, interaction.guild_id, added_only=True)]
 
 
 def _may_manage(interaction: discord.Interaction) -> bool:

@@ -79,7 +79,8 @@ class StylizeCog(commands.Cog, name="Stylize"):
 
     async def preset_autocomplete(self, interaction: discord.Interaction,
                                   current: str) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=p.label[:100], value=p.name) for p in self.presets.search(current)]
+        return [app_commands.Choice(name=p.label[:100], value=p.name)
+                for p in self.presets.search(current, interaction.guild_id)]
 
     async def stylize(self, interaction: discord.Interaction, content: discord.Attachment,
                       style: discord.Attachment | None, preset: str | None, quality: str | None,
@@ -92,7 +93,7 @@ class StylizeCog(commands.Cog, name="Stylize"):
             if (style is None) == (preset is None):
                 raise UserError("Give exactly one of `style` (an image) or `preset` (a preset name) — "
                                 "see /styles for the presets.")
-            chosen = self.presets.get(preset) if preset else None
+            chosen = self.presets.get(preset, interaction.guild_id) if preset else None
             if preset and chosen is None:
                 raise UserError(f"There is no preset called `{discord.utils.escape_markdown(preset[:40])}`; "
                                 "see /styles for the list.")

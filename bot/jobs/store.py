@@ -8,6 +8,7 @@ are never stored (they are short-lived secrets); jobs resumed after a restart de
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -129,8 +130,7 @@ class JobStore:
         cutoff = (now or time.time()) - retention_days * 86400
         old = [job.id for job in self._select("state NOT IN (?, ?) AND created < ?", (*ACTIVE_STATES, cutoff))]
         for job_id in old:
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-            self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            self.remove(job_id)
         return len(old)
 
     def _select(self, where: str, params: tuple[Any, ...]) -> Iterator[Job]:
@@ -151,3 +151,42 @@ class JobStore:
             values[name] = json.loads(values[name])
         values["options"] = StylizeOptions.from_mapping(values["options"])
         return Job(**values)
+
+    # Disk housekeeping (bot.jobs.disk) -----------------------------------------------------------------
+
+    def remove(self, job_id: str) -> None:
+        """Forget a job: its files, then its row."""
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def discard_inputs(self, job_id: str) -> None:
+        """Delete a job's content and style images but keep its row (and a result, if any): for a cancelled
+        or failed job, whose inputs no button can use again."""
+        for path in (self.content_path(job_id), self.style_path(job_id)):
+            path.unlink(missing_ok=True)
+
+    def finished_oldest_first(self) -> list[Job]:
+        """Done, failed and cancelled jobs, the one that finished longest ago first."""
+        return list(self._select("state NOT IN (?, ?) ORDER BY COALESCE(finished, created)", ACTIVE_STATES))
+
+    def ended_without_result(self, before: float) -> list[str]:
+        """Ids of failed and cancelled jobs that finished before ``before`` (a time stamp)."""
+        rows = self.db.execute("SELECT id FROM jobs WHERE state IN (?, ?) AND finished < ?",
+                               (FAILED, CANCELLED, before))
+        return [job_id for (job_id,) in rows]
+
+    def known_ids(self) -> set[str]:
+        return {job_id for (job_id,) in self.db.execute("SELECT id FROM jobs")}
+
+    def make_inputs_durable(self, job_id: str) -> None:
+        """fsync a new job's input images and their folders, so the job row written next never outlives them
+        after a power cut."""
+        for path in (self.content_path(job_id), self.style_path(job_id)):
+            with path.open("rb") as stored:
+                os.fsync(stored.fileno())
+        for directory in (self.job_dir(job_id), self.job_dir(job_id).parent):
+            descriptor = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)

@@ -34,9 +34,12 @@ BOT_USER_ID = 900000000000000001
 GUILD_ID = 800000000000000001
 CHANNEL_ID = 810000000000000001
 DM_CHANNEL_ID = 820000000000000001
-# Places other than the guild channel the bot lives in: (guild id, channel id), for interactions sent from there.
+OTHER_GUILD_ID = 800000000000000007  # a second server the bot is in, with its own channel
+OTHER_CHANNEL_ID = 810000000000000007
+GUILD_CHANNELS = {GUILD_ID: CHANNEL_ID, OTHER_GUILD_ID: OTHER_CHANNEL_ID}
+# Places other than the bot's own guild channel: (guild id, channel id), for interactions sent from there.
 SECOND_CHANNEL = (GUILD_ID, 810000000000000002)
-OTHER_GUILD = (800000000000000002, 830000000000000001)
+OTHER_GUILD = (OTHER_GUILD_ID, OTHER_CHANNEL_ID)
 EPHEMERAL, LOADING = 64, 128
 MANAGE_GUILD = 1 << 5
 ALL_PERMISSIONS = (1 << 50) - 1
@@ -56,6 +59,11 @@ ALICE = user(700000000000000001, "alice")
 BOB = user(700000000000000002, "bob")
 CAROL = user(700000000000000003, "carol")
 BOT_USER = {**user(BOT_USER_ID, "nst-bot"), "bot": True}
+
+
+def guild_of(channel_id: int) -> int:
+    """The server a stand-in channel belongs to (the first server for a channel it does not know)."""
+    return next((guild for guild, channel in GUILD_CHANNELS.items() if channel == channel_id), GUILD_ID)
 
 
 def snowflake(at: float) -> int:
@@ -238,8 +246,8 @@ class DiscordStandin:
             return self.json({"id": str(DM_CHANNEL_ID), "type": 1, "recipients": [ALICE], "last_message_id": None})
         return self.json(self.channel_json(channel_id))
 
-    def channel_json(self, channel_id: int = CHANNEL_ID, guild_id: int = GUILD_ID) -> dict[str, Any]:
-        return {"id": str(channel_id), "type": 0, "guild_id": str(guild_id), "name": "art", "position": 0,
+    def channel_json(self, channel_id: int = CHANNEL_ID, guild_id: int | None = None) -> dict[str, Any]:
+        return {"id": str(channel_id), "type": 0, "guild_id": str(guild_id or guild_of(channel_id)), "name": "art", "position": 0,
                 "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None,
                 "last_message_id": None, "rate_limit_per_user": 0}
 
@@ -250,7 +258,7 @@ class DiscordStandin:
                    "mentions": [], "mention_roles": [], "attachments": [], "embeds": [], "pinned": False,
                    "type": 0, "flags": flags, "components": [], **(extra or {})}
         if channel_id != DM_CHANNEL_ID:
-            message["guild_id"] = str(GUILD_ID)
+            message["guild_id"] = str(guild_of(channel_id))
         self._apply(message, payload, files)
         self.messages[int(message["id"])] = message
         return message
@@ -410,7 +418,8 @@ class DiscordStandin:
                     self.identified += 1
                     self._record(Record("WS", "/gateway", "identify", {"intents": message["d"].get("intents")}))
                     await self.dispatch_to(ws, "READY", self.ready_payload())
-                    await self.dispatch_to(ws, "GUILD_CREATE", self.guild_payload())
+                    for guild_id in GUILD_CHANNELS:
+                        await self.dispatch_to(ws, "GUILD_CREATE", self.guild_payload(guild_id))
                 elif op == 6:
                     self._record(Record("WS", "/gateway", "resume", {}))
                     await self.dispatch_to(ws, "RESUMED", {})
@@ -419,17 +428,18 @@ class DiscordStandin:
         return ws
 
     def ready_payload(self) -> dict[str, Any]:
-        return {"v": 10, "user": BOT_USER, "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+        return {"v": 10, "user": BOT_USER, "guilds": [{"id": str(g), "unavailable": True} for g in GUILD_CHANNELS],
                 "session_id": f"session-{self.identified}", "shard": [0, 1],
                 "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
                 "application": {"id": str(APPLICATION_ID), "flags": 0}}
 
-    def guild_payload(self) -> dict[str, Any]:
-        everyone = {"id": str(GUILD_ID), "name": "@everyone", "permissions": "104324673", "position": 0,
+    def guild_payload(self, guild_id: int = GUILD_ID) -> dict[str, Any]:
+        everyone = {"id": str(guild_id), "name": "@everyone", "permissions": "104324673", "position": 0,
                     "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
-        return {"id": str(GUILD_ID), "name": "Stand-in Guild", "icon": None, "owner_id": ALICE["id"],
+        return {"id": str(guild_id), "name": f"Stand-in Guild {guild_id % 100}", "icon": None,
+                "owner_id": ALICE["id"],
                 "roles": [everyone], "emojis": [], "stickers": [], "features": [], "member_count": 3,
-                "channels": [self.channel_json()], "members": [], "voice_states": [], "presences": [],
+                "channels": [self.channel_json(GUILD_CHANNELS[guild_id])], "members": [], "voice_states": [], "presences": [],
                 "threads": [], "stage_instances": [], "guild_scheduled_events": [], "premium_tier": 0,
                 "large": False, "unavailable": False, "joined_at": now_iso(), "verification_level": 0,
                 "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
@@ -458,19 +468,19 @@ class DiscordStandin:
 
     async def interact(self, kind: int, data: dict[str, Any], who: dict[str, Any] = ALICE, *,
                        permissions: int = 0, message: dict[str, Any] | None = None, dm: bool = False,
-                       upload_limit: int = UPLOAD_LIMIT, age: float = 0.0,
+                       upload_limit: int = UPLOAD_LIMIT, age: float = 0.0, guild_id: int = GUILD_ID,
                        place: tuple[int, int] | None = None) -> str:
         """Send an INTERACTION_CREATE as Discord would; returns its token. ``age`` back-dates its creation
-        (the time in its id), as if the gateway had delivered it late. ``place`` (guild id, channel id) sends it from
-        another guild channel than the bot's own, e.g. :data:`OTHER_GUILD`."""
+        (the time in its id), as if the gateway had delivered it late; ``guild_id`` picks the server (and its
+        channel) it comes from; ``place`` (guild id, channel id) names any channel, e.g. :data:`SECOND_CHANNEL`."""
         interaction_id = snowflake(time.time() - age) + self.next_id() % (1 << 22) if age else self.next_id()
         token = f"itoken-{interaction_id}"
-        guild_id, channel_id = place or (GUILD_ID, DM_CHANNEL_ID if dm else CHANNEL_ID)
+        guild_id, channel_id = place or (guild_id, DM_CHANNEL_ID if dm else GUILD_CHANNELS[guild_id])
         payload: dict[str, Any] = {
             "id": str(interaction_id), "application_id": str(APPLICATION_ID), "type": kind, "token": token,
             "version": 1, "data": data, "channel_id": str(channel_id), "locale": "en-US",
             "app_permissions": str(ALL_PERMISSIONS), "entitlements": [], "attachment_size_limit": upload_limit,
-            "authorizing_integration_owners": {"0": str(GUILD_ID)}, "context": 1 if dm else 0,
+            "authorizing_integration_owners": {"0": str(guild_id)}, "context": 1 if dm else 0,
         }
         if dm:
             payload["user"] = who
@@ -539,7 +549,7 @@ class StandinThread:
 
     def command(self, name: str, options: dict[str, Any] | None = None, who: dict[str, Any] = ALICE, *,
                 subcommand: str | None = None, permissions: int = 0, dm: bool = False,
-                upload_limit: int = UPLOAD_LIMIT, age: float = 0.0) -> str:
+                upload_limit: int = UPLOAD_LIMIT, age: float = 0.0, guild_id: int = GUILD_ID) -> str:
         """Invoke a slash command; attachment options are given as dicts from :meth:`attachment`."""
         options = options or {}
         resolved: dict[str, Any] = {}
@@ -556,15 +566,15 @@ class StandinThread:
         if resolved:
             data["resolved"] = {"attachments": resolved}
         return self.call(self.standin.interact(2, data, who, permissions=permissions, dm=dm,
-                                               upload_limit=upload_limit, age=age))
+                                               upload_limit=upload_limit, age=age, guild_id=guild_id))
 
     def autocomplete(self, name: str, focused: str, value: str, who: dict[str, Any] = ALICE,
-                     subcommand: str | None = None) -> str:
+                     subcommand: str | None = None, *, dm: bool = False, guild_id: int = GUILD_ID) -> str:
         listed = [{"name": focused, "type": 3, "value": value, "focused": True}]
         if subcommand:
             listed = [{"name": subcommand, "type": 1, "options": listed}]
         data = {"id": str(APPLICATION_ID + 1), "name": name, "type": 1, "options": listed}
-        return self.call(self.standin.interact(4, data, who))
+        return self.call(self.standin.interact(4, data, who, dm=dm, guild_id=guild_id))
 
     def press(self, message: dict[str, Any], custom_id: str, who: dict[str, Any] = ALICE,
               permissions: int = 0, *, dm: bool = False, place: tuple[int, int] | None = None) -> str:

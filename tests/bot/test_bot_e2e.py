@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.bot.discord_standin import (ALICE, BOB, CAROL, CHANNEL_ID, DM_CHANNEL_ID, EPHEMERAL, MANAGE_GUILD,
-                                       StandinThread)
+from tests.bot.discord_standin import (ALICE, BOB, CAROL, CHANNEL_ID, DM_CHANNEL_ID, EPHEMERAL, GUILD_ID,
+                                       MANAGE_GUILD, StandinThread)
 from tests.bot.harness import (TOKEN, BotProcess, again_id, bomb_png, callback, custom_id, decoded, images, png_bytes,
                                result_message, status_message, stylize, wait_original, wait_status, write_config)
 from tests.conftest import make_content, make_style
@@ -253,7 +253,7 @@ def test_admins_add_and_remove_presets(bot: BotProcess, standin: StandinThread, 
     added = standin.command("preset", {"name": "../../My Style!!", "image": image, "title": "Mine"}, CAROL,
                             subcommand="add", permissions=MANAGE_GUILD)
     assert "Added preset `my-style`" in wait_original(standin, added, "Added")
-    presets_dir = workdir / "data" / "presets"
+    presets_dir = workdir / "data" / "presets" / str(GUILD_ID)  # each server's own (tests/bot/test_presets_servers.py)
     assert sorted(p.name for p in presets_dir.iterdir()) == ["index.json", "my-style.png"]
     found = callback(standin, standin.autocomplete("stylize", "preset", "my"))["data"]["choices"]
     assert [c["value"] for c in found] == ["my-style"]

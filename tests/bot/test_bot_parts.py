@@ -52,13 +52,14 @@ def test_preset_names_never_shape_a_path(tmp_path: Path) -> None:
     with pytest.raises(PresetError):
         sanitize_name("../..//")
     library = PresetLibrary(config_with(tmp_path))
-    added = library.add("../Up There", "Up", make_style())
-    assert added.path == tmp_path / "data" / "presets" / "up-there.png" and added.path.is_file()
-    assert [p.name for p in PresetLibrary(config_with(tmp_path)).search("up")] == ["up-there"]  # reloaded from disk
+    added = library.add("../Up There", "Up", make_style(), guild_id=7)
+    assert added.path == tmp_path / "data" / "presets" / "7" / "up-there.png" and added.path.is_file()
+    reloaded = PresetLibrary(config_with(tmp_path))  # from disk
+    assert [p.name for p in reloaded.search("up", 7)] == ["up-there"]
     with pytest.raises(PresetError, match="from the config file"):
-        library.remove("waves")
-    library.remove("up-there")
-    assert not added.path.exists() and library.get("up-there") is None
+        library.remove("waves", guild_id=7)
+    library.remove("up-there", guild_id=7)
+    assert not added.path.exists() and library.get("up-there", 7) is None
 
 
 def test_the_store_keeps_jobs_and_purges_old_ones(tmp_path: Path) -> None:

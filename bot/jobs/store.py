@@ -20,7 +20,7 @@ from PIL import Image
 
 from nst_engine.options import StylizeOptions
 
-from .model import ACTIVE_STATES, Job
+from .model import ACTIVE_STATES, CANCELLED, FAILED, Job
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -12,7 +12,9 @@ import pytest
 
 from bot.jobs.disk import (INPUTS_GRACE, MB, ORPHAN_GRACE, DiskBudget, DiskFull, bytes_under, estimate_png_bytes,
                            tidy)
-from bot.jobs.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore, new_job_id
+from bot.jobs.model import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, new_job_id
+from bot.jobs.store import JobStore
+from nst_engine.options import StylizeOptions
 from tests.conftest import make_style
 
 KB = 1024
@@ -21,7 +23,7 @@ KB = 1024
 def stored_job(store: JobStore, state: str, *, finished_ago: float = 0.0, file_bytes: int = 100 * KB) -> Job:
     """A job row plus input and result files of ``file_bytes`` each (incompressible, as real images are)."""
     now = time.time()
-    job = Job(new_job_id(), 1, "user", 2, 3, "preset", "fast", {"size": 64}, state=state, created=now - finished_ago - 5,
+    job = Job(new_job_id(), 1, "user", 2, 3, "preset", "fast", StylizeOptions(size=64), state=state, created=now - finished_ago - 5,
               finished=None if state in (QUEUED, RUNNING) else now - finished_ago)
     store.add(job)
     store.job_dir(job.id).mkdir(parents=True)

@@ -23,6 +23,7 @@ from nst_engine.errors import NSTError
 
 from .cogs import EXTENSIONS
 from .config import Config, ConfigError, discord_token
+from .decoder import close_shared_pool, shared_pool
 from .engine_process import EngineProcess
 from .health import heartbeat_loop, heartbeat_path
 from .jobs import JobManager
@@ -57,6 +58,7 @@ class NSTBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.jobs.start()
+        await shared_pool(self.config.limits).start()
         self._background = [
             asyncio.create_task(heartbeat_loop(heartbeat_path(self.config), self.is_ready), name="nst-heartbeat"),
             asyncio.create_task(self._purge_loop(), name="nst-purge"),
@@ -114,6 +116,7 @@ class NSTBot(commands.Bot):
         for task in self._background:
             task.cancel()
         await self.jobs.stop()
+        await close_shared_pool()
         await super().close()
         self.store.close()
 

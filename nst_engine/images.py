@@ -59,7 +59,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, wha
                long_side: int | None = None, max_aspect: float | None = None) -> Image.Image:
     """Decode ``source`` into an upright 8-bit RGB image, or raise :class:`ImageError` saying why not.
 
-    With ``long_side``, a larger picture is scaled down to it (JPEGs are decoded at a reduced scale where
+    With ``long_side``, a larger picture is scaled down to it, never up (JPEGs are decoded at a reduced scale where
     libjpeg can). With ``max_aspect``, a picture longer than that many times its width (or the reverse) is
     refused from its header.
     """
@@ -76,10 +76,11 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, wha
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
             picture = _to_8bit_grey(image) if image.mode in HIGH_DEPTH_MODES else image
-            if long_side is not None and picture.mode == "L":
+            shrink = long_side is not None and max(picture.size) > long_side
+            if shrink and picture.mode == "L":
                 picture = resize_long_side(picture, long_side)  # cheaper before the RGB copy
             picture = to_rgb(picture)
-            return resize_long_side(picture, long_side) if long_side is not None else picture
+            return resize_long_side(picture, long_side) if shrink else picture
         except MemoryError:
             raise ImageError(f"The {what} needs more memory to decode than this bot allows.") from None
         except Exception:  # noqa: BLE001 - any failure inside a decoder means a damaged or hostile file

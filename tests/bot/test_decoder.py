@@ -1,0 +1,120 @@
+"""The sandboxed decoder pool with real worker processes: results, refusals, time and memory limits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from bot.decoder import DecodeRequest, DecoderPool
+from nst_engine.errors import ImageError
+from tests import hostile_files
+
+pytestmark = pytest.mark.timeout(120)
+
+REQUEST = DecodeRequest("content image", max_pixels=25_000_000, long_side=256, max_aspect=20)
+
+
+def pids(pool: DecoderPool) -> set[int]:
+    return {worker.process.pid for worker in pool._idle}
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+@pytest.fixture
+async def pool():
+    running = DecoderPool(workers=2, time_limit=20.0, memory_limit=1 << 30)
+    await running.start()
+    yield running
+    await running.close()
+
+
+async def test_decodes_to_a_checked_upright_rgb_picture_within_the_long_side(pool: DecoderPool) -> None:
+    photo = await pool.decode(hostile_files.encoded(hostile_files.noise(600, 400), "JPEG"), REQUEST)
+    assert photo.mode == "RGB" and photo.size == (256, 171)
+    upright = await pool.decode(hostile_files.exif_rotated_jpeg(), REQUEST)
+    assert upright.size == (20, 40) and upright.getpixel((10, 2))[0] > 200
+    palette = await pool.decode(hostile_files.palette_with_transparency_png(), REQUEST)
+    assert palette.getpixel((1, 1)) == (255, 255, 255) and palette.getpixel((6, 6)) == (0, 200, 0)
+    cmyk = await pool.decode(hostile_files.cmyk_jpeg(), REQUEST)
+    assert cmyk.getpixel((8, 8))[0] > 200 and cmyk.getpixel((8, 8))[1] < 60
+
+
+async def test_refusals_carry_a_message_for_the_user_and_keep_the_worker(pool: DecoderPool) -> None:
+    before = pids(pool)
+    for data, phrase in [(hostile_files.endless_postscript(), "not an image that can be read"),
+                         (hostile_files.psd(), "please use PNG, JPEG, WebP, GIF, BMP or TIFF"),
+                         (hostile_files.many_scan_jpeg(256, 256, 500), "abnormal number of scans"),
+                         (hostile_files.truncated(hostile_files.encoded(hostile_files.noise(64, 64), "PNG")),
+                          "corrupt or truncated")]:
+        with pytest.raises(ImageError, match=phrase) as error:
+            await pool.decode(data, REQUEST)
+        assert str(error.value).startswith("The content image ")
+    assert pids(pool) == before  # a refused file costs no process
+
+
+async def test_a_decode_over_the_time_limit_is_killed_and_its_worker_replaced() -> None:
+    pool = DecoderPool(workers=1, time_limit=0.05, memory_limit=1 << 30)
+    await pool.start()
+    try:
+        (first,) = pids(pool)
+        with pytest.raises(ImageError, match=r"took too long to decode \(over 0.05 s\)"):
+            await pool.decode(hostile_files.sixteen_bit_grey_png(5000, 5000), REQUEST)
+        assert not alive(first)
+        pool.time_limit = 20.0
+        picture = await pool.decode(hostile_files.encoded(hostile_files.noise(32, 32), "PNG"), REQUEST)
+        assert picture.size == (32, 32) and pids(pool) and first not in pids(pool)
+    finally:
+        await pool.close()
+
+
+async def test_memory_limit_refuses_what_does_not_fit_and_retires_the_worker() -> None:
+    pool = DecoderPool(workers=1, time_limit=60.0, memory_limit=300 << 20)
+    await pool.start()
+    try:
+        (first,) = pids(pool)
+        with pytest.raises(ImageError, match="needs more memory to decode than this bot allows"):
+            await pool.decode(hostile_files.float_tiff(5000, 5000), REQUEST)  # 100 MB of floats, plus copies
+        assert not alive(first)
+        small = await pool.decode(hostile_files.float_tiff(64, 64), REQUEST)
+        assert small.size == (64, 64)
+    finally:
+        await pool.close()
+
+
+async def test_a_worker_that_dies_while_idle_is_not_used(pool: DecoderPool) -> None:
+    for pid in pids(pool):
+        os.kill(pid, signal.SIGKILL)
+    await asyncio.sleep(0.2)
+    picture = await pool.decode(hostile_files.encoded(hostile_files.noise(32, 32), "PNG"), REQUEST)
+    assert picture.size == (32, 32)
+
+
+async def test_cancelled_decode_kills_its_worker(pool: DecoderPool) -> None:
+    decoding = asyncio.create_task(pool.decode(hostile_files.sixteen_bit_grey_png(5000, 5000), REQUEST))
+    await asyncio.sleep(0.3)
+    (busy,) = {worker.process.pid for worker in pool._busy}
+    decoding.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await decoding
+    assert not alive(busy)
+
+
+async def test_workers_hold_no_secrets_and_no_torch(pool: DecoderPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    await pool.close()
+    monkeypatch.setenv("DISCORD_TOKEN", "secret-token-for-the-bot-only")
+    fresh = DecoderPool(workers=1)
+    await fresh.start()
+    try:
+        (pid,) = pids(fresh)
+        environment = Path(f"/proc/{pid}/environ").read_bytes()
+        assert b"secret-token" not in environment and b"DISCORD_TOKEN" not in environment
+        assert "torch" not in Path(f"/proc/{pid}/maps").read_text()
+        assert os.getpriority(os.PRIO_PROCESS, pid) > os.getpriority(os.PRIO_PROCESS, os.getpid())
+    finally:
+        await fresh.close()

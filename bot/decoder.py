@@ -13,13 +13,15 @@ reply is one JSON line followed, on success, by the decoded picture as raw 8-bit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import resource
 import sys
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, AsyncIterator, BinaryIO, Hashable
 
 from PIL import Image
 
@@ -48,6 +50,65 @@ class DecodeRequest:
     max_pixels: int
     long_side: int
     max_aspect: float
+    requester: Hashable = None  # whose upload: decodes are shared fairly between requesters
+
+
+class FairSlots:
+    """``count`` slots, handed out fairly: the waiter whose requester holds the fewest slots goes first, and
+    among equals the one served longest ago (round robin), so one member's burst of slow uploads cannot make
+    everyone else's wait behind it.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self.held: Counter[Hashable] = Counter()
+        self.waiting: list[tuple[Hashable, asyncio.Future]] = []
+        self.served: dict[Hashable, int] = {}  # requester → grant number, kept while it holds or waits
+        self.grants = 0
+
+    @contextlib.asynccontextmanager
+    async def hold(self, requester: Hashable) -> AsyncIterator[None]:
+        if self.free and not self.waiting:
+            self.free -= 1
+            self._granted(requester)
+        else:
+            entry = (requester, asyncio.get_running_loop().create_future())
+            self.waiting.append(entry)
+            try:
+                await entry[1]
+            except asyncio.CancelledError:
+                if entry in self.waiting:
+                    self.waiting.remove(entry)
+                else:  # granted just as it was cancelled: pass the slot on
+                    self.held[requester] -= 1
+                    self._grant_next()
+                self._forget(requester)
+                raise
+        try:
+            yield
+        finally:
+            self.held[requester] -= 1
+            self._grant_next()
+            self._forget(requester)
+
+    def _granted(self, requester: Hashable) -> None:
+        self.held[requester] += 1
+        self.grants += 1
+        self.served[requester] = self.grants
+
+    def _grant_next(self) -> None:
+        if not self.waiting:
+            self.free += 1
+            return
+        entry = min(self.waiting, key=lambda waiter: (self.held[waiter[0]], self.served.get(waiter[0], 0)))
+        self.waiting.remove(entry)
+        self._granted(entry[0])
+        entry[1].set_result(None)
+
+    def _forget(self, requester: Hashable) -> None:
+        if self.held[requester] <= 0 and all(waiter[0] != requester for waiter in self.waiting):
+            del self.held[requester]
+            self.served.pop(requester, None)
 
 
 class DecoderWorker:
@@ -100,7 +161,7 @@ class DecoderPool:
 
     def __init__(self, workers: int = 2, time_limit: float = 10.0, memory_limit: int = 1 << 30) -> None:
         self.workers, self.time_limit, self.memory_limit = workers, time_limit, memory_limit
-        self._slots = asyncio.Semaphore(workers)
+        self._slots = FairSlots(workers)
         self._idle: list[DecoderWorker] = []
         self._busy: set[DecoderWorker] = set()
         self._closed = False
@@ -120,7 +181,7 @@ class DecoderPool:
 
         Raises :class:`ImageError` with a message for the uploader, or :class:`DecoderUnavailable`.
         """
-        async with self._slots:
+        async with self._slots.hold(request.requester):
             if self._closed:
                 raise DecoderUnavailable("the bot is shutting down")
             worker = self._idle_worker() or await DecoderWorker.start(self.memory_limit)

@@ -66,15 +66,17 @@ def build_options(config: Config, quality: str | None, *, size: int | None = Non
 
 
 async def fetch_image(session: aiohttp.ClientSession, attachment: discord.Attachment, config: Config,
-                      what: str, *, decoder: DecoderPool | None = None) -> Image.Image:
+                      what: str, *, requester: int | None = None, decoder: DecoderPool | None = None) -> Image.Image:
     """Check, download (streamed, byte-capped, no redirects) and decode an attachment into an RGB image.
 
-    Decoding happens in ``decoder`` (by default the bot's shared pool), never in this process. Whatever goes
-    wrong becomes a :class:`RequestError`, so the caller always has a reply for the user.
+    Decoding happens in ``decoder`` (by default the bot's shared pool), never in this process, shared fairly
+    between ``requester``s (user ids). Whatever goes wrong becomes a :class:`RequestError`, so the caller always
+    has a reply for the user.
     """
     try:
         data = await _download_checked(session, attachment, config, what)
-        request = DecodeRequest(what, config.limits.max_pixels, INPUT_OVERSIZE * config.limits.max_size, MAX_ASPECT)
+        request = DecodeRequest(what, config.limits.max_pixels, INPUT_OVERSIZE * config.limits.max_size, MAX_ASPECT,
+                                requester)
         return await (decoder or shared_pool(config.limits)).decode(data, request)
     except RequestError:
         raise

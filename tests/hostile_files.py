@@ -104,7 +104,8 @@ def _gif_pixels(count: int) -> bytes:
         value |= code << filled
         filled += 3
     data = value.to_bytes((filled + 7) // 8, "little")
-    return bytes([2]) + b"".join(bytes([len(data[i:i + 255])]) + data[i:i + 255] for i in range(0, len(data), 255)) + b"\x00"
+    blocks = (data[start:start + 255] for start in range(0, len(data), 255))
+    return bytes([2]) + b"".join(bytes([len(block)]) + block for block in blocks) + b"\x00"
 
 
 # --- memory per pixel ----------------------------------------------------------------------------------

@@ -98,12 +98,14 @@ class StylizeCog(commands.Cog, name="Stylize"):
             return await interaction.edit_original_response(content=f"⚠️ {error}")
         try:
             assert self.session is not None
-            content_image = await fetch_image(self.session, content, self.config, "content image")
+            content_image = await fetch_image(self.session, content, self.config, "content image",
+                                              requester=user_id)
             if chosen is not None:
                 style_image = await _load_preset(chosen)
                 label = f"preset *{chosen.title}*"
             else:
-                style_image = await fetch_image(self.session, style, self.config, "style image")
+                style_image = await fetch_image(self.session, style, self.config, "style image",
+                                                requester=user_id)
                 label = "your style image"
             await self.bot.jobs.submit(interaction, content=content_image, style=style_image, style_label=label,
                                        quality=(quality or self.config.bot.default_quality).lower(),

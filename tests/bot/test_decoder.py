@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.decoder import DecodeRequest, DecoderPool
+from bot.decoder import DecodeRequest, DecoderPool, FairSlots
 from nst_engine.errors import ImageError
 from tests import hostile_files
 
@@ -118,3 +118,29 @@ async def test_workers_hold_no_secrets_and_no_torch(pool: DecoderPool, monkeypat
         assert os.getpriority(os.PRIO_PROCESS, pid) > os.getpriority(os.PRIO_PROCESS, os.getpid())
     finally:
         await fresh.close()
+
+
+async def test_slots_go_first_to_requesters_holding_fewest() -> None:
+    slots, order, gates = FairSlots(1), [], {}
+
+    async def use(requester: str, name: str) -> None:
+        async with slots.hold(requester):
+            order.append(name)
+            gates[name] = asyncio.Event()
+            await gates[name].wait()
+
+    first = asyncio.create_task(use("mallory", "m1"))
+    await asyncio.sleep(0)
+    queued = [asyncio.create_task(use(who, name)) for who, name in (("mallory", "m2"), ("mallory", "m3"))]
+    await asyncio.sleep(0)
+    cancelled = asyncio.create_task(use("carol", "c0"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    queued.append(asyncio.create_task(use("alice", "a1")))
+    await asyncio.sleep(0)
+    for name in ("m1", "a1", "m2", "m3"):
+        await asyncio.sleep(0.01)
+        assert order[-1] == name
+        gates[name].set()
+    await asyncio.gather(first, *queued)
+    assert order == ["m1", "a1", "m2", "m3"] and slots.free == 1 and not slots.waiting and not slots.held

@@ -1,10 +1,10 @@
 """Decoding untrusted uploads outside the bot's process: a small pool of sandboxed worker processes.
 
 A worker is a fresh ``python -m bot.decoder`` that imports Pillow and numpy only (no torch, no discord.py),
-gets no secrets in its environment, runs at a lower CPU priority, and caps its own address space. The pool
-gives every decode a wall-time limit; a worker that overruns it, runs out of memory or dies is killed and
-replaced. The bot's event loop only waits on pipes, so a runaway decoder can neither block it nor fill its
-thread pool.
+gets no secrets in its environment, caps its own address space, and lets the kernel stop it when a decode
+uses more CPU time than allowed. The pool also caps each decode's wall time; a worker that overruns, runs out
+of memory or dies is killed and replaced. The bot's event loop only waits on pipes, so a runaway decoder can
+neither block it nor fill its thread pool.
 
 Protocol over the worker's stdin and stdout: a request is one JSON line followed by the upload's bytes; a
 reply is one JSON line followed, on success, by the decoded picture as raw 8-bit RGB.
@@ -16,8 +16,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import resource
+import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -32,7 +34,9 @@ from .config import LimitsConfig
 
 log = logging.getLogger(__name__)
 
-WORKER_NICENESS = 10  # decodes yield the CPU to the bot's event loop and the engine
+# The limit counts CPU seconds (enforced in the worker by RLIMIT_CPU), so a busy machine does not turn an
+# ordinary upload into a refusal; wall time is capped too, at this multiple, for a decoder that is stuck.
+WALL_TIME_FACTOR = 3.0
 START_TIMEOUT = 60.0  # a worker imports Pillow and numpy; slow on a busy machine, but never this slow
 PASSED_ENVIRONMENT = ("PATH", "PYTHONPATH", "PYTHONHOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -136,9 +140,9 @@ class DecoderWorker:
             raise DecoderUnavailable(f"the decoder process did not start (exit status {process.returncode})")
         return worker
 
-    async def decode(self, request: DecodeRequest, data: bytes) -> tuple[dict[str, Any], bytes]:
+    async def decode(self, request: DecodeRequest, data: bytes, cpu_seconds: float) -> tuple[dict[str, Any], bytes]:
         header = {"bytes": len(data), "what": request.what, "max_pixels": request.max_pixels,
-                  "long_side": request.long_side, "max_aspect": request.max_aspect}
+                  "long_side": request.long_side, "max_aspect": request.max_aspect, "cpu_seconds": cpu_seconds}
         self.process.stdin.write(json.dumps(header).encode() + b"\n" + data)
         await self.process.stdin.drain()
         reply = json.loads(await self.process.stdout.readline() or b"null")
@@ -157,7 +161,8 @@ class DecoderWorker:
 
 
 class DecoderPool:
-    """Up to ``workers`` decodes at once, each limited to ``time_limit`` seconds and ``memory_limit`` bytes."""
+    """Up to ``workers`` decodes at once, each limited to ``time_limit`` CPU seconds (and a multiple of that in
+    wall time) and its process to ``memory_limit`` bytes of address space."""
 
     def __init__(self, workers: int = 2, time_limit: float = 10.0, memory_limit: int = 1 << 30) -> None:
         self.workers, self.time_limit, self.memory_limit = workers, time_limit, memory_limit
@@ -188,16 +193,17 @@ class DecoderPool:
             self._busy.add(worker)
             keep = False
             try:
-                reply, pixels = await asyncio.wait_for(worker.decode(request, data), self.time_limit)
+                reply, pixels = await asyncio.wait_for(worker.decode(request, data, self.time_limit),
+                                                       self.time_limit * WALL_TIME_FACTOR)
                 keep = not reply.get("retire")
             except asyncio.TimeoutError:
-                log.warning("decoding the %s took over %g s; its decoder process was killed", request.what,
-                            self.time_limit)
-                raise ImageError(f"The {request.what} took too long to decode (over {self.time_limit:g} s), so "
-                                 "it was refused; please upload an ordinary PNG or JPEG.") from None
+                raise self._too_long(request) from None
             except (EOFError, OSError, ValueError, asyncio.IncompleteReadError):
-                log.warning("the decoder process stopped while decoding the %s (out of memory or crashed)",
-                            request.what)
+                await worker.close()
+                if worker.process.returncode == -signal.SIGXCPU:
+                    raise self._too_long(request) from None
+                log.warning("the decoder process stopped while decoding the %s (exit status %s: out of memory "
+                            "or crashed)", request.what, worker.process.returncode)
                 raise ImageError(f"The {request.what} could not be decoded within this bot's memory and safety "
                                  "limits; please upload a smaller PNG or JPEG.") from None
             finally:
@@ -210,6 +216,12 @@ class DecoderPool:
             log.info("%s refused: %s", request.what, reply.get("detail") or reply["message"])
             raise ImageError(reply["message"])
         return _checked(reply, pixels, request)
+
+    def _too_long(self, request: DecodeRequest) -> ImageError:
+        log.warning("decoding the %s took over %g s; its decoder process was stopped", request.what,
+                    self.time_limit)
+        return ImageError(f"The {request.what} took too long to decode (over {self.time_limit:g} s), so it was "
+                          "refused; please upload an ordinary PNG or JPEG.")
 
     def _idle_worker(self) -> DecoderWorker | None:
         """A started worker that is still alive (one may have been killed from outside while idle)."""
@@ -260,11 +272,19 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     while line := requests.readline():
         header = json.loads(line)
         data = requests.read(header["bytes"])
+        _limit_cpu(header["cpu_seconds"])
         reply, pixels = decode_one(data, header)
         replies.write(json.dumps(reply).encode() + b"\n" + pixels)
         replies.flush()
         if reply.get("retire"):
             return
+
+
+def _limit_cpu(seconds: float) -> None:
+    """Let the kernel stop this process (SIGXCPU) once the coming decode has used ``seconds`` of CPU."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
 
 
 def decode_one(data: bytes, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
@@ -282,7 +302,6 @@ def main(argv: list[str]) -> None:
     import numpy  # noqa: F401 - loaded before the limit: its maths library reserves memory as it starts
 
     memory_limit = int(argv[0])
-    os.nice(WORKER_NICENESS)
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from bot import decoder
 from bot.decoder import DecodeRequest, DecoderPool, FairSlots
 from nst_engine.errors import ImageError
 from tests import hostile_files
@@ -58,28 +62,58 @@ async def test_refusals_carry_a_message_for_the_user_and_keep_the_worker(pool: D
     assert pids(pool) == before  # a refused file costs no process
 
 
-async def test_a_decode_over_the_time_limit_is_killed_and_its_worker_replaced() -> None:
-    pool = DecoderPool(workers=1, time_limit=0.05, memory_limit=1 << 30)
+@pytest.fixture(scope="module")
+def slow_to_decode() -> bytes:
+    """100 MB of float pixels: a good part of a second of CPU to decode and rescale."""
+    return hostile_files.float_tiff(5000, 5000)
+
+
+def test_the_cpu_limit_stops_a_busy_worker_by_signal() -> None:
+    spin = "from bot.decoder import _limit_cpu; _limit_cpu(0.5)\nwhile True: pass"
+    started = time.monotonic()
+    process = subprocess.run([sys.executable, "-c", spin], timeout=60)
+    assert process.returncode == -signal.SIGXCPU and time.monotonic() - started < 60
+
+
+async def test_a_decode_stopped_for_cpu_time_is_refused_and_its_worker_replaced(
+        slow_to_decode: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decoder, "WALL_TIME_FACTOR", 100.0)  # so only the CPU signal can stop it
+    pool = DecoderPool(workers=1, time_limit=0.5, memory_limit=1 << 30)
     await pool.start()
     try:
         (first,) = pids(pool)
-        with pytest.raises(ImageError, match=r"took too long to decode \(over 0.05 s\)"):
-            await pool.decode(hostile_files.sixteen_bit_grey_png(5000, 5000), REQUEST)
-        assert not alive(first)
-        pool.time_limit = 20.0
+        worker = pool._idle[0]
+        decoding = asyncio.create_task(pool.decode(slow_to_decode, REQUEST))
+        await asyncio.sleep(0.2)
+        os.kill(first, signal.SIGXCPU)  # what the kernel sends at the limit, sent now: a big decode may fit in it
+        with pytest.raises(ImageError, match=r"took too long to decode \(over 0.5 s\)"):
+            await decoding
+        assert worker.process.returncode == -signal.SIGXCPU and not alive(first)
         picture = await pool.decode(hostile_files.encoded(hostile_files.noise(32, 32), "PNG"), REQUEST)
         assert picture.size == (32, 32) and pids(pool) and first not in pids(pool)
     finally:
         await pool.close()
 
 
-async def test_memory_limit_refuses_what_does_not_fit_and_retires_the_worker() -> None:
+async def test_a_decode_over_the_wall_time_limit_is_killed() -> None:
+    pool = DecoderPool(workers=1, time_limit=0.05, memory_limit=1 << 30)  # wall limit 0.15 s
+    await pool.start()
+    try:
+        (first,) = pids(pool)
+        with pytest.raises(ImageError, match=r"took too long to decode \(over 0.05 s\)"):
+            await pool.decode(hostile_files.sixteen_bit_grey_png(5000, 5000), REQUEST)
+        assert not alive(first)
+    finally:
+        await pool.close()
+
+
+async def test_memory_limit_refuses_what_does_not_fit_and_retires_the_worker(slow_to_decode: bytes) -> None:
     pool = DecoderPool(workers=1, time_limit=60.0, memory_limit=300 << 20)
     await pool.start()
     try:
         (first,) = pids(pool)
         with pytest.raises(ImageError, match="needs more memory to decode than this bot allows"):
-            await pool.decode(hostile_files.float_tiff(5000, 5000), REQUEST)  # 100 MB of floats, plus copies
+            await pool.decode(slow_to_decode, REQUEST)  # 100 MB of floats, plus copies
         assert not alive(first)
         small = await pool.decode(hostile_files.float_tiff(64, 64), REQUEST)
         assert small.size == (64, 64)
@@ -115,7 +149,6 @@ async def test_workers_hold_no_secrets_and_no_torch(pool: DecoderPool, monkeypat
         environment = Path(f"/proc/{pid}/environ").read_bytes()
         assert b"secret-token" not in environment and b"DISCORD_TOKEN" not in environment
         assert "torch" not in Path(f"/proc/{pid}/maps").read_text()
-        assert os.getpriority(os.PRIO_PROCESS, pid) > os.getpriority(os.PRIO_PROCESS, os.getpid())
     finally:
         await fresh.close()
 

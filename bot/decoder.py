@@ -148,8 +148,12 @@ class DecoderWorker:
         reply = json.loads(await self.process.stdout.readline() or b"null")
         if not isinstance(reply, dict):
             raise EOFError("the decoder process ended without replying")
-        width, height = reply.get("size", (0, 0))
-        return reply, await self.process.stdout.readexactly(width * height * 3) if reply.get("ok") else b""
+        if not reply.get("ok"):
+            return reply, b""
+        width, height = reply["size"]
+        if not (0 < width <= request.long_side and 0 < height <= request.long_side):  # trust nothing unchecked
+            raise ValueError(f"the decoder process replied with a {width}×{height} picture")
+        return reply, await self.process.stdout.readexactly(width * height * 3)
 
     def kill(self) -> None:
         if self.process.returncode is None:
@@ -215,7 +219,7 @@ class DecoderPool:
         if not reply["ok"]:
             log.info("%s refused: %s", request.what, reply.get("detail") or reply["message"])
             raise ImageError(reply["message"])
-        return _checked(reply, pixels, request)
+        return Image.frombytes("RGB", tuple(reply["size"]), pixels)
 
     def _too_long(self, request: DecodeRequest) -> ImageError:
         log.warning("decoding the %s took over %g s; its decoder process was stopped", request.what,
@@ -255,14 +259,6 @@ async def close_shared_pool() -> None:
         await pool.close()
 
 
-def _checked(reply: dict[str, Any], pixels: bytes, request: DecodeRequest) -> Image.Image:
-    """The worker's picture, trusted only after its size is checked against the request."""
-    width, height = reply["size"]
-    if not (0 < width <= request.long_side and 0 < height <= request.long_side):
-        raise ImageError(f"The {request.what} could not be decoded; please upload it again.")
-    return Image.frombytes("RGB", (width, height), pixels)
-
-
 # --- the worker process ----------------------------------------------------------------------------------
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
@@ -293,7 +289,7 @@ def decode_one(data: bytes, header: dict[str, Any]) -> tuple[dict[str, Any], byt
                            long_side=header["long_side"], max_aspect=header["max_aspect"])
     except ImageError as error:
         cause = error.__context__
-        return {"ok": False, "message": str(error), "detail": repr(cause) if cause else "",
+        return {"ok": False, "message": str(error), "detail": repr(cause)[:300] if cause else "",
                 "retire": isinstance(cause, MemoryError)}, b""
     return {"ok": True, "size": image.size}, image.tobytes()
 

@@ -25,6 +25,7 @@ from nst_engine.errors import NSTError
 from .buttons import ButtonHandlers
 from .cogs import EXTENSIONS
 from .config import Config, ConfigError, discord_token
+from .decoder import close_shared_pool, shared_pool
 from .health import heartbeat_loop, heartbeat_path
 from .jobs.core import JobCore
 from .logs import configure_logging
@@ -64,6 +65,7 @@ class NSTBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.core.start(self.presenter)
+        await shared_pool(self.config.limits).start()
         self._background = [
             asyncio.create_task(heartbeat_loop(heartbeat_path(self.config), self.is_ready), name="nst-heartbeat"),
             asyncio.create_task(self._purge_loop(), name="nst-purge"),
@@ -128,6 +130,7 @@ class NSTBot(commands.Bot):
         for task in self._background:
             task.cancel()
         await self.core.stop()
+        await close_shared_pool()
         await super().close()
         self.store.close()
 

@@ -83,6 +83,13 @@ class LimitsConfig:
     max_size: int = 1024
     max_iterations: int = 600
     max_presets_per_server: int = 25
+    decode_workers: int = 2  # sandboxed image decoder processes (see docs/security.md)
+    decode_seconds: float = 10.0  # wall time allowed to decode one upload
+    decode_memory_mb: int = 1024  # address space allowed to one decoder process; 0 = unlimited
+
+    def __post_init__(self) -> None:
+        if self.decode_workers < 1 or self.decode_seconds <= 0:
+            raise ConfigError("[limits] decode_workers must be at least 1 and decode_seconds above 0.")
 
 
 @dataclass(frozen=True)

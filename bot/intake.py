@@ -1,5 +1,5 @@
 """Turning a Discord request into checked inputs: options clamped by quality level and admin caps, and
-attachments validated and downloaded before anything is queued.
+attachments validated, downloaded and decoded (in the sandboxed decoder pool) before anything is queued.
 
 Every refusal is a :class:`RequestError` whose message is shown to the user as is.
 """
@@ -7,6 +7,7 @@ Every refusal is a :class:`RequestError` whose message is shown to the user as i
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from urllib.parse import urlsplit
 
@@ -15,11 +16,14 @@ import discord
 from PIL import Image
 
 from nst_engine.errors import ImageError, OptionError
-from nst_engine.images import load_image, probe_image, resize_long_side
+from nst_engine.images import SUPPORTED
 from nst_engine.options import StylizeOptions
 
 from .config import Config
+from .decoder import DecoderPool, DecoderUnavailable, DecodeRequest, shared_pool
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 PREVIEW_SIZE = 160
 PREVIEWS_PER_JOB = 20
@@ -63,37 +67,57 @@ def build_options(config: Config, quality: str | None, *, size: int | None = Non
 
 
 async def fetch_image(session: aiohttp.ClientSession, attachment: discord.Attachment, config: Config,
-                      what: str) -> Image.Image:
-    """Check, download (streamed, byte-capped) and decode an attachment into an RGB image."""
+                      what: str, *, requester: int | None = None, decoder: DecoderPool | None = None) -> Image.Image:
+    """Check, download (streamed, byte-capped, no redirects) and decode an attachment into an RGB image.
+
+    Decoding happens in ``decoder`` (by default the bot's shared pool), never in this process, shared fairly
+    between ``requester``s (user ids). Whatever goes wrong becomes a :class:`RequestError`, so the caller always
+    has a reply for the user.
+    """
+    try:
+        data = await _download_checked(session, attachment, config, what)
+        request = DecodeRequest(what, config.limits.max_pixels, INPUT_OVERSIZE * config.limits.max_size, MAX_ASPECT,
+                                requester)
+        return await (decoder or shared_pool(config.limits)).decode(data, request)
+    except RequestError:
+        raise
+    except ImageError as error:
+        raise RequestError(str(error)) from None
+    except DecoderUnavailable as error:
+        log.error("cannot decode the %s: %s", what, error)
+        raise RequestError(f"The {what} could not be processed right now; please try again in a minute.") from None
+    except Exception:  # noqa: BLE001 - a bug here must still answer the user (and is logged in full)
+        log.exception("unexpected failure while taking in the %s", what)
+        raise RequestError(f"The {what} could not be processed; please try again.") from None
+
+
+async def _download_checked(session: aiohttp.ClientSession, attachment: discord.Attachment, config: Config,
+                            what: str) -> bytes:
     limits = config.limits
     content_type = (attachment.content_type or "").split(";")[0].strip().lower()
     if content_type and not content_type.startswith("image/"):
         raise RequestError(f"The {what} `{_name(attachment)}` is not an image ({content_type}); "
-                           "please upload a PNG, JPEG, WebP or GIF.")
+                           f"please upload a {SUPPORTED} file.")
     if content_type == "image/svg+xml":
-        raise RequestError(f"The {what} is an SVG drawing; please upload a PNG, JPEG, WebP or GIF.")
+        raise RequestError(f"The {what} is an SVG drawing; please upload a {SUPPORTED} file.")
     if attachment.size > limits.max_upload_bytes:
         raise RequestError(f"The {what} is {_mb(attachment.size)}; the limit is {_mb(limits.max_upload_bytes)}.")
     host = (urlsplit(attachment.url).hostname or "").lower()
     if host not in config.bot.allowed_attachment_hosts:
         raise RequestError(f"The {what} does not come from Discord's file servers, so it was not downloaded.")
-    data = await _download(session, attachment.url, limits.max_upload_bytes, what)
-    try:
-        info = await asyncio.to_thread(probe_image, data, max_pixels=limits.max_pixels, what=what)
-        if max(info.width, info.height) > MAX_ASPECT * min(info.width, info.height):
-            raise RequestError(f"The {what} is too long and thin ({info.width}×{info.height}); please use one "
-                               f"at most {MAX_ASPECT} times longer than wide.")
-        image = await asyncio.to_thread(load_image, data, max_pixels=limits.max_pixels, what=what)
-    except ImageError as error:
-        raise RequestError(str(error)) from None
-    keep = INPUT_OVERSIZE * limits.max_size
-    return resize_long_side(image, keep) if max(image.size) > keep else image
+    return await _download(session, attachment.url, limits.max_upload_bytes, what)
 
 
 async def _download(session: aiohttp.ClientSession, url: str, cap: int, what: str) -> bytes:
+    """The body of ``url``; a redirect is refused, since only the first URL's host was checked."""
     chunks, total = [], 0
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT)) as response:
+        async with session.get(url, allow_redirects=False,
+                               timeout=aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT)) as response:
+            if 300 <= response.status < 400:
+                log.warning("attachment URL for the %s redirected (HTTP %d); not followed", what, response.status)
+                raise RequestError(f"The {what} link pointed somewhere else, so it was not downloaded; please "
+                                   "upload the file again.")
             if response.status != 200:
                 raise RequestError(f"Could not download the {what} (HTTP {response.status}); please upload it again.")
             async for chunk in response.content.iter_chunked(CHUNK):

@@ -1,11 +1,16 @@
 """Image input and output with Pillow: safe decoding, colour-mode normalisation, resizing, encoding.
 
-Torch-free, so the bot can validate uploads in its own process. Policy for inputs:
+Torch-free. Policy for inputs, which may come from strangers:
+- only PNG, JPEG, WebP, GIF, BMP and TIFF are opened (Pillow knows dozens of formats, some of which hand the
+  file to other programs such as Ghostscript);
+- the pixel count is checked from the header, before any pixel is decoded, so decompression bombs are refused;
+  JPEGs with far more scans than any encoder writes are refused too (each scan costs a pass over the picture);
+- only the first frame or page is decoded, and frames are never counted;
 - EXIF orientation is applied, so the picture is upright as phones show it;
-- animated images (GIF, APNG, WebP) use their first frame;
 - transparency is composited onto white (the output is an opaque RGB picture);
-- 16-bit and float greyscale are rescaled to 8 bits; CMYK, palette, YCbCr, LAB, HSV become RGB;
-- the pixel count is checked from the header, before any pixel is decoded, so decompression bombs are refused.
+- 16-bit, 32-bit and float greyscale are rescaled to 8 bits a strip at a time; CMYK, palette, YCbCr, LAB, HSV
+  become RGB;
+- messages say what is wrong with the file in words, never a decoder's internal error text.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ from .errors import ImageError
 ImageSource = Union[str, Path, bytes, BinaryIO, Image.Image]
 
 DEFAULT_MAX_PIXELS = 40_000_000
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 SUPPORTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+# Encoders write 1 scan (baseline) to about 10-20 (progressive); decoding costs one pass over the picture per
+# scan, so a file of tiny scans is a denial of service (about 4 ms per scan at 25 megapixels here).
+MAX_JPEG_SCANS = 100
+START_OF_SCAN = b"\xff\xda"
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+STRIP_PIXELS = 1 << 20  # high-depth conversion works on strips of about this many pixels
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,6 @@ class ImageInfo:
     width: int
     height: int
     mode: str
-    frames: int
 
 
 def probe_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> ImageInfo:
@@ -44,21 +55,37 @@ def probe_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, wh
         return _check_header(image, max_pixels, what)
 
 
-def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> Image.Image:
-    """Decode ``source`` into an upright 8-bit RGB image, or raise :class:`ImageError` saying why not."""
+def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image",
+               long_side: int | None = None, max_aspect: float | None = None) -> Image.Image:
+    """Decode ``source`` into an upright 8-bit RGB image, or raise :class:`ImageError` saying why not.
+
+    With ``long_side``, a larger picture is scaled down to it, never up (JPEGs are decoded at a reduced scale where
+    libjpeg can). With ``max_aspect``, a picture longer than that many times its width (or the reverse) is
+    refused from its header.
+    """
     if isinstance(source, Image.Image):
         return to_rgb(ImageOps.exif_transpose(source))
     with _open(source, what, max_pixels) as image:
-        _check_header(image, max_pixels, what)
+        info = _check_header(image, max_pixels, what)
+        if max_aspect is not None and max(info.width, info.height) > max_aspect * min(info.width, info.height):
+            raise ImageError(f"The {what} is too long and thin ({info.width}×{info.height}); please use one at "
+                             f"most {max_aspect:g} times longer than wide.")
         try:
-            image.seek(0)
+            if long_side is not None and image.format == "JPEG" and max(image.size) > long_side:
+                image.draft(image.mode, scaled_size(*image.size, long_side))
             image.load()
-            upright = ImageOps.exif_transpose(image)
-            return to_rgb(upright)
-        except Image.DecompressionBombError:
-            raise ImageError(f"The {what} is too large to process safely.") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as error:
-            raise ImageError(f"The {what} is corrupt or truncated and could not be decoded ({_short(error)}).") from None
+            ImageOps.exif_transpose(image, in_place=True)
+            picture = _to_8bit_grey(image) if image.mode in HIGH_DEPTH_MODES else image
+            shrink = long_side is not None and max(picture.size) > long_side
+            if shrink and picture.mode == "L":
+                picture = resize_long_side(picture, long_side)  # cheaper before the RGB copy
+            picture = to_rgb(picture)
+            return resize_long_side(picture, long_side) if shrink else picture
+        except MemoryError:
+            raise ImageError(f"The {what} needs more memory to decode than this bot allows.") from None
+        except Exception:  # noqa: BLE001 - any failure inside a decoder means a damaged or hostile file
+            raise ImageError(f"The {what} is corrupt or truncated and could not be decoded; please export "
+                             "it again.") from None
 
 
 def _open(source: ImageSource, what: str, max_pixels: int) -> Image.Image:
@@ -77,7 +104,7 @@ def _open(source: ImageSource, what: str, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             # We enforce our own pixel cap in _check_header; silence Pillow's softer warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(stream)
+            image = Image.open(stream, formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as error:
         # Pillow refuses absurd headers itself (over twice its own cap) before ours can run; report the size.
         pixels = re.search(r"\((\d+) pixels\)", str(error))
@@ -85,8 +112,30 @@ def _open(source: ImageSource, what: str, max_pixels: int) -> Image.Image:
         raise ImageError(f"The {what} is too large{size}; the limit is {max_pixels / 1e6:g} megapixels.") from None
     except UnidentifiedImageError:
         raise ImageError(f"The {what} is not an image that can be read; please use {SUPPORTED}.") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"The {what} could not be read ({_short(error)}).") from None
+    except MemoryError:
+        raise ImageError(f"The {what} needs more memory to decode than this bot allows.") from None
+    except Exception:  # noqa: BLE001 - a header parser failing in any way means a damaged file
+        raise ImageError(f"The {what} could not be read: its header is damaged.") from None
+    if image.format == "JPEG" and _jpeg_scans(stream) > MAX_JPEG_SCANS:
+        image.close()
+        raise ImageError(f"The {what} is a JPEG with an abnormal number of scans (over {MAX_JPEG_SCANS}), so it "
+                         "was not decoded; please save it again as an ordinary JPEG or PNG.")
+    return image
+
+
+def _jpeg_scans(stream: BinaryIO) -> int:
+    """How many start-of-scan markers the file holds (an upper bound on its scans), reading it in chunks."""
+    position = stream.tell()
+    stream.seek(0)
+    count, tail = 0, b""
+    while chunk := stream.read(1 << 20):
+        data = tail + chunk
+        count += data.count(START_OF_SCAN)
+        tail = data[-1:]
+        if data.endswith(START_OF_SCAN):  # counted already; do not count its last byte again
+            tail = b""
+    stream.seek(position)
+    return count
 
 
 def _check_header(image: Image.Image, max_pixels: int, what: str) -> ImageInfo:
@@ -96,12 +145,12 @@ def _check_header(image: Image.Image, max_pixels: int, what: str) -> ImageInfo:
     if width * height > max_pixels:
         raise ImageError(f"The {what} is too large: {width}×{height} pixels; the limit is "
                          f"{max_pixels / 1e6:g} megapixels.")
-    return ImageInfo(image.format or "unknown", width, height, image.mode, getattr(image, "n_frames", 1))
+    return ImageInfo(image.format or "unknown", width, height, image.mode)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode → 8-bit RGB; transparency is composited onto white."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if image.mode in HIGH_DEPTH_MODES:
         image = _to_8bit_grey(image)
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -113,21 +162,27 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _to_8bit_grey(image: Image.Image) -> Image.Image:
-    """Rescale high-bit-depth greyscale by its true range (16-bit → /257; float and 32-bit by min/max)."""
+    """Rescale high-bit-depth greyscale by its true range (16-bit → /257; float and 32-bit by min/max).
+
+    Works a strip of rows at a time in float32, so a 25-megapixel picture never needs a full-size float copy.
+    """
     import numpy as np
 
-    data = np.asarray(image, dtype=np.float64)
-    if image.mode.startswith("I;16"):
-        scaled = data / 257.0
+    low, high = image.getextrema()
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and 255 < high <= 65535):
+        low, scale = 0.0, 1 / 257
+    elif image.mode == "I" and low >= 0 and high <= 255:
+        low, scale = 0.0, 1.0
     else:
-        low, high = float(data.min()), float(data.max())
-        if image.mode == "I" and low >= 0 and high <= 255:
-            scaled = data
-        elif image.mode == "I" and low >= 0 and high <= 65535:
-            scaled = data / 257.0
-        else:
-            scaled = (data - low) * (255.0 / (high - low)) if high > low else np.zeros_like(data)
-    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+        scale = 255.0 / (high - low) if high > low else 0.0
+    width, height = image.size
+    grey = Image.new("L", image.size)
+    rows = max(1, STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        strip = np.asarray(image.crop((0, top, width, min(height, top + rows))), dtype=np.float32)
+        scaled = np.clip(np.rint((strip - np.float32(low)) * np.float32(scale)), 0, 255).astype(np.uint8)
+        grey.paste(Image.fromarray(scaled, "L"), (0, top))
+    return grey
 
 
 def scaled_size(width: int, height: int, long_side: int) -> tuple[int, int]:
@@ -179,8 +234,3 @@ def save_image(image: Image.Image, path: str | Path) -> Path:
     image.save(tmp, fmt, **params)
     tmp.replace(path)
     return path
-
-
-def _short(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text if len(text) <= 120 else text[:117] + "…"

@@ -56,7 +56,8 @@ class PresetsCog(commands.Cog, name="Presets"):
             return await _reply(interaction, "Only members with Manage Server can add presets.")
         try:
             assert self.session is not None
-            picture = await fetch_image(self.session, image, self.bot.config, "preset image")
+            picture = await fetch_image(self.session, image, self.bot.config, "preset image",
+                                        requester=interaction.user.id)
             preset = await asyncio.to_thread(self.library.add, name, title or name, picture,
                                              guild_id=interaction.guild_id)
         except (RequestError, PresetError) as error:

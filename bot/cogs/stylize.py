@@ -100,7 +100,8 @@ class StylizeCog(commands.Cog, name="Stylize"):
             options, notes = build_options(self.config, quality, size=size, strength=strength,
                                            preserve_colors=preserve_colors)
             with self.bot.core.admit(interaction.user.id):  # released however this ends
-                content_image, style_image, label = await self._images(content, style, chosen)
+                content_image, style_image, label = await self._images(content, style, chosen,
+                                                                         interaction.user.id)
                 user = interaction.user
                 job = Job(new_job_id(), user.id, user.display_name, interaction.guild_id, interaction.channel_id,
                           label, (quality or self.config.bot.default_quality).lower(), options, notes)
@@ -112,14 +113,16 @@ class StylizeCog(commands.Cog, name="Stylize"):
             await warn(interaction, OUR_FAULT)
 
     async def _images(self, content: discord.Attachment, style: discord.Attachment | None,
-                      preset: StylePreset | None) -> tuple[Image.Image, Image.Image, str]:
+                      preset: StylePreset | None, requester: int) -> tuple[Image.Image, Image.Image, str]:
         """The downloaded (or preset) images and how to name the style in messages."""
         assert self.session is not None
-        content_image = await fetch_image(self.session, content, self.config, "content image")
+        content_image = await fetch_image(self.session, content, self.config, "content image",
+                                          requester=requester)
         if preset is not None:
             return content_image, await _load_preset(preset), f"preset *{preset.title}*"
         assert style is not None
-        return content_image, await fetch_image(self.session, style, self.config, "style image"), "your style image"
+        style_image = await fetch_image(self.session, style, self.config, "style image", requester=requester)
+        return content_image, style_image, "your style image"
 
 
 async def _load_preset(preset: StylePreset) -> Image.Image:

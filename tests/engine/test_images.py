@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from nst_engine.errors import ImageError
-from nst_engine.images import encode_image, load_image, probe_image, resize_long_side, save_image
+from nst_engine.images import MAX_JPEG_SCANS, encode_image, load_image, probe_image, resize_long_side, save_image
+from tests import hostile_files
 from tests.conftest import png_bytes
 
 
@@ -61,14 +62,13 @@ def test_decompression_bomb_is_refused_from_the_header_alone():
 
 def test_probe_reads_header_without_decoding():
     info = probe_image(png_bytes(Image.new("RGBA", (30, 20))))
-    assert (info.format, info.width, info.height, info.mode, info.frames) == ("PNG", 30, 20, "RGBA", 1)
+    assert (info.format, info.width, info.height, info.mode) == ("PNG", 30, 20, "RGBA")
 
 
 def test_animated_gif_uses_first_frame():
     frames = [Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    assert probe_image(buffer.getvalue()).frames == 2
     image = load_image(buffer.getvalue())
     assert image.mode == "RGB" and image.getpixel((8, 8))[0] > 200 and image.getpixel((8, 8))[2] < 50
 
@@ -148,3 +148,72 @@ def test_save_image_by_extension(tmp_path):
     assert Image.open(save_image(image, tmp_path / "a" / "out.webp")).format == "WEBP"
     with pytest.raises(ImageError, match="use a .png, .jpg or .webp"):
         save_image(image, tmp_path / "out.bmp")
+
+
+@pytest.mark.parametrize("name", sorted(hostile_files.refused_formats()))
+def test_formats_outside_the_allow_list_are_refused_unopened(name):
+    with pytest.raises(ImageError, match="not an image that can be read; please use PNG, JPEG, WebP, GIF, BMP or TIFF"):
+        load_image(hostile_files.refused_formats()[name], what="content image")
+
+
+def test_jpeg_with_too_many_scans_is_refused_before_decoding():
+    ordinary = hostile_files.many_scan_jpeg(64, 64, 0)
+    assert load_image(ordinary).size == (64, 64)
+    assert load_image(hostile_files.many_scan_jpeg(64, 64, MAX_JPEG_SCANS - 20)).size == (64, 64)
+    with pytest.raises(ImageError, match=f"abnormal number of scans \\(over {MAX_JPEG_SCANS}\\)"):
+        load_image(hostile_files.many_scan_jpeg(64, 64, MAX_JPEG_SCANS))
+
+
+def test_only_the_first_page_or_frame_is_read():
+    tiff = hostile_files.many_page_tiff(3000)
+    gif = hostile_files.many_frame_gif(3000)
+    for data in (tiff, gif):
+        image = load_image(data)
+        assert image.size == (4, 4) and image.mode == "RGB"
+
+
+@pytest.mark.parametrize("mode, values, expected", [
+    ("I;16", np.array([[0, 32896, 65535]]), [0, 128, 255]),
+    ("I", np.array([[-70000, 0, 2 ** 30]]), [0, 0, 255]),
+    ("I", np.array([[0, 100, 255]]), [0, 100, 255]),
+    ("F", np.array([[-1.0, 1.0, 3.0]]), [0, 128, 255]),
+])
+def test_high_depth_greyscale_is_rescaled_by_its_range(mode, values, expected):
+    dtype = {"I;16": "<u2", "I": "<i4", "F": "<f4"}[mode]
+    image = load_image(png_bytes(Image.frombytes(mode, (3, 1), values.astype(dtype).tobytes())) if mode == "I;16"
+                       else Image.frombytes(mode, (3, 1), values.astype(dtype).tobytes()))
+    assert [image.getpixel((x, 0))[0] for x in range(3)] == expected
+
+
+def test_float_tiff_is_rescaled_in_strips():
+    image = load_image(hostile_files.float_tiff(300, 5000))
+    column = [image.getpixel((150, y))[0] for y in (0, 2500, 4999)]
+    assert column[0] == 0 and 120 <= column[1] <= 135 and column[2] == 255
+
+
+def test_long_side_shrinks_while_decoding():
+    photo = hostile_files.encoded(hostile_files.noise(1200, 800), "JPEG")
+    assert load_image(photo, long_side=300).size == (300, 200)
+    upright = load_image(hostile_files.exif_rotated_jpeg(), long_side=20)
+    assert upright.size == (10, 20) and upright.getpixel((5, 1))[0] > 200
+    grey = load_image(hostile_files.sixteen_bit_grey_png(400, 100), long_side=100)
+    assert grey.size == (100, 25) and grey.getpixel((50, 10)) == (128, 128, 128)
+
+
+def test_aspect_ratio_is_checked_from_the_header():
+    with pytest.raises(ImageError, match=r"too long and thin \(2000×20\)"):
+        load_image(bomb_png(2000, 20), max_aspect=20)
+
+
+@pytest.mark.parametrize("mutant", hostile_files.mutations(hostile_files.encoded(hostile_files.noise(32, 32),
+                                                                                   "PNG"), 40, seed=3)
+                         + hostile_files.mutations(hostile_files.exif_rotated_jpeg(), 40, seed=4)
+                         + hostile_files.mutations(hostile_files.encoded(hostile_files.noise(32, 32), "TIFF"),
+                                                   40, seed=5))
+def test_mutated_files_decode_or_fail_with_an_image_error(mutant):
+    try:
+        image = load_image(mutant)
+    except ImageError as error:
+        assert str(error).startswith("The image ") and "Error" not in str(error)
+    else:
+        assert image.mode == "RGB"

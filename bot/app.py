@@ -28,6 +28,7 @@ from .config import Config, ConfigError, discord_token
 from .decoder import close_shared_pool, shared_pool
 from .health import heartbeat_loop, heartbeat_path
 from .jobs.core import JobCore
+from .jobs.disk import MB, DiskBudget, tidy
 from .logs import configure_logging
 from .jobs.store import JobStore
 from .presenter import DiscordPresenter
@@ -38,7 +39,7 @@ from .work.local import LocalWorkQueue
 log = logging.getLogger("nst-bot")
 
 COMMANDS_SYNC_FILE = "commands-sync.json"  # what was last synced where
-PURGE_EVERY = 3600.0
+PURGE_EVERY = 300.0  # also how soon a cancelled or failed job's inputs go (after a grace period)
 
 
 class NSTBot(commands.Bot):
@@ -52,7 +53,8 @@ class NSTBot(commands.Bot):
         self.store = JobStore(config.storage.data_dir)
         self.presets = PresetLibrary(config)
         self.core = JobCore(self.store, LocalWorkQueue(None, config.engine.weights or None), config.limits,
-                            batch_size=config.engine.batch_size, job_timeout=config.engine.job_timeout)
+                            batch_size=config.engine.batch_size, job_timeout=config.engine.job_timeout,
+                            disk=DiskBudget(self.store, config.storage.max_disk_mb * MB))
         self.presenter = DiscordPresenter(self, self.core, config.bot.progress_interval)
         self.buttons = ButtonHandlers(config, self.core, self.presenter)  # what views' presses call
         self.exit_message: str | None = None
@@ -121,6 +123,7 @@ class NSTBot(commands.Bot):
             removed = self.store.purge(self.config.storage.retention_days)
             if removed:
                 log.info("removed %d finished job(s) older than %g days", removed, self.config.storage.retention_days)
+            tidy(self.store)
             await asyncio.sleep(PURGE_EVERY)
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from ..config import LimitsConfig
 from ..errors import UserError
 from ..work.queue import WorkQueue
 from .admission import Admission
+from .disk import DiskBudget, estimate_png_bytes
 from .dispatch import Dispatcher
 from .estimates import SpeedModel
 from .frontend import Frontend
@@ -34,8 +35,8 @@ CANCELLED_QUEUED, STOPPING, NOT_ACTIVE = "cancelled", "stopping", "not active"
 
 class JobCore:
     def __init__(self, store: JobStore, work: WorkQueue, limits: LimitsConfig, *, batch_size: int,
-                 job_timeout: float) -> None:
-        self.store, self.work = store, work
+                 job_timeout: float, disk: DiskBudget) -> None:
+        self.store, self.work, self.disk = store, work, disk
         self.lineup = Lineup(SpeedModel(), store.content_size)
         self.admission = Admission(limits, self.lineup, store.last_created_by)
         self.batch_size, self.job_timeout = batch_size, job_timeout
@@ -88,8 +89,9 @@ class JobCore:
     async def accept(self, job: Job, content: Image.Image, style: Image.Image) -> ActiveJob:
         """Store a new job (a checked request) and its inputs. It counts against the limits from here on and
         waits for the engine once passed to :meth:`enqueue`."""
+        self.disk.make_room(estimate_png_bytes(*content.size) + estimate_png_bytes(*style.size))
         try:
-            await asyncio.to_thread(self.store.save_inputs, job.id, content, style)
+            await asyncio.to_thread(self._save_inputs, job.id, content, style)
             self.store.add(job)
         except (OSError, sqlite3.Error) as error:  # operational: one line for the admins, a reply for the user
             log.warning("could not save job %s for user %s: %s", job.id, job.user_id, error)
@@ -97,6 +99,10 @@ class JobCore:
         active = ActiveJob(job)
         self.lineup.add(active)
         return active
+
+    def _save_inputs(self, job_id: str, content: Image.Image, style: Image.Image) -> None:
+        self.store.save_inputs(job_id, content, style)
+        self.store.make_inputs_durable(job_id)  # on disk before the row that points at them
 
     def enqueue(self, active: ActiveJob) -> int:
         """Let the dispatcher take the job; its position in the queue."""

@@ -16,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..errors import UserError
 from .store import JobStore
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ ORPHAN_GRACE = 600.0  # a job folder is written just before its row; younger fol
 PNG_OVERHEAD = 4096  # signature, header and end chunks, zlib framing
 
 
-class DiskFull(Exception):
+class DiskFull(UserError):
     """No room for a new job even after deleting old ones; the message is shown to the requester."""
 
 

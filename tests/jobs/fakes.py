@@ -18,6 +18,7 @@ from bot.config import LimitsConfig
 from bot.jobs.core import JobCore
 from bot.jobs.frontend import DeliveryFailed
 from bot.jobs.model import ActiveJob, Job, new_job_id
+from bot.jobs.disk import DiskBudget
 from bot.jobs.store import JobStore
 from bot.work.protocol import Event, JobSpec
 from bot.work.queue import WorkQueue, WorkUnavailable
@@ -105,10 +106,12 @@ async def accepted(core: JobCore, user_id: int = 1, **options: int) -> ActiveJob
 
 
 def make_core(tmp_path: Path, work: FakeWorkQueue | None = None, *, batch_size: int = 1,
-              job_timeout: float = 60.0, **limits: float) -> JobCore:
+              job_timeout: float = 60.0, disk_bytes: int = 0, **limits: float) -> JobCore:
+    """A core on a real store under ``tmp_path``; ``disk_bytes`` caps the data dir (0: free space only)."""
     settings = {"max_queue": 10, "max_jobs_per_user": 3, "cooldown_seconds": 0.0, **limits}
-    return JobCore(JobStore(tmp_path / "data"), work or FakeWorkQueue(), LimitsConfig(**settings),
-                   batch_size=batch_size, job_timeout=job_timeout)
+    store = JobStore(tmp_path / "data")
+    return JobCore(store, work or FakeWorkQueue(), LimitsConfig(**settings), batch_size=batch_size,
+                   job_timeout=job_timeout, disk=DiskBudget(store, disk_bytes))
 
 
 async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:

@@ -3,6 +3,7 @@ front end records what would be shown (see tests/jobs/fakes.py); the store is re
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import sys
@@ -193,3 +194,18 @@ async def test_a_disk_that_cannot_be_written_is_a_clear_refusal(tmp_path: Path,
     assert str(DISK_TROUBLE).startswith("The bot could not save your images")
     assert [r.levelname for r in caplog.records] == ["WARNING"] and not caplog.records[0].exc_info
     assert core.admission.pending() == 0 and core.active_jobs() == []
+
+
+async def test_the_disk_budget_evicts_finished_jobs_first_and_refuses_what_cannot_fit(tmp_path: Path) -> None:
+    budget = 1024 * 1024  # each accepted job's inputs need about 10 KB (estimated as uncompressed PNGs)
+    core = make_core(tmp_path, disk_bytes=budget)
+    old = dataclasses.replace(request(), state=DONE, finished=1.0)
+    core.store.add(old)
+    core.store.job_dir(old.id).mkdir(parents=True)
+    (core.store.job_dir(old.id) / "result.png").write_bytes(b"x" * (budget - 4096))  # the budget is nearly used
+    newer = await accepted(core)
+    assert core.store.get(old.id) is None and not core.store.job_dir(old.id).exists()  # the finished job made room
+    assert core.store.get(newer.id) is not None
+    with pytest.raises(UserError, match="storage is full"), core.admit(2):
+        await core.accept(request(2), picture(4000, 4000), picture())  # ~48 MB: over the whole budget
+    assert core.admission.pending() == 0 and [a.id for a in core.active_jobs()] == [newer.id]

@@ -31,12 +31,13 @@ OUR_FAULT = "Something went wrong on our side while reading your request; please
 SIZE, STRENGTH, COLORS = option_spec("size"), option_spec("strength"), option_spec("preserve_colors")
 SizeOption = app_commands.Range[int, int(SIZE.low), int(SIZE.high)]
 StrengthOption = app_commands.Range[float, STRENGTH.low, STRENGTH.high]
+SUGGESTED_SIZES = (128, 192, 256, 384, 512, 640, 768, 1024, 1536, 2048)
 DESCRIPTIONS = {
     "content": "the picture to restyle",
     "style": "an image whose style to apply (or pick a preset)",
     "preset": "a preset style (or upload a style image)",
     "quality": "speed versus detail (sets size and iterations)",
-    "size": f"{SIZE.help} (capped by the quality level)",
+    "size": f"{SIZE.help}; each quality level has its own largest size (the suggestions show it)",
     "strength": f"{STRENGTH.help}, {STRENGTH.low:g}–{STRENGTH.high:g} (default {STRENGTH.default:g})",
     "preserve_colors": COLORS.help,
 }
@@ -66,7 +67,7 @@ class StylizeCog(commands.Cog, name="Stylize"):
 
         @app_commands.describe(**DESCRIPTIONS)
         @app_commands.choices(quality=quality_choices, preserve_colors=color_choices)
-        @app_commands.autocomplete(preset=self.preset_autocomplete)
+        @app_commands.autocomplete(preset=self.preset_autocomplete, size=self.size_autocomplete)
         async def stylize(interaction: discord.Interaction, content: discord.Attachment,
                           style: Optional[discord.Attachment] = None, preset: Optional[str] = None,
                           quality: Optional[str] = None, size: Optional[SizeOption] = None,
@@ -81,6 +82,20 @@ class StylizeCog(commands.Cog, name="Stylize"):
                                   current: str) -> list[app_commands.Choice[str]]:
         return [app_commands.Choice(name=p.label[:100], value=p.name)
                 for p in self.presets.search(current, interaction.guild_id)]
+
+    async def size_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
+        """Sizes the chosen quality level really allows, largest first, so nobody picks a size that is then capped."""
+        name = str(getattr(interaction.namespace, "quality", None) or self.config.bot.default_quality).lower()
+        level = self.config.quality.get(name) or self.config.quality[self.config.bot.default_quality]
+        largest = min(level.size, self.config.limits.max_size)
+        typed = "".join(ch for ch in str(current or "") if ch.isdigit())[:5]
+        sizes = sorted({largest, *(size for size in SUGGESTED_SIZES if size < largest)}, reverse=True)
+        choices = [app_commands.Choice(name=f"{size} px" + (f" (the most for {level.name})" if size == largest else ""),
+                                       value=size) for size in sizes if size >= SIZE.low and str(size).startswith(typed)]
+        if typed and int(typed) > largest:
+            choices.insert(0, app_commands.Choice(name=f"{largest} px ({typed} px is over {level.name}'s "
+                                                       f"{largest} px; pick another quality for more)", value=largest))
+        return choices[:25]
 
     async def stylize(self, interaction: discord.Interaction, content: discord.Attachment,
                       style: discord.Attachment | None, preset: str | None, quality: str | None,

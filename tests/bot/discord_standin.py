@@ -569,8 +569,12 @@ class StandinThread:
                                                upload_limit=upload_limit, age=age, guild_id=guild_id))
 
     def autocomplete(self, name: str, focused: str, value: str, who: dict[str, Any] = ALICE,
-                     subcommand: str | None = None, *, dm: bool = False, guild_id: int = GUILD_ID) -> str:
-        listed = [{"name": focused, "type": 3, "value": value, "focused": True}]
+                     subcommand: str | None = None, *, dm: bool = False, guild_id: int = GUILD_ID,
+                     kind: int = 3, others: dict[str, str] | None = None) -> str:
+        """Ask for choices while ``focused`` (an option of type ``kind``: 3 text, 4 integer) holds ``value``, the
+        string options ``others`` already filled in. Discord sends a focused number as typed, as a string."""
+        listed = [{"name": focused, "type": kind, "value": value, "focused": True},
+                  *({"name": other, "type": 3, "value": text} for other, text in (others or {}).items())]
         if subcommand:
             listed = [{"name": subcommand, "type": 1, "options": listed}]
         data = {"id": str(APPLICATION_ID + 1), "name": name, "type": 1, "options": listed}

@@ -136,6 +136,17 @@ def test_preset_autocomplete_answers_from_memory(bot: BotProcess, standin: Stand
     assert [c["value"] for c in by_title] == ["pointillist"]
 
 
+def test_size_suggestions_show_the_chosen_quality_levels_real_limit(bot: BotProcess, standin: StandinThread) -> None:
+    def offered(typed: str, **others: str) -> list[dict]:
+        token = standin.autocomplete("stylize", "size", typed, kind=4, others=others)
+        return callback(standin, token)["data"]["choices"]
+
+    assert offered("", quality="fast") == [{"name": "48 px (the most for fast)", "value": 48}]
+    assert offered("")[0] == {"name": "64 px (the most for standard)", "value": 64}  # the default level
+    over = offered("500", quality="standard")[0]
+    assert over["value"] == 64 and "500 px is over standard's 64 px" in over["name"]
+
+
 def test_cancel_while_queued_and_while_running(bot: BotProcess, standin: StandinThread) -> None:
     running = stylize(standin, ALICE, quality="slow")
     running_status = status_message(standin, running)

@@ -13,6 +13,9 @@ from contextlib import AbstractContextManager
 
 from PIL import Image
 
+from nst_engine.images import resize_long_side
+from nst_engine.options import StylizeOptions
+
 from ..config import LimitsConfig
 from ..errors import UserError
 from ..work.queue import WorkQueue
@@ -31,6 +34,16 @@ DISK_TROUBLE = ("The bot could not save your images (its disk is full or read-on
                 "log. Please try again later.")
 # What cancelling did: ended a queued job, asked a running one to stop, or found nothing to cancel.
 CANCELLED_QUEUED, STOPPING, NOT_ACTIVE = "cancelled", "stopping", "not active"
+
+
+def kept_inputs(options: StylizeOptions, content: Image.Image,
+                style: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """The inputs shrunk to what the job and its re-runs (same size) can use: the content to the output size, the
+    style to the size the engine scales it to; never enlarged."""
+    def fit(image: Image.Image, long_side: int) -> Image.Image:
+        return resize_long_side(image, long_side) if max(image.size) > long_side else image
+
+    return fit(content, options.size), fit(style, max(16, round(options.size * options.style_scale)))
 
 
 class JobCore:
@@ -89,6 +102,7 @@ class JobCore:
     async def accept(self, job: Job, content: Image.Image, style: Image.Image) -> ActiveJob:
         """Store a new job (a checked request) and its inputs. It counts against the limits from here on and
         waits for the engine once passed to :meth:`enqueue`."""
+        content, style = kept_inputs(job.options, content, style)
         self.disk.make_room(estimate_png_bytes(*content.size) + estimate_png_bytes(*style.size))
         try:
             await asyncio.to_thread(self._save_inputs, job.id, content, style)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
+from PIL import Image
 
 from bot.errors import UserError
 from bot.jobs.core import CANCELLED_QUEUED, DISK_TROUBLE, NOT_ACTIVE, STOPPING, JobCore
@@ -207,5 +208,18 @@ async def test_the_disk_budget_evicts_finished_jobs_first_and_refuses_what_canno
     assert core.store.get(old.id) is None and not core.store.job_dir(old.id).exists()  # the finished job made room
     assert core.store.get(newer.id) is not None
     with pytest.raises(UserError, match="storage is full"), core.admit(2):
-        await core.accept(request(2), picture(4000, 4000), picture())  # ~48 MB: over the whole budget
+        await core.accept(request(2, size=4000), picture(4000, 4000), picture())  # ~48 MB: over the budget
     assert core.admission.pending() == 0 and [a.id for a in core.active_jobs()] == [newer.id]
+
+
+async def test_inputs_are_kept_at_the_size_the_job_can_use(tmp_path: Path) -> None:
+    core = make_core(tmp_path)
+    job = dataclasses.replace(request(size=32), options=StylizeOptions(size=32, style_scale=2.0, device="cpu"))
+    with core.admit(1):
+        await core.accept(job, picture(300, 200), picture(400, 100))
+    kept = [Image.open(path).size for path in (core.store.content_path(job.id), core.store.style_path(job.id))]
+    assert kept == [(32, 21), (64, 16)]  # content at the output size, the style at the size the engine scales it to
+    small = request()
+    with core.admit(2):
+        await core.accept(small, picture(12, 8), picture(8, 8))
+    assert Image.open(core.store.content_path(small.id)).size == (12, 8)  # never enlarged

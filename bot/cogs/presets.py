@@ -11,8 +11,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from ..delivery import defer_privately, image_file
-from ..intake import RequestError, fetch_image
+from ..errors import UserError
+from ..intake import fetch_image
+from ..jobs.disk import estimate_png_bytes
 from ..presets import PresetError, PresetLibrary
+from ..replies import warn
 
 
 class PresetsCog(commands.Cog, name="Presets"):
@@ -53,15 +56,16 @@ class PresetsCog(commands.Cog, name="Presets"):
         if not await defer_privately(interaction):
             return
         if not _may_manage(interaction):
-            return await _reply(interaction, "Only members with Manage Server can add presets.")
+            return await warn(interaction, "Only members with Manage Server can add presets.")
         try:
             assert self.session is not None
             picture = await fetch_image(self.session, image, self.bot.config, "preset image",
                                         requester=interaction.user.id)
+            self.bot.core.disk.make_room(estimate_png_bytes(*picture.size))
             preset = await asyncio.to_thread(self.library.add, name, title or name, picture,
                                              guild_id=interaction.guild_id)
-        except (RequestError, PresetError) as error:
-            return await _reply(interaction, str(error))
+        except UserError as error:
+            return await warn(interaction, str(error))
         await interaction.edit_original_response(content=f"✅ Added preset `{preset.name}` ({preset.title}).")
 
     @preset.command(name="remove", description="Remove a preset style added with /preset add")
@@ -73,7 +77,7 @@ class PresetsCog(commands.Cog, name="Presets"):
         try:
             preset = await asyncio.to_thread(self.library.remove, name, guild_id=interaction.guild_id)
         except PresetError as error:
-            return await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
+            return await warn(interaction, str(error))
         await interaction.response.send_message(f"🗑️ Removed preset `{preset.name}`.", ephemeral=True)
 
     @remove.autocomplete("name")
@@ -86,9 +90,6 @@ def _may_manage(interaction: discord.Interaction) -> bool:
     """Discord hides the group from others by default, but server admins can change that; check again."""
     return interaction.guild_id is not None and interaction.permissions.manage_guild
 
-
-async def _reply(interaction: discord.Interaction, message: str) -> None:
-    await interaction.edit_original_response(content=f"⚠️ {message}")
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -162,9 +162,9 @@ def check_output(output: Path) -> None:
                        f"({(error.strerror or str(error)).lower()})") from None
 
 
-def check_weights(explicit: str | None, config: Config) -> None:
-    """Find (and, in the cache, verify) the weights first: a missing file should not wait for the work."""
-    _, from_cache = resolve_weights(explicit, config.engine.weights or None)
+def check_weights(config: Config) -> None:
+    """Find (and, in the cache, verify) the weights without torch, before the bot connects to Discord."""
+    _, from_cache = resolve_weights(None, config.engine.weights or None)
     if from_cache:
         verify_cache()
 
@@ -174,7 +174,6 @@ def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
     styles = style_sources(args, config)
     output = Path(args.output)
     check_output(output)
-    check_weights(args.weights, config)
     from nst_engine.images import load_image, save_image
     from nst_engine.transfer import Engine
 
@@ -233,7 +232,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     one line before any connection to Discord, not an exit after it."""
     discord_token()  # a malformed token is refused here; a missing one by run_bot
     check_data_dir(config)
-    check_weights(None, config)
+    check_weights(config)
     import aiohttp
     import discord
 

@@ -187,8 +187,8 @@ def _section(cls: type, values: dict[str, Any], name: str) -> Any:
         parsed[key] = _guild_ids(value, where) if (name, key) == ("discord", "guild_ids") else \
             _typed(value, types[key], where)
         if ranges[key] and not ranges[key][0] <= parsed[key] <= ranges[key][1]:
-            low, high = ranges[key]
-            raise ConfigError(f"{where} must be from {low:g} to {high:g}, not {value!r}.")
+            low, high = (_plain(bound) for bound in ranges[key])
+            raise ConfigError(f"{where} must be from {low} to {high}, not {value!r}.")
     return cls(**parsed)
 
 
@@ -204,6 +204,10 @@ def _typed(value: Any, kind: str, where: str) -> Any:
         described = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(kind, "a string")
         raise ConfigError(f"{where} must be {described}, not {value!r}.")
     return Path(value) if kind == "Path" else float(value) if kind == "float" else value
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 def _guild_ids(value: Any, where: str) -> tuple[int, ...]:

@@ -155,11 +155,16 @@ def check_output(output: Path) -> None:
         problem = "is a file, not a folder" if folder.exists() else "does not exist (create it first)"
         raise CLIError(f"cannot write {output}: {folder} {problem}")
     try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nst-bot-write-test-"):
-            pass
+        _try_writing_in(folder)
     except OSError as error:
         raise CLIError(f"cannot write {output}: the folder {folder} is not writable "
                        f"({(error.strerror or str(error)).lower()})") from None
+
+
+def _try_writing_in(folder: Path) -> None:
+    """Create and remove a file: the one test that also catches read-only mounts and a root-owned folder."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".nst-bot-write-test-"):
+        pass
 
 
 def check_weights(config: Config) -> None:
@@ -241,7 +246,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
     try:
         return run_bot(config)
-    except (OSError, aiohttp.ClientError, discord.DiscordException, sqlite3.OperationalError) as error:
+    except (OSError, aiohttp.ClientError, discord.HTTPException, discord.GatewayNotFound, discord.ConnectionClosed,
+            sqlite3.OperationalError) as error:
         raise CLIError(run_failure(config, error)) from None
     finally:
         mark_stopped(config)
@@ -252,8 +258,7 @@ def check_data_dir(config: Config) -> None:
     data_dir = config.storage.data_dir
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".nst-bot-write-test-"):
-            pass
+        _try_writing_in(data_dir)
     except OSError as error:
         blocked = next((p for p in (data_dir, *data_dir.parents) if p.exists() and not p.is_dir()), None)
         reason = (f"{blocked} is a file, not a folder" if blocked else
@@ -273,10 +278,12 @@ def run_failure(config: Config, error: BaseException) -> str:
         return (f"cannot reach Discord at {api}: {network_reason(error.os_error)}. Check this machine's network "
                 "(firewall, proxy) and [discord] api_base in the config.")
     if isinstance(error, discord.HTTPException):
-        return (f"Discord at {api} answered HTTP {error.status} {error.response.reason}"
-                f"{': ' + error.text if error.text else ''}. If this persists, check [discord] api_base.")
+        said = " ".join(error.text.split())[:120] if error.text and not error.text.lstrip().startswith("<") else ""
+        return (f"Discord at {api} answered HTTP {error.status} {error.response.reason}{': ' + said if said else ''}."
+                " If this persists, check [discord] api_base.")
     if isinstance(error, discord.ConnectionClosed):
-        return f"Discord closed the gateway connection (code {error.code}{': ' + error.reason if error.reason else ''})."
+        reason = f": {error.reason}" if error.reason else ""
+        return f"Discord closed the gateway connection (code {error.code}{reason})."
     if isinstance(error, discord.GatewayNotFound):
         return "Discord did not say where its gateway is (it may be down); try again in a few minutes."
     if isinstance(error, (aiohttp.ClientError, TimeoutError)):

@@ -95,6 +95,15 @@ def test_run_with_discord_out_of_reach(admin: Path, vgg_weights: Path) -> None:
     assert TOKEN not in line
 
 
+def test_run_with_an_api_base_that_is_not_discord(admin: Path, vgg_weights: Path, empty_web_server: str) -> None:
+    config = run_config(admin, vgg_weights)
+    config.write_text(config.read_text().replace(re.search(r"http://127.0.0.1:\d+", config.read_text()).group(0),
+                                                 empty_web_server, 1))
+    line = one_line_error(run(config, admin), f"Discord at {empty_web_server}/api/v10 answered HTTP 404",
+                          "check [discord] api_base")
+    assert "<" not in line  # not the server's HTML error page
+
+
 def test_run_with_a_data_dir_under_a_file(admin: Path, vgg_weights: Path) -> None:
     (admin / "blocker").write_text("a file where a folder should be")
     config = run_config(admin, vgg_weights, data_dir=admin / "blocker" / "data")

@@ -7,7 +7,8 @@
 #   BASE_IMAGE       a Debian-based image with python3 (3.11+) and venv, e.g. a mirror of python:3.11-slim
 #   TORCH_INDEX_URL  where torch comes from: the CPU wheel index by default; PyPI's Linux wheels are CUDA builds
 #   TORCH_PACKAGES   the torch requirements to install from that index (pin versions here)
-#   BAKE_WEIGHTS=1   download the VGG19 weights at build time (NST_WEIGHTS_URL to use a mirror)
+#   BAKE_WEIGHTS=1   download the VGG19 weights at build time: from NST_WEIGHTS_URL when set, else from
+#                    [engine] weights_url in docker/config.toml (the image's config)
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # Stage 1: a virtualenv with torch and the project's dependencies, which change rarely (cached layers).
@@ -62,12 +63,13 @@ ARG BAKE_WEIGHTS=0
 ARG NST_WEIGHTS_URL=""
 COPY --from=build /wheels /tmp/wheels
 # The project, checked importable. With BAKE_WEIGHTS=1, also the weights inside the image (52 MB), copied into
-# the /cache volume on start when it has none; NST_CONFIG is cleared so the download uses the defaults.
+# the /cache volume on start when it has none. The download reads the image's config (/config/config.toml,
+# from docker/config.toml) for [engine] weights_url; NST_WEIGHTS_URL, when given, wins.
 RUN pip install --no-cache-dir --no-deps --no-index /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels \
     && python -c "import bot.cli, nst_engine.transfer" \
     && if [ "${BAKE_WEIGHTS}" = "1" ]; then \
-        NST_CONFIG='' NST_CACHE_DIR="${NST_BAKED_DIR}" NST_WEIGHTS_URL="${NST_WEIGHTS_URL}" nst-bot fetch-assets \
+        NST_CACHE_DIR="${NST_BAKED_DIR}" NST_WEIGHTS_URL="${NST_WEIGHTS_URL}" nst-bot fetch-assets \
         && chmod -R a+rX "${NST_BAKED_DIR}"; \
     fi
 USER ${NST_UID}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Docker self-hosting check, without a Docker daemon (DESIGN.md §5), run as root on a CI machine:
+# Docker self-hosting check, without a Docker daemon (buildah from a debootstrap base), run as root on CI:
 #   1. static: hadolint on the Dockerfile, the compose files against the compose spec, and (once the image is
 #      built) the compose files, .env.example, Dockerfile and image against each other;
 #   2. build: the image with buildah from a Debian bookworm base made by debootstrap (cached between runs);
@@ -258,7 +258,7 @@ check_bot() {
     sed 's/^/  bot | /' "$WORK/bot.log" | tail -n 12
     ((status == 0)) || fail "the bot exited with status $status on SIGTERM"
 
-    # The README's backup and restore: the entry point runs other programs as given, and the image's tar
+    # The backup and restore of docs/self-hosting.md: the entry point runs other programs as given, and the image's tar
     # streams /data out, then into an empty volume.
     in_container "${mounts[@]}" "$container" -- nst-bot-entrypoint tar -czf - -C /data . >"$WORK/backup.tar.gz"
     tar -tzf "$WORK/backup.tar.gz" | grep -qx "./jobs.sqlite3" || fail "the backup has no jobs.sqlite3"

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from nst_engine.download import download
-from nst_engine.errors import WeightsError
+from nst_engine.errors import DownloadError, WeightsError
 from nst_engine.images import probe_image
-from nst_engine.weights import CACHE_FILE, cache_dir, install_weights, verify_cache
+from nst_engine.weights import CACHE_FILE, OFFLINE_ROUTES, cache_dir, install_weights, verify_cache
 
 from .config import Config
 from .terminal import ProgressBar
@@ -42,6 +42,8 @@ def fetch_weights(url: str) -> Path:
     bar, hook = _progress_hook("VGG19 weights")
     try:
         download(url, full, sha256_prefix=prefix, progress=hook)
+    except DownloadError as error:
+        raise DownloadError(f"{error} {OFFLINE_ROUTES}") from None
     finally:
         bar.close()
     target = install_weights(full, origin=url)

@@ -1,24 +1,31 @@
 """``nst-bot`` command line: run the bot, stylize from a terminal, fetch assets, list presets.
 
-Every user-facing failure is one line on stderr and a non-zero exit status; never a traceback.
+Every operational failure a user can cause (a bad file, path, setting or token, an unreachable Discord) is
+one line on stderr and exit status 2, checked before any slow work starts where it can be; a traceback means
+a bug in nst-bot.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
+import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from nst_engine.errors import NSTError
 from nst_engine.options import StylizeOptions, option_specs
+from nst_engine.weights import resolve_weights, verify_cache
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, discord_token, load_config
 from .terminal import ProgressBar, format_seconds
 
-# Options given their own flags in DESIGN.md §2, whose spellings the generated flags must match.
+# Options with their own flags in docs/commands.md; the others are listed under "advanced options".
 PRIMARY = ("size", "iterations", "strength", "style_weights", "preserve_colors", "seed", "device")
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 class CLIError(Exception):
@@ -42,14 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--weights", metavar="PATH", help="VGG19 weights file (torchvision state_dict)")
     stylize.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar on "
                          "stderr, or as one JSON object per line on stdout (for plug-ins)")
-    for spec in option_specs():
-        flag = "--" + spec.name.replace("_", "-")
-        shown = ",".join(map(str, spec.default)) if isinstance(spec.default, tuple) else spec.default
-        bounds = f"; {spec.low:g}…{spec.high:g}" if spec.low is not None and spec.high is not None else ""
-        group = stylize if spec.name in PRIMARY else stylize.add_argument_group("advanced")
-        group.add_argument(flag, dest=spec.name, metavar=spec.name.upper() if not spec.choices else None,
-                           choices=spec.choices, help=f"{spec.help} (default {shown}{bounds})")
     _add_config(stylize)
+    advanced = stylize.add_argument_group("advanced options", "for experiments; the defaults are tuned")
+    for spec in option_specs():
+        listed = isinstance(spec.default, tuple)
+        metavar = None if spec.choices else "X,Y,…" if listed else spec.name.upper()
+        (stylize if spec.name in PRIMARY else advanced).add_argument(
+            "--" + spec.name.replace("_", "-"), dest=spec.name, metavar=metavar, choices=spec.choices,
+            help=f"{spec.help} ({_default_and_range(spec.default, spec.low, spec.high, listed)})")
 
     fetch = commands.add_parser("fetch-assets", help="download VGG19 weights and preset images into the cache")
     _add_config(fetch)
@@ -69,17 +76,35 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="config file (default: $NST_CONFIG or ./config.toml)")
 
 
+def _default_and_range(default: Any, low: float | None, high: float | None, listed: bool) -> str:
+    """"default 512; 16–4096" for the help text; lists name the range of each value."""
+    parts = []
+    if default not in ("", (), None):
+        parts.append(f"default {','.join(map(str, default)) if listed else default}")
+    if low is not None and high is not None:
+        parts.append(f"{'each ' if listed else ''}{_number(low)}–{_number(high)}")
+    return "; ".join(parts)
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
         return COMMANDS[args.command](args, config)
     except (CLIError, ConfigError, NSTError) as error:
-        print(f"nst-bot: error: {error}", file=sys.stderr)
+        print(f"nst-bot: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nst-bot: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def stylize_options(args: argparse.Namespace, config: Config) -> StylizeOptions:
@@ -105,17 +130,55 @@ def style_sources(args: argparse.Namespace, config: Config) -> list[Path]:
             names = ", ".join(p.name for p in config.presets) or "none configured"
             raise CLIError(f"unknown preset {args.preset!r}; available: {names}")
         if not preset.path.is_file():
-            raise CLIError(f"preset {preset.name!r} has no image yet at {preset.path}; run `nst-bot fetch-assets`")
+            raise CLIError(f"preset {preset.name!r}: {preset_state(preset)}")
         return [preset.path]
     return [Path(style) for style in args.style]
+
+
+def preset_state(preset) -> str:
+    """Whether a preset's image is there, and if not, what brings it."""
+    if preset.path.is_file():
+        return "ready"
+    if preset.file is not None:
+        return f"its file {preset.path} does not exist (put the image there, or fix `file` in its [[presets]] entry)"
+    return "not fetched yet (run `nst-bot fetch-assets`)"
+
+
+def check_output(output: Path) -> None:
+    """Refuse an output path the result could not be written to, before the job runs (not after it)."""
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise CLIError(f"cannot write {output.name!r}: use a .png, .jpg or .webp file name")
+    folder = output.parent
+    if output.is_dir():
+        raise CLIError(f"cannot write {output}: it is a folder; name a file in it, e.g. {output / 'result.png'}")
+    if not folder.is_dir():
+        problem = "is a file, not a folder" if folder.exists() else "does not exist (create it first)"
+        raise CLIError(f"cannot write {output}: {folder} {problem}")
+    try:
+        _try_writing_in(folder)
+    except OSError as error:
+        raise CLIError(f"cannot write {output}: the folder {folder} is not writable "
+                       f"({(error.strerror or str(error)).lower()})") from None
+
+
+def _try_writing_in(folder: Path) -> None:
+    """Create and remove a file: the one test that also catches read-only mounts and a root-owned folder."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".nst-bot-write-test-"):
+        pass
+
+
+def check_weights(config: Config) -> None:
+    """Find (and, in the cache, verify) the weights without torch, before the bot connects to Discord."""
+    _, from_cache = resolve_weights(None, config.engine.weights or None)
+    if from_cache:
+        verify_cache()
 
 
 def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
     options = stylize_options(args, config)
     styles = style_sources(args, config)
     output = Path(args.output)
-    if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
-        raise CLIError(f"cannot write {output.name!r}: use a .png, .jpg or .webp file name")
+    check_output(output)
     from nst_engine.images import load_image, save_image
     from nst_engine.transfer import Engine
 
@@ -150,8 +213,7 @@ def cmd_presets(args: argparse.Namespace, config: Config) -> int:
     if not config.presets:
         print("No presets configured.")
     for preset in config.presets:
-        state = "ready" if preset.path.is_file() else "not fetched (run nst-bot fetch-assets)"
-        print(f"{preset.name:16} {preset.label}  [{state}]")
+        print(f"{preset.name:16} {preset.label}  [{preset_state(preset)}]")
     return 0
 
 
@@ -171,9 +233,65 @@ def cmd_fetch_assets(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
-    from .app import run_bot
+    """The bot, after the checks that need no network (token, data folder, weights), so a setup mistake is
+    one line before any connection to Discord, not an exit after it."""
+    discord_token()  # a malformed token is refused here; a missing one by run_bot
+    check_data_dir(config)
+    check_weights(config)
+    import aiohttp
+    import discord
 
-    return run_bot(config)
+    from .app import run_bot
+    from .health import mark_stopped
+
+    try:
+        return run_bot(config)
+    except (OSError, aiohttp.ClientError, discord.HTTPException, discord.GatewayNotFound, discord.ConnectionClosed,
+            sqlite3.OperationalError) as error:
+        raise CLIError(run_failure(config, error)) from None
+    finally:
+        mark_stopped(config)
+
+
+def check_data_dir(config: Config) -> None:
+    """The data folder must exist (it is created) and take files: the job store and heartbeat live there."""
+    data_dir = config.storage.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _try_writing_in(data_dir)
+    except OSError as error:
+        blocked = next((p for p in (data_dir, *data_dir.parents) if p.exists() and not p.is_dir()), None)
+        reason = (f"{blocked} is a file, not a folder" if blocked else
+                  f"{(error.strerror or str(error)).lower()} (this process runs as user id {os.getuid()})")
+        raise CLIError(f"cannot use [storage] data_dir {data_dir}: {reason}") from None
+
+
+def run_failure(config: Config, error: BaseException) -> str:
+    """One line for what stopped the bot: Discord out of reach, an answer it did not expect, the disk."""
+    import aiohttp
+    import discord
+
+    from nst_engine.download import network_reason
+
+    api = config.discord.api_base
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return (f"cannot reach Discord at {api}: {network_reason(error.os_error)}. Check this machine's network "
+                "(firewall, proxy) and [discord] api_base in the config.")
+    if isinstance(error, discord.HTTPException):
+        said = " ".join(error.text.split())[:120] if error.text and not error.text.lstrip().startswith("<") else ""
+        return (f"Discord at {api} answered HTTP {error.status} {error.response.reason}{': ' + said if said else ''}."
+                " If this persists, check [discord] api_base.")
+    if isinstance(error, discord.ConnectionClosed):
+        reason = f": {error.reason}" if error.reason else ""
+        return f"Discord closed the gateway connection (code {error.code}{reason})."
+    if isinstance(error, discord.GatewayNotFound):
+        return "Discord did not say where its gateway is (it may be down); try again in a few minutes."
+    if isinstance(error, (aiohttp.ClientError, TimeoutError)):
+        return f"the connection to Discord at {api} failed: {network_reason(error)}."
+    if isinstance(error, sqlite3.OperationalError):
+        return f"the job store in {config.storage.data_dir} failed: {error}."
+    where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
+    return f"the bot stopped: {network_reason(error)}{where}."
 
 
 def cmd_healthcheck(args: argparse.Namespace, config: Config) -> int:

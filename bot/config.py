@@ -18,6 +18,13 @@ from nst_engine.weights import WEIGHTS_URL, cache_dir
 
 BUILTIN_PRESETS_DIR = Path(__file__).parent / "assets" / "presets"
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+GUILD_ID = re.compile(r"^[0-9]{1,20}$")
+MAX_BATCH_SIZE = 16  # beyond this a batch only adds latency; GPU memory runs out first at useful sizes
+
+
+def bounded(default: Any, low: float, high: float) -> Any:
+    """A numeric setting with the range it must lie in (checked on load, listed in docs/configuration.md)."""
+    return field(default=default, metadata={"range": (low, high)})
 
 
 class ConfigError(Exception):
@@ -54,47 +61,40 @@ class DiscordConfig:
     allow_dms: bool = True
 
 
-MAX_BATCH_SIZE = 16  # beyond this a batch only adds latency; GPU memory runs out first at useful sizes
-
-
 @dataclass(frozen=True)
 class EngineConfig:
     weights: str = ""
     weights_url: str = WEIGHTS_URL
     device: str = "auto"
-    batch_size: int = 1
-    job_timeout: float = 1800.0
+    batch_size: int = bounded(1, 1, MAX_BATCH_SIZE)
+    job_timeout: float = bounded(1800.0, 1, 7 * 86400)
 
 
 @dataclass(frozen=True)
 class StorageConfig:
     data_dir: Path = Path("data")
-    retention_days: float = 7.0
-    max_disk_mb: int = 2048  # the data dir's total; 0 = only the file system's free space limits it
+    retention_days: float = bounded(7.0, 0.01, 3650)
+    max_disk_mb: int = bounded(2048, 0, 100_000_000)  # the data dir's total; 0 = only the file system's free space
 
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    max_queue: int = 20
-    max_jobs_per_user: int = 2
-    cooldown_seconds: float = 20.0
-    max_upload_bytes: int = 10_000_000
-    max_pixels: int = 25_000_000
-    max_size: int = 1024
-    max_iterations: int = 600
-    max_presets_per_server: int = 25
-    decode_workers: int = 2  # sandboxed image decoder processes (see docs/security.md)
-    decode_seconds: float = 10.0  # wall time allowed to decode one upload
-    decode_memory_mb: int = 1024  # address space allowed to one decoder process; 0 = unlimited
-
-    def __post_init__(self) -> None:
-        if self.decode_workers < 1 or self.decode_seconds <= 0:
-            raise ConfigError("[limits] decode_workers must be at least 1 and decode_seconds above 0.")
+    max_queue: int = bounded(20, 1, 10_000)
+    max_jobs_per_user: int = bounded(2, 1, 1000)
+    cooldown_seconds: float = bounded(20.0, 0, 86400)
+    max_upload_bytes: int = bounded(10_000_000, 1000, 1_000_000_000)
+    max_pixels: int = bounded(25_000_000, 256, 1_000_000_000)
+    max_size: int = bounded(1024, option_spec("size").low, option_spec("size").high)
+    max_iterations: int = bounded(600, option_spec("iterations").low, option_spec("iterations").high)
+    max_presets_per_server: int = bounded(25, 0, 1000)
+    decode_workers: int = bounded(2, 1, 64)  # sandboxed image decoder processes (see docs/security.md)
+    decode_seconds: float = bounded(10.0, 0.1, 600)  # CPU time allowed to decode one upload
+    decode_memory_mb: int = bounded(1024, 0, 1_000_000)  # address space of one decoder process; 0 = unlimited
 
 
 @dataclass(frozen=True)
 class BotConfig:
-    progress_interval: float = 3.0
+    progress_interval: float = bounded(3.0, 0.1, 3600)
     default_quality: str = "standard"
     allowed_attachment_hosts: tuple[str, ...] = ("cdn.discordapp.com", "media.discordapp.net")
 
@@ -145,8 +145,13 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"Config file {str(path)!r} does not exist (copy config.example.toml).") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"Cannot read config file {str(path)!r}: {error}.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"Config path {str(path)!r} is a folder; name the .toml file itself.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file {str(path)!r} is not UTF-8 text; save it as UTF-8.") from None
+    except OSError as error:
+        raise ConfigError(f"Cannot read config file {str(path)!r}: {(error.strerror or str(error)).lower()} "
+                          f"(user id {os.getuid()}).") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"Config file {str(path)!r} is not valid TOML: {error}.") from None
     return parse_config(raw, path.resolve().parent, path)
@@ -164,8 +169,6 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
         engine = EngineConfig(**{**vars(engine), "weights": str(_resolve(base, Path(engine.weights)))})
     if engine.device not in ("auto", "cpu", "cuda"):
         raise ConfigError("[engine] device must be auto, cpu or cuda.")
-    if not 1 <= engine.batch_size <= MAX_BATCH_SIZE:
-        raise ConfigError(f"[engine] batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}.")
     bot = _section(BotConfig, raw.get("bot", {}), "bot")
     quality = _quality_levels(raw.get("quality", {}))
     if bot.default_quality not in quality:
@@ -182,9 +185,15 @@ def _section(cls: type, values: dict[str, Any], name: str) -> Any:
     unknown = sorted(set(values) - set(types))
     if unknown:
         raise ConfigError(f"Unknown key(s) in [{name}]: {', '.join(unknown)}.")
+    ranges = {f.name: f.metadata.get("range") for f in fields(cls)}
     parsed = {}
     for key, value in values.items():
-        parsed[key] = _typed(value, types[key], f"[{name}] {key}")
+        where = f"[{name}] {key}"
+        parsed[key] = _guild_ids(value, where) if (name, key) == ("discord", "guild_ids") else \
+            _typed(value, types[key], where)
+        if ranges[key] and not ranges[key][0] <= parsed[key] <= ranges[key][1]:
+            low, high = (_plain(bound) for bound in ranges[key])
+            raise ConfigError(f"{where} must be from {low} to {high}, not {value!r}.")
     return cls(**parsed)
 
 
@@ -197,10 +206,28 @@ def _typed(value: Any, kind: str, where: str) -> Any:
         return tuple(_typed(item, item_kind, where) for item in value)
     wanted = expect[kind]
     if isinstance(value, bool) and kind != "bool" or not isinstance(value, wanted):
-        raise ConfigError(f"{where} must be {'a number' if kind in ('int', 'float') else 'a ' + kind}, not {value!r}.")
-    if kind in ("int", "float") and value < 0:
-        raise ConfigError(f"{where} must not be negative.")
+        described = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(kind, "a string")
+        raise ConfigError(f"{where} must be {described}, not {value!r}.")
     return Path(value) if kind == "Path" else float(value) if kind == "float" else value
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+def _guild_ids(value: Any, where: str) -> tuple[int, ...]:
+    """Server ids as numbers; quoted ids (as Discord's "Copy Server ID" pastes them) are accepted too."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be a list of server ids, e.g. [123456789012345678].")
+    ids = []
+    for item in value:
+        if isinstance(item, str) and GUILD_ID.match(item.strip()):
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
+            raise ConfigError(f"{where} must list server ids (numbers such as 123456789012345678, from "
+                              f"Discord's Copy Server ID), not {item!r}.")
+        ids.append(item)
+    return tuple(ids)
 
 
 def _resolve(base: Path, path: Path) -> Path:
@@ -250,14 +277,28 @@ def _presets(raw: Any, base: Path) -> tuple[Preset, ...]:
 
 
 def discord_token() -> str | None:
-    """The bot token from ``$DISCORD_TOKEN``, or the file named by ``$DISCORD_TOKEN_FILE`` (Docker secrets)."""
+    """The bot token from ``$DISCORD_TOKEN``, or the file named by ``$DISCORD_TOKEN_FILE`` (Docker secrets).
+
+    A token is one word: anything else (two lines, a space) would only fail later inside the HTTP library,
+    so it is refused here with a message that names where it came from and never shows the token.
+    """
     token = os.environ.get("DISCORD_TOKEN", "").strip()
     if token:
-        return token
+        return _one_word(token, "DISCORD_TOKEN")
     token_file = os.environ.get("DISCORD_TOKEN_FILE")
     if token_file:
         try:
-            return Path(token_file).read_text(encoding="utf-8").strip() or None
-        except OSError as error:
-            raise ConfigError(f"Cannot read DISCORD_TOKEN_FILE {token_file!r}: {error.strerror}.") from None
+            text = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise ConfigError(f"Cannot read DISCORD_TOKEN_FILE {token_file!r}: {reason}.") from None
+        return _one_word(text, f"DISCORD_TOKEN_FILE {token_file!r}") if text else None
     return None
+
+
+def _one_word(token: str, source: str) -> str:
+    if "\n" in token or "\r" in token:
+        raise ConfigError(f"{source} holds more than one line; it must hold only the bot token (one line).")
+    if any(character.isspace() or not character.isprintable() for character in token):
+        raise ConfigError(f"{source} contains spaces or control characters; it must hold only the bot token.")
+    return token

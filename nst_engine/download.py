@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -36,9 +37,13 @@ def download(url: str, dest: Path, *, sha256: str | None = None, sha256_prefix: 
             last_error = DownloadError(f"the connection closed early after {part.stat().st_size} bytes")
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             last_error = error
+            if _permanent(error):
+                raise DownloadError(f"Could not download {url}: {_reason(error)}.") from None
         time.sleep(min(0.2 * 2**attempt, 5.0))
     else:
-        raise DownloadError(f"Could not download {url}: {_reason(last_error)}. Run the command again to resume.")
+        kept = part.stat().st_size if part.exists() else 0
+        resume = f" {kept / 1e6:.1f} MB are kept: run the command again to resume." if kept else ""
+        raise DownloadError(f"Could not download {url}: {_reason(last_error)}.{resume}")
     digest = sha256_file(part)
     expected = (sha256 or sha256_prefix or "").lower()
     if expected and not digest.startswith(expected):
@@ -82,9 +87,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _permanent(error: Exception) -> bool:
+    """A client error (404, 403, …) that asking again will not change; 408 and 429 are worth a retry."""
+    return isinstance(error, urllib.error.HTTPError) and 400 <= error.code < 500 and error.code not in (408, 429)
+
+
 def _reason(error: Exception | None) -> str:
     if isinstance(error, urllib.error.HTTPError):
-        return f"HTTP {error.code} {error.reason}"
-    if isinstance(error, urllib.error.URLError):
-        return str(error.reason)
-    return str(error) or type(error).__name__
+        missing = " (there is no file at that address)" if error.code in (404, 410) else ""
+        return f"the server answered HTTP {error.code} {error.reason}{missing}"
+    return network_reason(error.reason if isinstance(error, urllib.error.URLError) else error)
+
+
+def network_reason(reason: BaseException | str | None) -> str:
+    """One short phrase for a failed connection, without the socket library's wording (also for the bot's
+    connection to Discord)."""
+    if isinstance(reason, socket.gaierror):
+        return "the host name does not resolve (is this machine offline, or without DNS?)"
+    if isinstance(reason, ConnectionRefusedError):
+        return "the server refused the connection"
+    if isinstance(reason, TimeoutError):
+        return "the server did not answer in time"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror[:1].lower() + reason.strerror[1:]
+    return str(reason or "") or type(reason).__name__

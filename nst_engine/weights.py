@@ -23,8 +23,13 @@ WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 CACHE_FILE = "vgg19-features.pth"
 MANIFEST_FILE = "vgg19-features.json"
 
-NO_WEIGHTS = ("No VGG19 weights found. Run `nst-bot fetch-assets` to download them into the cache, or set "
-              "NST_WEIGHTS (or pass --weights) to a torchvision vgg19 .pth file.")
+NO_WEIGHTS = ("No VGG19 weights found. Run `nst-bot fetch-assets` to download them into the cache ({cache}), or "
+              "point NST_WEIGHTS or `[engine] weights` in the config at a torchvision vgg19 .pth file "
+              "(`nst-bot stylize` also takes --weights PATH).")
+# What an admin without internet access (or behind a firewall) can do instead of the download.
+OFFLINE_ROUTES = ("Without access to that address: copy a torchvision vgg19 .pth file to this machine and point "
+                  "NST_WEIGHTS or `[engine] weights` in the config at it, or set `[engine] weights_url` (or "
+                  "NST_WEIGHTS_URL) to a mirror you can reach.")
 
 
 def cache_dir() -> Path:
@@ -37,17 +42,25 @@ def cache_dir() -> Path:
 
 def resolve_weights(explicit: str | os.PathLike | None = None, configured: str | os.PathLike | None = None
                     ) -> tuple[Path, bool]:
-    """The weights file to use and whether it is the cache (which is checksum-verified)."""
-    for candidate in (explicit, os.environ.get("NST_WEIGHTS"), configured):
+    """The weights file to use and whether it is the cache (which is checksum-verified).
+
+    Torch-free, so ``nst-bot run`` can check for weights before it connects to Discord.
+    """
+    sources = (("the weights path given", explicit), ("NST_WEIGHTS", os.environ.get("NST_WEIGHTS")),
+               ("`[engine] weights` in the config", configured))
+    for source, candidate in sources:
         if candidate:
             path = Path(candidate).expanduser()
+            if path.is_dir():
+                raise WeightsError(f"The VGG19 weights path {str(path)!r} (from {source}) is a folder; "
+                                   "name the .pth file itself.")
             if not path.is_file():
-                raise WeightsError(f"The VGG19 weights file {str(path)!r} does not exist.")
+                raise WeightsError(f"The VGG19 weights file {str(path)!r} (from {source}) does not exist.")
             return path, False
     cached = cache_dir() / CACHE_FILE
     if cached.is_file():
         return cached, True
-    raise WeightsError(NO_WEIGHTS)
+    raise WeightsError(NO_WEIGHTS.format(cache=cache_dir()))
 
 
 def load_weights(explicit: str | os.PathLike | None = None, configured: str | os.PathLike | None = None
@@ -66,8 +79,11 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as error:
+        raise WeightsError(f"Cannot read the weights file {str(path)!r}: {error.strerror or error}.") from None
     except Exception as error:  # torch raises many types for corrupt or foreign files
-        raise WeightsError(f"{path.name} is not a readable PyTorch weights file ({type(error).__name__}).") from None
+        raise WeightsError(f"{path.name} is not a readable PyTorch weights file ({type(error).__name__}); "
+                           "use a torchvision vgg19 .pth file.") from None
     if not isinstance(state, dict):
         raise WeightsError(f"{path.name} does not hold a state_dict.")
     return state

@@ -330,5 +330,6 @@ def test_no_weights_stops_the_bot_with_one_clear_line(standin: StandinThread, tm
     run = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config)], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
-    assert run.stderr.strip().splitlines()[-1] == (f"nst-bot: error: The engine could not start: The VGG19 weights "
-                                                   f"file {str(tmp_path / 'missing.pth')!r} does not exist.")
+    assert run.stderr.strip().splitlines() == [  # checked before connecting to Discord: nothing else logged
+        f"nst-bot: error: The VGG19 weights file {str(tmp_path / 'missing.pth')!r} (from `[engine] weights` in the "
+        "config) does not exist."]

@@ -38,6 +38,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 
 def test_stylize_with_style_files_writes_the_result(files, vgg_weights):
+    (files / "out").mkdir()
     out = files / "out" / "result.png"
     result = nst_bot("stylize", str(files / "content.png"), "-o", str(out), "--style", str(files / "style.jpg"),
                      "--style", str(files / "content.png"), "--style-weights", "3,1", "--size", "48",
@@ -96,3 +97,13 @@ def test_broken_config_is_one_line(tmp_path):
     assert_one_line_error(nst_bot("presets", "--config", str(bad)), "is not valid TOML")
     bad.write_text("[engine]\ndevice = 'tpu'\n")
     assert_one_line_error(nst_bot("presets", "--config", str(bad)), "[engine] device must be auto, cpu or cuda")
+
+
+def test_stylize_help_is_readable():
+    """One "advanced options" heading, no empty defaults, whole numbers written out."""
+    text = nst_bot("stylize", "--help").stdout
+    assert text.count("advanced options:") == 1 and "\nadvanced:" not in text
+    assert "(default ;" not in text and "default )" not in text
+    assert "0–2,147,483,647" in text and "e+" not in text
+    advanced = text.split("advanced options:")[1]
+    assert "--size" not in advanced and "--tv-weight" in advanced  # the everyday flags come first

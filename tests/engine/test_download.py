@@ -23,12 +23,14 @@ class FileServer:
         self.truncate_next = 0
         self.corrupt = False
         self.requests: list[str | None] = []
+        self.misses = 0  # requests for files it does not have (answered 404)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         data = self.files.get(request.match_info["name"])
         if data is None:
+            self.misses += 1
             return web.Response(status=404)
         self.requests.append(request.headers.get("Range"))
         start = int(request.headers["Range"][6:-1]) if "Range" in request.headers else 0
@@ -112,14 +114,32 @@ def test_corrupted_download_is_deleted_and_reported(server, tmp_path):
     assert not (tmp_path / "blob.bin").exists() and not (tmp_path / "blob.bin.part").exists()
 
 
-def test_persistent_failure_names_the_cause(server, tmp_path):
-    with pytest.raises(DownloadError, match="HTTP 404"):
-        download(server.url("missing.bin"), tmp_path / "x", attempts=2)
+def test_a_404_is_reported_at_once_without_a_resume_hint(server, tmp_path):
+    with pytest.raises(DownloadError) as error:
+        download(server.url("missing.bin"), tmp_path / "x", attempts=4)
+    assert "HTTP 404" in str(error.value) and "no file at that address" in str(error.value)
+    assert "resume" not in str(error.value)
+    assert server.misses == 1  # asking again would not change the answer
+    assert not (tmp_path / "x.part").exists()
+
+
+def test_a_transfer_cut_short_every_time_keeps_its_bytes_and_says_resume(server, tmp_path):
     server.files["blob.bin"] = PAYLOAD
     server.truncate_next = 10
-    with pytest.raises(DownloadError, match="closed early.*Run the command again to resume"):
+    with pytest.raises(DownloadError, match="closed early.*MB are kept: run the command again to resume"):
         download(server.url("blob.bin"), tmp_path / "y", attempts=2)
     assert (tmp_path / "y.part").stat().st_size > 0  # kept for the next run to resume
+
+
+def test_an_unreachable_server_gets_a_short_reason_and_no_resume_hint(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DownloadError) as error:
+        download(f"http://127.0.0.1:{port}/vgg19.pth", tmp_path / "z", attempts=2)
+    assert str(error.value) == f"Could not download http://127.0.0.1:{port}/vgg19.pth: the server refused the connection."
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +179,14 @@ def test_fetch_assets_refuses_a_file_whose_hash_does_not_match_its_name(server, 
     with pytest.raises(DownloadError, match="is corrupt"):
         fetch_weights(server.url("vgg19-00000000.pth"))
     assert not (cache_dir() / CACHE_FILE).exists()
+
+
+def test_a_failed_weights_download_names_the_offline_routes(server, isolated_cache):
+    from bot.assets import fetch_weights
+
+    with pytest.raises(DownloadError) as error:
+        fetch_weights(server.url("vgg19-dcbb9e9d.pth"))
+    message = str(error.value)
+    assert "HTTP 404" in message and "resume" not in message
+    for route in ("NST_WEIGHTS", "`[engine] weights`", "`[engine] weights_url`", "NST_WEIGHTS_URL", "mirror"):
+        assert route in message

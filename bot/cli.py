@@ -22,10 +22,12 @@ from nst_engine.weights import resolve_weights, verify_cache
 
 from .config import Config, ConfigError, discord_token, load_config
 from .terminal import ProgressBar, format_seconds
+from .work.protocol import Done, Progress, to_json
 
 # Options with their own flags in docs/commands.md; the others are listed under "advanced options".
 PRIMARY = ("size", "iterations", "strength", "style_weights", "preserve_colors", "seed", "device")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+CLI_JOB = "stylize"  # the job id in --progress json events (the bot's engine uses its job ids)
 
 
 class CLIError(Exception):
@@ -190,8 +192,8 @@ def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
 
     def report(p) -> None:
         if progress is None:
-            print(json.dumps({"event": "progress", "iteration": p.iteration, "total": p.total,
-                              "fraction": p.fraction, "eta": p.eta, "loss": p.losses.get("total")}), flush=True)
+            print(to_json(Progress(CLI_JOB, p.iteration, p.total, p.eta, p.losses.get("total")), previews=False),
+                  flush=True)
             return
         progress.update(p.fraction, f"{p.iteration}/{p.total} scale {p.scale_index + 1}/{p.scale_count} "
                                     f"{p.width}×{p.height} loss {p.losses['total']:.4g} ETA {format_seconds(p.eta)}")
@@ -201,8 +203,8 @@ def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
         progress.close()
     save_image(result.image, output)
     if progress is None:
-        print(json.dumps({"event": "done", "output": str(output), "width": result.image.width,
-                          "height": result.image.height, "iterations": result.iterations}), flush=True)
+        print(to_json(Done(CLI_JOB, result.iterations, result.elapsed, device=result.device, width=result.image.width,
+                           height=result.image.height, output=str(output))), flush=True)
         return 0
     print(f"wrote {output} ({result.image.width}×{result.image.height}, {result.iterations} iterations, "
           f"{result.elapsed:.1f} s on {result.device})")

@@ -2,7 +2,7 @@
 
 One shape everywhere: the local engine process pickles them over its pipes, the Redis backend sends their JSON
 form (:func:`to_json` / :func:`from_json`), and ``nst-bot stylize --progress json`` prints the same JSON lines for
-plug-ins. Options travel as :class:`~nst_engine.options.StylizeOptions` and become a dict only in JSON.
+plug-ins (job id ``stylize`` there; docs/plugins.md lists the fields). Options travel as :class:`~nst_engine.options.StylizeOptions` and become a dict only in JSON.
 
 JSON form: one object per message with ``"event"`` (or ``"op"`` for commands) naming the type, e.g.
 ``{"event": "progress", "job": "…", "iteration": 3, "total": 40, "fraction": 0.075, "eta": 12.5, "loss": 0.61}``.
@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Union
 
+from nst_engine.errors import NSTError
 from nst_engine.options import StylizeOptions
 
 
@@ -94,7 +95,7 @@ class Progress:
 
 @dataclass(frozen=True)
 class Done:
-    """The job left the engine normally: finished (result written) or cancelled (nothing written)."""
+    """The job left the engine normally: finished (the result written to ``output``) or cancelled (nothing written)."""
 
     job: str
     iterations: int
@@ -104,6 +105,7 @@ class Done:
     batch_size: int = 1
     width: int = 0
     height: int = 0
+    output: str = ""
     event: str = "done"
 
 
@@ -172,13 +174,13 @@ def from_json(text: str | bytes) -> Command | Event:
         raise ValueError(f"unknown message type {data.get('event') or data.get('op')!r}")
     names = {field.name for field in dataclasses.fields(cls)}
     values = {key: value for key, value in data.items() if key in names}
-    if cls is RunJobs:
-        values["jobs"] = tuple(JobSpec(spec["job_id"], spec["content"], tuple(spec["styles"]),
-                                       StylizeOptions.from_mapping(spec["options"]), spec["result"])
-                               for spec in values["jobs"])
-    if cls is Progress and values.get("preview") is not None:
-        values["preview"] = base64.b64decode(values["preview"])
     try:
+        if cls is RunJobs:
+            values["jobs"] = tuple(JobSpec(spec["job_id"], spec["content"], tuple(spec["styles"]),
+                                           StylizeOptions.from_mapping(spec["options"]), spec["result"])
+                                   for spec in values["jobs"])
+        if cls is Progress and values.get("preview") is not None:
+            values["preview"] = base64.b64decode(values["preview"])
         return cls(**values)
-    except TypeError as error:
+    except (KeyError, TypeError, NSTError) as error:
         raise ValueError(f"malformed {cls.__name__} message: {error}") from None

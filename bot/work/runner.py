@@ -84,7 +84,8 @@ def run_batch(engine: Engine, specs: Sequence[JobSpec], emit: Callable[[Event], 
             emit(Failed(spec.job_id, str(error) if isinstance(error, NSTError) else NOT_SAVED))
             continue
         emit(Done(spec.job_id, result.iterations, result.elapsed, result.cancelled, result.device,
-                  result.batch_size, result.image.width, result.image.height))
+                  result.batch_size, result.image.width, result.image.height,
+                  "" if result.cancelled else spec.result))
 
 
 def _png(image) -> bytes | None:

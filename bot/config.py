@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nst_engine.options import QUALITY_LEVELS, QualityLevel, option_spec
+from nst_engine.typed import convert, field_types
 from nst_engine.weights import WEIGHTS_URL, cache_dir
 
 BUILTIN_PRESETS_DIR = Path(__file__).parent / "assets" / "presets"
@@ -181,7 +182,7 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
 def _section(cls: type, values: dict[str, Any], name: str) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"[{name}] must be a table.")
-    types = {f.name: f.type for f in fields(cls)}
+    types = field_types(cls)
     unknown = sorted(set(values) - set(types))
     if unknown:
         raise ConfigError(f"Unknown key(s) in [{name}]: {', '.join(unknown)}.")
@@ -197,18 +198,11 @@ def _section(cls: type, values: dict[str, Any], name: str) -> Any:
     return cls(**parsed)
 
 
-def _typed(value: Any, kind: str, where: str) -> Any:
-    expect = {"str": str, "int": int, "float": (int, float), "bool": bool, "Path": str}
-    if kind.startswith("tuple["):
-        if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list.")
-        item_kind = kind[len("tuple["):].split(",")[0].strip()
-        return tuple(_typed(item, item_kind, where) for item in value)
-    wanted = expect[kind]
-    if isinstance(value, bool) and kind != "bool" or not isinstance(value, wanted):
-        described = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(kind, "a string")
-        raise ConfigError(f"{where} must be {described}, not {value!r}.")
-    return Path(value) if kind == "Path" else float(value) if kind == "float" else value
+def _typed(value: Any, kind: Any, where: str) -> Any:
+    try:
+        return convert(value, kind, strict=True)
+    except ValueError as error:
+        raise ConfigError(f"{where} must be {error}, not {value!r}.") from None
 
 
 def _plain(number: float) -> str:

@@ -37,6 +37,7 @@ class Track:
     messages: JobMessages
     status_sent: str | None = None
     preview_sent: bytes | None = None
+    posted_before: bool = False  # its result was found already posted (a run before a restart)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one status-message request at a time
 
 
@@ -114,6 +115,9 @@ class DiscordPresenter:
 
     async def concluded(self, active: ActiveJob) -> None:
         track = self.tracks.pop(active.id, None) or self._new_track(active.job)
+        if track.posted_before:  # said only now that the store records it
+            log.info("job %s was already delivered (message %s); not posting it again", active.id,
+                     active.job.result_message_id)
         async with track.lock:
             try:
                 await track.messages.edit_status(final_status(active.job), view=None)
@@ -124,7 +128,8 @@ class DiscordPresenter:
     # ------------------------------------------------------------------------------------------- results
 
     async def deliver(self, job: Job, elapsed: float | None, result: str) -> int:
-        messages = self.track(job).messages
+        track = self.track(job)
+        messages = track.messages
         image = await asyncio.to_thread(lambda: Image.open(result).convert("RGB"))
         limit = await messages.upload_limit_bytes()
         # Leave room for the multipart envelope around the file.
@@ -138,7 +143,7 @@ class DiscordPresenter:
             try:
                 found = await messages.find_result(job.id, job.created) if may_exist else None
                 if found:
-                    log.info("job %s was already delivered (message %s); not posting it again", job.id, found)
+                    track.posted_before = True
                     return found
                 return await messages.deliver(text, data, f"stylized-{job.id}.{extension}", job.user_id,
                                               result_view(job.id), job.id)

@@ -61,7 +61,7 @@ class JobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.root / "jobs.sqlite3", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # an accepted job survives a power cut (NORMAL may lose it)
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:

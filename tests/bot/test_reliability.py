@@ -146,7 +146,13 @@ def test_discord_errors_on_progress_edits_never_fail_the_job(bot: BotProcess, st
     standin.drop_connections()  # and the gateway drops, too
     job = job_id(status)
     result = wait_delivered(standin, job)
-    statuses = [m for m in standin.followups(token) if "nst:cancel" in str(m["components"]) or "medium (" in m["content"]]
+
+    def status_messages() -> list[dict]:
+        return [m for m in standin.followups(token) if "nst:cancel" in str(m["components"]) or "medium (" in m["content"]]
+
+    # The final status edit follows the delivery (after the store has the job done): wait for it, not race it.
+    standin.wait_for(lambda: "Done" in status_messages()[-1]["content"], 30, "the final status edit")
+    statuses = status_messages()
     print(f"\nDiscord trouble: {len(standin.records('injected-failure'))} injected failures, "
           f"{len(statuses)} status messages, {len(deliveries(standin, job))} delivery")
     assert len(deliveries(standin, job)) == 1 and result["content"].startswith(f"<@{USERS[1]['id']}>")

@@ -102,6 +102,7 @@ class RedisWorkQueue(WorkQueue):
         self._entries: dict[str, set[str]] = {}  # stream entry id → job ids still running from it
         self._workers: dict[str, dict] = {}  # live worker name → its heartbeat (device, batch size)
         self._up = asyncio.Event()
+        self._closing = asyncio.Event()
         self._up_since = 0.0
         self._events_seen = "0-0"
         self._tasks: list[asyncio.Task] = []
@@ -174,9 +175,11 @@ class RedisWorkQueue(WorkQueue):
         await self._end(run, Lost(job_id, "stopped by force: it ran past the time limit"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The loops stop at their next turn instead of being cancelled: redis-py's asyncio client can swallow a
+        # cancellation that lands inside a blocking read, which leaves the task hanging.
+        self._closing.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
         for run in list(self._runs.values()):  # the workers need not finish jobs nobody waits for
             await self._request_stop(run)
         await self.redis.aclose()
@@ -185,8 +188,10 @@ class RedisWorkQueue(WorkQueue):
 
     async def _read_events(self) -> None:
         """Relay the workers' events in order; an event is marked seen only once it has been handled."""
-        while True:
-            await self._up.wait()
+        while not self._closing.is_set():
+            if not self._up.is_set():
+                await self._pause(0.5)
+                continue
             try:
                 reply = await self.redis.xread({EVENTS: self._events_seen}, count=100, block=1000)
                 for _, entries in reply or ():
@@ -264,8 +269,10 @@ class RedisWorkQueue(WorkQueue):
     async def _watch(self) -> None:
         """Every few seconds: reconnect if needed, refresh the workers, report the jobs of dead workers lost."""
         interval = self.config.lost_after / 6
-        while True:
-            await asyncio.sleep(interval if self._up.is_set() else 1.0)
+        while not self._closing.is_set():
+            await self._pause(interval if self._up.is_set() else 1.0)
+            if self._closing.is_set():
+                return
             try:
                 if not self._up.is_set():
                     await self._reconnect()
@@ -329,6 +336,13 @@ class RedisWorkQueue(WorkQueue):
                     await self._end(self._runs[job_id], Lost(job_id, "Redis restarted without its data"))
         self._mark_up()
         log.info("Redis at %s is reachable again", where(self.config.redis_url))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up for :meth:`close`."""
+        try:
+            await asyncio.wait_for(self._closing.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
     def _mark_up(self) -> None:
         self._up_since = time.monotonic()

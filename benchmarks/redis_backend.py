@@ -4,8 +4,9 @@
     python benchmarks/redis_backend.py --jobs 4 --iterations 10
 
 1. Added latency per job: the same small job run in this process with bot/work/runner.py (the engine side every
-   backend shares) against submit → ``Done`` through a real redis-server and one ``nst-bot worker`` (one at a
-   time, so only the queue's own overhead — image transfer, events, result fetch — is added).
+   backend shares) against submit → ``Done`` through a real redis-server and one ``nst-bot worker``, one job at a
+   time; and the queue's own overhead (image transfer, events, result fetch): submit → ``Done`` minus the
+   engine time the worker reports, which is immune to the engine running slower or faster in another process.
 2. Throughput: jobs per minute through Redis with one worker and with two, each worker on one torch thread
    (on a 2-core machine, close to 2x is the ideal).
 
@@ -53,8 +54,9 @@ def in_process_seconds(folder: Path, weights: Path, jobs: int, size: int, iterat
 
 
 async def through_redis(folder: Path, weights: Path, workers: int, jobs: int, size: int, iterations: int,
-                        one_at_a_time: bool) -> list[float]:
-    """Per-job seconds (submit → Done) when ``one_at_a_time``, else the wall time of all jobs as one number."""
+                        one_at_a_time: bool) -> list[tuple[float, float]]:
+    """Per job (submit → Done seconds, the worker's engine seconds) when ``one_at_a_time``, else the wall time of
+    all jobs as one pair."""
     server = RedisServer(folder / "redis").start()
     queue = RedisWorkQueue(queue_config(server.url, lost_after=30))
     await queue.start()
@@ -71,13 +73,14 @@ async def through_redis(folder: Path, weights: Path, workers: int, jobs: int, si
             for spec in specs:
                 started = time.perf_counter()
                 driver.add(spec)
-                await driver.wait_for(lambda event: isinstance(event, Done) and event.job == spec.job_id, 600)
-                times.append(time.perf_counter() - started)
+                done = await driver.wait_for(lambda event: isinstance(event, Done) and event.job == spec.job_id, 600)
+                times.append((time.perf_counter() - started, done.elapsed))
             return times
         started = time.perf_counter()
         driver.add(*specs)
         await driver.run_all(timeout=1800)
-        return [time.perf_counter() - started]
+        wall = time.perf_counter() - started
+        return [(wall, wall)]
     finally:
         for process in processes:
             process.stop(signal.SIGTERM)
@@ -97,14 +100,17 @@ def main() -> None:
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
               f"{torch.__version__}; {args.jobs} jobs of {args.size} px, {args.iterations} iterations")
         local = statistics.median(in_process_seconds(folder / "local", weights, args.jobs, args.size, args.iterations))
-        remote = statistics.median(asyncio.run(through_redis(folder / "latency", weights, 1, args.jobs, args.size,
-                                                             args.iterations, one_at_a_time=True)))
-        print(f"per job, median: in-process {local:.3f} s, through Redis {remote:.3f} s; added "
-              f"{remote - local:+.3f} s ({remote / local:.2f}x)")
+        timings = asyncio.run(through_redis(folder / "latency", weights, 1, args.jobs, args.size, args.iterations,
+                                            one_at_a_time=True))
+        remote = statistics.median(total for total, _ in timings)
+        overhead = statistics.median(total - engine for total, engine in timings)
+        print(f"per job, median: in-process {local:.3f} s, through Redis {remote:.3f} s ({remote / local:.2f}x); "
+              f"queue overhead (submit → Done minus the worker's engine time) {overhead:.3f} s "
+              f"({overhead / local:.1%} of the in-process job)")
         per_minute = {}
         for workers in (1, 2):
             wall = asyncio.run(through_redis(folder / f"throughput{workers}", weights, workers, args.jobs, args.size,
-                                             args.iterations, one_at_a_time=False))[0]
+                                             args.iterations, one_at_a_time=False))[0][0]
             per_minute[workers] = args.jobs / wall * 60
             print(f"{workers} worker(s): {per_minute[workers]:.1f} jobs/min")
         print(f"2 workers / 1 worker: {per_minute[2] / per_minute[1]:.2f}x")

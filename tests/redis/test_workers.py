@@ -42,6 +42,7 @@ def assert_result(spec, size: int = 48) -> None:
         assert max(image.size) == size
 
 
+@pytest.mark.slow
 async def test_jobs_spread_over_three_workers_each_done_once(tmp_path, queue, start_workers):
     workers = start_workers(3)
     await wait_workers(queue, 3)
@@ -78,7 +79,7 @@ async def test_a_worker_batches_compatible_jobs(tmp_path, queue, start_workers):
     assert [event.batch_size for event in done] == [2, 2]
 
 
-async def test_cancel_reaches_the_worker_running_the_job(tmp_path, queue, start_workers):
+async def test_cancel_and_abort_reach_the_worker_running_the_job(tmp_path, queue, start_workers):
     start_workers(1)
     await wait_workers(queue, 1)
     driver = Driver(queue)
@@ -89,6 +90,31 @@ async def test_cancel_reaches_the_worker_running_the_job(tmp_path, queue, start_
     done = await driver.wait_for(lambda event: isinstance(event, Done) and event.job == "long", timeout=30)
     assert done.cancelled and done.iterations < 2000
     assert not Path(long_job.result).exists()
+
+    driver.add(job(tmp_path, "stuck", iterations=2000))
+    driver.retried.add("stuck")  # the core fails a job past its time limit instead of running it again
+    await driver.wait_for(lambda event: isinstance(event, Progress) and event.job == "stuck")
+    await queue.abort("stuck")
+    lost = await driver.wait_for(lambda event: isinstance(event, Lost) and event.job == "stuck", timeout=5)
+    assert "time limit" in lost.reason
+    driver.add(job(tmp_path, "next"))
+    done = await driver.wait_for(lambda event: isinstance(event, Done) and event.job == "next", timeout=60)
+    assert not done.cancelled, "the aborted job's worker stopped it and took the next one"
+
+
+async def test_sigterm_hands_the_running_job_back(tmp_path, queue, start_workers):
+    worker, = start_workers(1)
+    await wait_workers(queue, 1)
+    driver = Driver(queue)
+    driver.retried.add("handed-back")  # no second attempt: the worker is gone
+    driver.add(job(tmp_path, "handed-back", iterations=2000))
+    await driver.wait_for(lambda event: isinstance(event, Progress))
+    worker.process.send_signal(signal.SIGTERM)
+
+    lost = await driver.wait_for(lambda event: isinstance(event, Lost), timeout=30)
+    assert "stopped before it finished" in lost.reason
+    assert worker.process.wait(30) == 0
+    assert not await queue.redis.exists(f"nst:worker:{worker.name}"), "it took its heartbeat away"
 
 
 @pytest.mark.slow

@@ -219,8 +219,8 @@ class RedisWorkQueue(WorkQueue):
         run = self._runs[job_id]
         if isinstance(event, (Started, Progress)):
             await self.events.put(event)
-        elif isinstance(event, Done) and not event.cancelled:
-            await self._end(run, await self._fetch_result(run) or event)
+        elif isinstance(event, Done) and not event.cancelled:  # the worker's output path means nothing here
+            await self._end(run, await self._fetch_result(run) or dataclasses.replace(event, output=run.spec.result))
         elif isinstance(event, (Done, Failed, Lost)):
             await self._end(run, event)
 

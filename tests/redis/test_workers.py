@@ -77,6 +77,8 @@ async def test_a_worker_batches_compatible_jobs(tmp_path, queue, start_workers):
     done = [event for event in driver.events if isinstance(event, Done)]
     assert sorted(event.job for event in done) == ["a", "b"]
     assert [event.batch_size for event in done] == [2, 2]
+    assert all(event.output == str(tmp_path / f"{event.job}.png") for event in done), "the bot-side result path"
+    assert_result(driver.specs["a"])
 
 
 async def test_cancel_and_abort_reach_the_worker_running_the_job(tmp_path, queue, start_workers):

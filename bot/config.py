@@ -178,7 +178,7 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
     presets = _presets(raw["presets"], base) if "presets" in raw else builtin_presets()
     return Config(_section(DiscordConfig, raw.get("discord", {}), "discord"), engine, storage,
                   _section(LimitsConfig, raw.get("limits", {}), "limits"), bot, quality, presets, path,
-                  queue=_queue(raw.get("queue", {})), metrics=_metrics(raw.get("metrics", {})))
+                  queue=_queue(raw.get("queue", {})), metrics=_section(MetricsConfig, raw.get("metrics", {}), "metrics"))
 
 
 def _section(cls: type, values: dict[str, Any], name: str) -> Any:
@@ -318,15 +318,15 @@ class QueueConfig:
 
     backend: str = "local"
     redis_url: str = ""
-    lost_after: float = 30.0  # seconds without a worker heartbeat before its jobs are reported lost
-    transfer_ttl: float = 86400.0  # seconds images and results may wait in Redis
+    lost_after: float = bounded(30.0, 3, 3600)  # seconds without a worker heartbeat before its jobs are lost
+    transfer_ttl: float = bounded(86400.0, 60, 2592000)  # seconds images and results may wait in Redis
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool = False
     host: str = "127.0.0.1"
-    port: int = 9464
+    port: int = bounded(9464, 1, 65535)
 
 
 def _queue(raw: Any) -> QueueConfig:
@@ -342,16 +342,7 @@ def _queue(raw: Any) -> QueueConfig:
                               "NST_REDIS_PASSWORD_FILE instead.")
     elif queue.backend == "redis":
         raise ConfigError('[queue] backend = "redis" needs [queue] redis_url (redis://host:port/db).')
-    if queue.lost_after < 3:
-        raise ConfigError("[queue] lost_after must be at least 3 seconds.")
     return queue
-
-
-def _metrics(raw: Any) -> MetricsConfig:
-    metrics = _section(MetricsConfig, raw, "metrics")
-    if not 1 <= metrics.port <= 65535:
-        raise ConfigError("[metrics] port must be from 1 to 65535.")
-    return metrics
 
 
 def redis_password() -> str | None:

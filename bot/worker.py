@@ -35,7 +35,7 @@ from nst_engine.errors import NSTError
 
 from .config import Config, ConfigError
 from .work.protocol import Done, Event, Failed, JobSpec, Lost, Progress, RunJobs, Started, from_json, to_json
-from .work.redis_queue import (CANCEL_CHANNEL, EVENTS, EVENTS_KEPT, GROUP, JOBS, WORKER_PREFIX, cancel_key,
+from .work.redis_link import (CANCEL_CHANNEL, EVENTS, EVENTS_KEPT, GROUP, JOBS, WORKER_PREFIX, cancel_key,
                                redis_options, result_key, where)
 
 log = logging.getLogger("nst-worker")

@@ -31,53 +31,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
-from urllib.parse import urlsplit
 
-import redis.asyncio
 from redis.exceptions import RedisError, ResponseError
 
-from ..config import QueueConfig, redis_password
-from .protocol import Done, Event, Failed, JobSpec, Lost, Progress, Ready, RunJobs, Started, from_json, to_json
-from .queue import WorkQueue, WorkUnavailable
+from ..config import QueueConfig
+from .protocol import Done, Event, Failed, JobSpec, Lost, Progress, RunJobs, Started, from_json, to_json
+from .queue import WorkUnavailable
+from .redis_link import (EVENTS, GROUP, JOBS, RedisLink, cancel_key, input_key, result_key, unavailable_message,
+                         where)
 
 log = logging.getLogger(__name__)
 
-JOBS = "nst:jobs"
-GROUP = "workers"
-EVENTS = "nst:events"
-EVENTS_KEPT = 10_000  # the events stream is trimmed to about this many entries
-CANCEL_CHANNEL = "nst:cancel"
-WORKER_PREFIX = "nst:worker:"
 NOT_SAVED = "The result could not be saved on the bot's disk; the admins can see the log."
-
-
-def input_key(run: str, index: int) -> str:
-    return f"nst:input:{run}:{index}"
-
-
-def result_key(run: str) -> str:
-    return f"nst:result:{run}"
-
-
-def cancel_key(run: str) -> str:
-    return f"nst:cancel:{run}"
-
-
-def where(url: str) -> str:
-    """``host:port/db`` of a Redis URL, for messages (never the credentials)."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or '/0'}"
-
-
-def redis_options(config: QueueConfig) -> dict:
-    """Connection options shared by the bot and the workers: the password from the environment, short timeouts."""
-    return {"password": redis_password(), "socket_connect_timeout": 3, "socket_timeout": 10,
-            "health_check_interval": 5}
-
-
-def unavailable_message(config: QueueConfig) -> str:
-    return (f"The image engines are temporarily unavailable (Redis at {where(config.redis_url)} cannot be "
-            "reached); please try again in a few minutes.")
 
 
 @dataclass
@@ -90,20 +55,14 @@ class _Run:
     inputs: list[str]
 
 
-class RedisWorkQueue(WorkQueue):
+class RedisWorkQueue(RedisLink):
     """Hands jobs to ``nst-bot worker`` processes through Redis and relays their events (see the module doc)."""
 
     def __init__(self, config: QueueConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.redis = redis.asyncio.Redis.from_url(config.redis_url, **redis_options(config))
+        super().__init__(config)
         self._runs: dict[str, _Run] = {}  # by job id
         self._jobs_by_run: dict[str, str] = {}
         self._entries: dict[str, set[str]] = {}  # stream entry id → job ids still running from it
-        self._workers: dict[str, dict] = {}  # live worker name → its heartbeat (device, batch size)
-        self._up = asyncio.Event()
-        self._closing = asyncio.Event()
-        self._up_since = 0.0
         self._events_seen = "0-0"
         self._tasks: list[asyncio.Task] = []
 
@@ -121,22 +80,18 @@ class RedisWorkQueue(WorkQueue):
             raise WorkUnavailable(unavailable_message(self.config)) from None
         self._mark_up()
         await self._scan_workers()
-        log.info("work queue: Redis at %s, %d worker(s) connected", where(self.config.redis_url), len(self._workers))
+        log.info("work queue: Redis at %s, %d worker(s) connected", where(self.config.redis_url),
+                 len(self.roster.live))
         self._tasks = [asyncio.create_task(self._read_events(), name="redis-events"),
                        asyncio.create_task(self._watch(), name="redis-watch")]
 
     def free_slots(self) -> int:
         if not self._up.is_set():
             return 0
-        capacity = sum(max(1, int(info.get("batch_size", 1))) for info in self._workers.values())
-        return max(0, capacity - len(self._runs))
+        return max(0, self.roster.capacity() - len(self._runs))
 
     def workers(self) -> int:
-        return len(self._workers) if self._up.is_set() else 0
-
-    def unavailable(self) -> str | None:
-        """A reply for new requests while Redis cannot be reached; ``None`` while it can."""
-        return None if self._up.is_set() else unavailable_message(self.config)
+        return len(self.roster.live) if self._up.is_set() else 0
 
     async def submit(self, jobs: Sequence[JobSpec]) -> None:
         if not self._up.is_set():
@@ -163,25 +118,23 @@ class RedisWorkQueue(WorkQueue):
             self._jobs_by_run[runs[spec.job_id]] = spec.job_id
 
     async def cancel(self, job_id: str) -> None:
-        run = self._runs.get(job_id)
-        if run is not None:
-            await self._request_stop(run)
+        if job_id in self._runs:
+            await self._request_stop(self._runs[job_id].run, job_id)
 
     async def abort(self, job_id: str) -> None:
         run = self._runs.get(job_id)
         if run is None:
             return
-        await self._request_stop(run)
+        await self._request_stop(run.run, run.spec.job_id)
         await self._end(run, Lost(job_id, "stopped by force: it ran past the time limit"))
 
     async def close(self) -> None:
-        # The loops stop at their next turn instead of being cancelled: redis-py's asyncio client can swallow a
-        # cancellation that lands inside a blocking read, which leaves the task hanging.
+        # Not task.cancel(): redis-py's asyncio client can swallow a cancel inside a blocking read and hang.
         self._closing.set()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
         for run in list(self._runs.values()):  # the workers need not finish jobs nobody waits for
-            await self._request_stop(run)
+            await self._request_stop(run.run, run.spec.job_id)
         await self.redis.aclose()
 
     # ------------------------------------------------------------------------------------------------ events
@@ -255,15 +208,6 @@ class RedisWorkQueue(WorkQueue):
             self._entries.pop(run.entry, None)
         await self.events.put(event)
 
-    async def _request_stop(self, run: _Run) -> None:
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(cancel_key(run.run), 1, ex=int(self.config.transfer_ttl))
-                pipe.publish(CANCEL_CHANNEL, run.run)
-                await pipe.execute()
-        except RedisError as error:
-            log.warning("could not ask the workers to stop job %s: %s", run.spec.job_id, error)
-
     # ------------------------------------------------------------------------------- workers and connection
 
     async def _watch(self) -> None:
@@ -284,40 +228,15 @@ class RedisWorkQueue(WorkQueue):
             except Exception:  # a bug: keep watching
                 log.exception("the Redis work-queue watch failed")
 
-    async def _scan_workers(self) -> None:
-        names = [key async for key in self.redis.scan_iter(match=WORKER_PREFIX + "*", count=500)]
-        beats = await self.redis.mget(names) if names else []
-        workers = {}
-        for key, beat in zip(names, beats):
-            if beat is not None:
-                workers[key.decode()[len(WORKER_PREFIX):]] = _parse_heartbeat(beat)
-        for name in workers.keys() - self._workers.keys():
-            info = workers[name]
-            log.info("worker %s connected (%s, batch size %s)", name, info.get("device"), info.get("batch_size"))
-            await self.events.put(Ready(str(info.get("device", "?")), name, int(info.get("batch_size", 1))))
-        for name in self._workers.keys() - workers.keys():
-            log.info("worker %s left", name)
-        self._workers = workers
-
     async def _reclaim_from_dead_workers(self) -> None:
         """Jobs in entries held by a worker without heartbeat end in ``Lost``; those entries leave the stream."""
-        pending = await self.redis.xpending_range(JOBS, GROUP, min="-", max="+", count=1000)
-        for item in pending:
-            worker = item["consumer"].decode()
-            if worker in self._workers:
-                continue
-            entry = item["message_id"].decode()
+        for entry, worker in await self.roster.orphaned_entries():
             reason = f"its worker {worker} stopped responding (no heartbeat for {self.config.lost_after:g} s)"
             for job_id in sorted(self._entries.get(entry, ())):
                 log.warning("job %s lost: %s", job_id, reason)
                 await self._end(self._runs[job_id], Lost(job_id, reason))
             await self.redis.xack(JOBS, GROUP, entry)
             await self.redis.xdel(JOBS, entry)
-        consumers = await self.redis.xinfo_consumers(JOBS, GROUP)
-        for consumer in consumers:
-            name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
-            if name not in self._workers and not consumer["pending"]:
-                await self.redis.xgroup_delconsumer(JOBS, GROUP, name)
 
     async def _reconnect(self) -> None:
         """After an outage: the group again if Redis lost it, and no job left waiting on an entry that is gone."""
@@ -337,23 +256,6 @@ class RedisWorkQueue(WorkQueue):
         self._mark_up()
         log.info("Redis at %s is reachable again", where(self.config.redis_url))
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake up for :meth:`close`."""
-        try:
-            await asyncio.wait_for(self._closing.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
-
-    def _mark_up(self) -> None:
-        self._up_since = time.monotonic()
-        self._up.set()
-
-    def _mark_down(self, error: Exception) -> None:
-        if self._up.is_set():
-            log.warning("Redis at %s is unreachable (%s); new jobs wait until it is back",
-                        where(self.config.redis_url), error)
-        self._up.clear()
-        self._workers = {}
 
 
 def _read_inputs(jobs: Sequence[JobSpec]) -> dict[str, list[bytes]]:
@@ -364,14 +266,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
     partial = path.with_name(f".{path.name}.part")
     partial.write_bytes(data)
     os.replace(partial, path)
-
-
-def _parse_heartbeat(beat: bytes) -> dict:
-    try:
-        info = json.loads(beat)
-    except ValueError:
-        return {}
-    return info if isinstance(info, dict) else {}
 
 
 def _stream_id(entry: str) -> tuple[int, int]:

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     health = commands.add_parser("healthcheck", help="exit 0 if the running bot's event loop is alive")
     _add_config(health)
+
+    worker = commands.add_parser("worker", help="run an engine worker for the redis work queue ([queue] redis_url)")
+    _add_config(worker)
     return parser
 
 
@@ -302,5 +305,11 @@ def cmd_healthcheck(args: argparse.Namespace, config: Config) -> int:
     return check_health(config)
 
 
+def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    from .worker import run_worker
+
+    return run_worker(config)
+
+
 COMMANDS = {"run": cmd_run, "stylize": cmd_stylize, "fetch-assets": cmd_fetch_assets, "presets": cmd_presets,
-            "options": cmd_options, "healthcheck": cmd_healthcheck}
+            "options": cmd_options, "healthcheck": cmd_healthcheck, "worker": cmd_worker}

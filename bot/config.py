@@ -110,6 +110,8 @@ class Config:
     quality: dict[str, QualityLevel] = field(default_factory=lambda: dict(QUALITY_LEVELS))
     presets: tuple[Preset, ...] = ()
     path: Path | None = None
+    queue: QueueConfig = field(default_factory=lambda: QueueConfig())
+    metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
 
     def preset(self, name: str) -> Preset | None:
         wanted = name.strip().lower()
@@ -159,7 +161,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 
 def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> Config:
-    known = {"discord", "engine", "storage", "limits", "bot", "quality", "presets"}
+    known = {"discord", "engine", "storage", "limits", "bot", "quality", "presets", "queue", "metrics"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"Unknown config section(s): {', '.join(unknown)}.")
@@ -176,7 +178,8 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
         raise ConfigError(f"[bot] default_quality {bot.default_quality!r} is not one of: {', '.join(quality)}.")
     presets = _presets(raw["presets"], base) if "presets" in raw else builtin_presets()
     return Config(_section(DiscordConfig, raw.get("discord", {}), "discord"), engine, storage,
-                  _section(LimitsConfig, raw.get("limits", {}), "limits"), bot, quality, presets, path)
+                  _section(LimitsConfig, raw.get("limits", {}), "limits"), bot, quality, presets, path,
+                  queue=_queue(raw.get("queue", {})), metrics=_section(MetricsConfig, raw.get("metrics", {}), "metrics"))
 
 
 def _section(cls: type, values: dict[str, Any], name: str) -> Any:
@@ -296,3 +299,60 @@ def _one_word(token: str, source: str) -> str:
     if any(character.isspace() or not character.isprintable() for character in token):
         raise ConfigError(f"{source} contains spaces or control characters; it must hold only the bot token.")
     return token
+
+
+# ------------------------------------------------------------------ work queue and metrics ([queue], [metrics])
+
+QUEUE_BACKENDS = ("local", "redis")
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """Where jobs run: the local engine process, or ``nst-bot worker`` processes reached through Redis."""
+
+    backend: str = "local"
+    redis_url: str = ""
+    lost_after: float = bounded(30.0, 3, 3600)  # seconds without a worker heartbeat before its jobs are lost
+    transfer_ttl: float = bounded(86400.0, 60, 2592000)  # seconds images and results may wait in Redis
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = bounded(9464, 1, 65535)
+
+
+def _queue(raw: Any) -> QueueConfig:
+    queue = _section(QueueConfig, raw, "queue")
+    if queue.backend not in QUEUE_BACKENDS:
+        raise ConfigError(f"[queue] backend must be one of: {', '.join(QUEUE_BACKENDS)}.")
+    if queue.redis_url:
+        scheme, _, rest = queue.redis_url.partition("://")
+        if scheme not in ("redis", "rediss") or not rest:
+            raise ConfigError("[queue] redis_url must look like redis://host:port/db (or rediss:// for TLS).")
+        if ":" in rest.split("@")[0] and "@" in rest:
+            raise ConfigError("[queue] redis_url must not hold a password: set NST_REDIS_PASSWORD or "
+                              "NST_REDIS_PASSWORD_FILE instead.")
+    elif queue.backend == "redis":
+        raise ConfigError('[queue] backend = "redis" needs [queue] redis_url (redis://host:port/db).')
+    return queue
+
+
+def redis_password() -> str | None:
+    """The Redis password from ``$NST_REDIS_PASSWORD`` or the file named by ``$NST_REDIS_PASSWORD_FILE``."""
+    return _secret("NST_REDIS_PASSWORD")
+
+
+def _secret(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise ConfigError(f"Cannot read {name}_FILE {path!r}: {reason}.") from None
+    return None

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from bot.cli import build_parser
-from bot.config import BotConfig, DiscordConfig, EngineConfig, LimitsConfig, StorageConfig, _plain
+from bot.config import (BotConfig, DiscordConfig, EngineConfig, LimitsConfig, MetricsConfig, QueueConfig,
+                        StorageConfig, _plain)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "benchmarks" / "README.md",
                *(ROOT / "docs").glob("*.md")])
 SECTIONS = {"discord": DiscordConfig, "engine": EngineConfig, "storage": StorageConfig, "limits": LimitsConfig,
-            "bot": BotConfig}
+            "bot": BotConfig, "queue": QueueConfig, "metrics": MetricsConfig}
 QUALITY_KEYS = {"size", "iterations", "description"}
 PRESET_KEYS = {"name", "title", "artist", "file", "url", "sha256"}
 # Pages other parts of the project write; linked from here before they land, checked like the rest once they do.

@@ -30,16 +30,26 @@ from .health import heartbeat_loop, heartbeat_path
 from .jobs.core import JobCore
 from .jobs.disk import MB, DiskBudget, tidy
 from .logs import configure_logging
+from .metrics import Metrics
 from .jobs.store import JobStore
 from .presenter import DiscordPresenter
 from .presets import PresetLibrary
 from .views import AgainButton, CancelButton
 from .work.local import LocalWorkQueue
+from .work.queue import WorkQueue
+from .work.redis_queue import RedisWorkQueue
 
 log = logging.getLogger("nst-bot")
 
 COMMANDS_SYNC_FILE = "commands-sync.json"  # what was last synced where
 PURGE_EVERY = 300.0  # also how soon a cancelled or failed job's inputs go (after a grace period)
+
+
+def work_queue(config: Config) -> WorkQueue:
+    """Where jobs run: ``nst-bot worker`` processes through Redis, or this machine's own engine process."""
+    if config.queue.backend == "redis":
+        return RedisWorkQueue(config.queue)
+    return LocalWorkQueue(None, config.engine.weights or None)
 
 
 class NSTBot(commands.Bot):
@@ -52,9 +62,10 @@ class NSTBot(commands.Bot):
         self.config = config
         self.store = JobStore(config.storage.data_dir)
         self.presets = PresetLibrary(config)
-        self.core = JobCore(self.store, LocalWorkQueue(None, config.engine.weights or None), config.limits,
-                            batch_size=config.engine.batch_size, job_timeout=config.engine.job_timeout,
-                            disk=DiskBudget(self.store, config.storage.max_disk_mb * MB))
+        self.metrics = Metrics() if config.metrics.enabled else None
+        self.core = JobCore(self.store, work_queue(config), config.limits, batch_size=config.engine.batch_size,
+                            job_timeout=config.engine.job_timeout,
+                            disk=DiskBudget(self.store, config.storage.max_disk_mb * MB), recorder=self.metrics)
         self.presenter = DiscordPresenter(self, self.core, config.bot.progress_interval)
         self.buttons = ButtonHandlers(config, self.core, self.presenter)  # what views' presses call
         self.exit_message: str | None = None
@@ -66,6 +77,9 @@ class NSTBot(commands.Bot):
         self.add_dynamic_items(CancelButton, AgainButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        if self.metrics is not None:
+            self.metrics.watch(lambda: len(self.core.active_jobs()), self.core.work.workers)
+            self.metrics.serve(self.config.metrics)
         await self.core.start(self.presenter)
         await shared_pool(self.config.limits).start()
         self._background = [

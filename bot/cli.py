@@ -242,7 +242,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     one line before any connection to Discord, not an exit after it."""
     discord_token()  # a malformed token is refused here; a missing one by run_bot
     check_data_dir(config)
-    check_weights(config)
+    if config.queue.backend == "local":  # with Redis the workers load the weights, not the bot
+        check_weights(config)
     import aiohttp
     import discord
 

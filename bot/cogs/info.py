@@ -21,8 +21,8 @@ class InfoCog(commands.Cog, name="Info"):
         core = self.bot.core
         active = core.active_jobs()
         if not active:
-            return await interaction.response.send_message("The queue is empty — `/stylize` starts right away.",
-                                                           ephemeral=True)
+            return await interaction.response.send_message(
+                f"The queue is empty — `/stylize` starts right away.\n-# {engines(core)}", ephemeral=True)
         lines = []
         for entry in active[:QUEUE_LINES]:
             job = entry.job
@@ -37,7 +37,7 @@ class InfoCog(commands.Cog, name="Info"):
         more = f"\n…and {len(active) - QUEUE_LINES} more" if len(active) > QUEUE_LINES else ""
         limits = self.bot.config.limits
         footer = (f"\n-# {len(active)}/{limits.max_queue} jobs · at most {limits.max_jobs_per_user} per person · "
-                  f"engine on {core.device}")
+                  f"{engines(core)}")
         await interaction.response.send_message("\n".join(lines) + more + footer, ephemeral=True,
                                                 allowed_mentions=discord.AllowedMentions.none())
 
@@ -57,9 +57,16 @@ class InfoCog(commands.Cog, name="Info"):
             "- Admins (Manage Server): `/preset add name image`, `/preset remove name`.\n"
             f"**Quality levels**\n{levels}\n**Presets**: {presets}\n"
             f"-# Limits: images up to {limits.max_upload_bytes / 1e6:g} MB and {limits.max_pixels / 1e6:g} "
-            f"megapixels · {limits.max_jobs_per_user} jobs each · one request every {limits.cooldown_seconds:g} s."
+            f"megapixels · {limits.max_jobs_per_user} jobs each · one request every {limits.cooldown_seconds:g} s · "
+            f"{engines(self.bot.core)}."
         )
         await interaction.response.send_message(text, ephemeral=True)
+
+
+def engines(core) -> str:
+    """How many engines take jobs (the local process, or the Redis workers connected) and where they run."""
+    count = core.work.workers()
+    return f"{count} engine{'' if count == 1 else 's'} connected, on {core.device}"
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..work.queue import WorkQueue
 from .admission import Admission
 from .disk import DiskBudget, estimate_png_bytes
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, Recorder
 from .estimates import SpeedModel
 from .frontend import Frontend
 from .lineup import Lineup
@@ -48,8 +48,8 @@ def kept_inputs(options: StylizeOptions, content: Image.Image,
 
 class JobCore:
     def __init__(self, store: JobStore, work: WorkQueue, limits: LimitsConfig, *, batch_size: int,
-                 job_timeout: float, disk: DiskBudget) -> None:
-        self.store, self.work, self.disk = store, work, disk
+                 job_timeout: float, disk: DiskBudget, recorder: Recorder | None = None) -> None:
+        self.store, self.work, self.disk, self.recorder = store, work, disk, recorder
         self.lineup = Lineup(SpeedModel(), store.content_size)
         self.admission = Admission(limits, self.lineup, store.last_created_by)
         self.batch_size, self.job_timeout = batch_size, job_timeout
@@ -59,6 +59,7 @@ class JobCore:
     async def start(self, frontend: Frontend) -> None:
         """Resume the stored queue and start dispatching (inside the running event loop)."""
         self.dispatcher = Dispatcher(self.store, self.work, self.lineup, frontend, batch_size=self.batch_size,
+                                     recorder=self.recorder,
                                      job_timeout=self.job_timeout)
         self.resume()
         self._tasks = [asyncio.create_task(self.dispatcher.feed(), name="nst-feeder"),
@@ -96,7 +97,11 @@ class JobCore:
     # ------------------------------------------------------------------------------------------ requests
 
     def admit(self, user_id: int) -> AbstractContextManager[None]:
-        """Hold a place for a request while it is processed; raises :class:`UserError` when over a limit."""
+        """Hold a place for a request while it is processed; raises :class:`UserError` when over a limit or
+        when the work queue takes no new jobs (Redis unreachable)."""
+        refusal = self.work.refusal()
+        if refusal:
+            raise UserError(refusal)
         return self.admission.admit(user_id)
 
     async def accept(self, job: Job, content: Image.Image, style: Image.Image) -> ActiveJob:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 
 from ..work.protocol import Done, Event, Failed, Fatal, JobSpec, Lost, Progress, Ready
 from ..work.queue import WorkQueue, WorkUnavailable
@@ -27,10 +28,20 @@ log = logging.getLogger(__name__)
 OUR_FAULT = "Something went wrong on our side; please try again."
 
 
+class Recorder(Protocol):
+    """What the dispatcher reports for operators (``bot.metrics.Metrics``, when metrics are on)."""
+
+    def job_started(self, waited: float) -> None: ...
+    def job_ended(self, outcome: str, ran: float | None = None) -> None: ...
+    def engine_restarted(self) -> None: ...
+
+
 class Dispatcher:
     def __init__(self, store: JobStore, work: WorkQueue, lineup: Lineup, frontend: Frontend, *,
-                 batch_size: int, job_timeout: float) -> None:
+                 batch_size: int, job_timeout: float, recorder: Recorder | None = None) -> None:
         self.store, self.work, self.lineup, self.frontend = store, work, lineup, frontend
+        self.recorder = recorder
+        self.engines_seen: set[str] = set()  # a second Ready from one engine name is a restart
         self.batch_size, self.job_timeout = batch_size, job_timeout
         self.device = "unknown"
         self.unavailable: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -83,12 +94,23 @@ class Dispatcher:
             job = active.job
             job.state, job.started, job.attempts = RUNNING, time.time(), job.attempts + 1
             self.store.save(job, "state", "started", "attempts")
+            if self.recorder and job.attempts == 1:
+                self.recorder.job_started(job.started - job.created)
             active.restart()
             self.deadlines[active.id] = limit
         self.deadlines_changed.set()
         if len(batch) > 1:
             log.info("jobs %s run as one batch", ", ".join(active.id for active in batch))
-        await self.work.submit([self._spec(active) for active in batch])
+        try:
+            await self.work.submit([self._spec(active) for active in batch])
+        except WorkUnavailable as error:  # Redis went away: the jobs wait for it (free_slots is 0 meanwhile)
+            log.warning("jobs %s wait for the work queue: %s", ", ".join(active.id for active in batch), error)
+            for active in batch:
+                active.job.state, active.job.attempts = QUEUED, active.job.attempts - 1
+                self.store.save(active.job, "state", "attempts")
+                self.deadlines.pop(active.id, None)
+                self.lineup.requeue(active.id)
+            return
         for active in batch:
             await self.frontend.show(active)
 
@@ -129,6 +151,9 @@ class Dispatcher:
 
     async def apply(self, event: Event) -> None:
         if isinstance(event, Ready):
+            if self.recorder and event.worker in self.engines_seen:
+                self.recorder.engine_restarted()
+            self.engines_seen.add(event.worker)
             self.device = event.device
             log.info("engine ready on %s", event.device)
             self.wakeup.set()
@@ -169,8 +194,10 @@ class Dispatcher:
         self.timed_out.discard(active.id)
         state, message = after_lost(active, timed_out=timed_out, time_limit=self.job_timeout)
         if state != QUEUED:
-            return await self.conclude(active, state, message)
+            return await self.conclude(active, state, message, outcome="timed_out" if timed_out else None)
         log.warning("%s during job %s; retrying it", event.reason, active.id)
+        if self.recorder:
+            self.recorder.job_ended("lost")
         active.job.state = QUEUED
         self.store.save(active.job, "state")
         self.lineup.requeue(active.id)
@@ -185,16 +212,18 @@ class Dispatcher:
             return await self.conclude(active, FAILED, str(error))
         await self.conclude(active, DONE, "Done — the result is below.")
 
-    def finish(self, active: ActiveJob, state: str, message: str) -> None:
-        """Record the outcome and forget the job."""
+    def finish(self, active: ActiveJob, state: str, message: str, outcome: str | None = None) -> None:
+        """Record the outcome and forget the job (``outcome``: the metrics' name for it, when not the state)."""
         job = active.job
         self.lineup.remove(job.id)
         self.deadlines.pop(job.id, None)
         job.state, job.finished, job.error = state, time.time(), message
         self.store.save(job, "state", "finished", "error", "iterations_done", "result_message_id")
         log.info("job %s %s: %s", job.id, state, message)
+        if self.recorder:
+            self.recorder.job_ended(outcome or state, job.finished - job.started if job.started else None)
 
-    async def conclude(self, active: ActiveJob, state: str, message: str) -> None:
+    async def conclude(self, active: ActiveJob, state: str, message: str, outcome: str | None = None) -> None:
         """Record the outcome and show it."""
-        self.finish(active, state, message)
+        self.finish(active, state, message, outcome)
         await self.frontend.concluded(active)

@@ -52,6 +52,11 @@ class WorkQueue(abc.ABC):
     async def abort(self, job_id: str) -> None:
         """Stop ``job_id`` by force (time limit passed); it ends in a ``Lost`` event."""
 
+    def refusal(self) -> str | None:
+        """Why new jobs cannot be queued right now (e.g. Redis unreachable), in words for the requester; None
+        when they can. Jobs already handed over wait; this only keeps new requests from piling up."""
+        return None
+
     @abc.abstractmethod
     def workers(self) -> int:
         """Engines connected now (for /queue, /help and the metrics)."""

@@ -80,6 +80,9 @@ class RedisLink(WorkQueue):
         except asyncio.TimeoutError:
             pass
 
+    def refusal(self) -> str | None:
+        return None if self._up.is_set() else unavailable_message(self.config)
+
     def _mark_up(self) -> None:
         self._up_since = time.monotonic()
         self._up.set()

@@ -13,6 +13,10 @@ from torch import nn
 from .errors import WeightsError
 from .layers import LAYER_INDEX, VGG19_CONFIG
 
+# Padding of every 3×3 convolution, as torchvision's VGG19 has it. Reflected or replicated borders were measured
+# as the cure for frames along the border: their border jump stayed within the picture's own ring-to-ring
+# variation, like zero padding's, while each iteration cost 15–30 % more (benchmarks/quality.py, docs/quality.md).
+PADDING_MODE = "zeros"
 # torchvision's VGG19 expects ImageNet-normalised input.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -67,7 +71,7 @@ class VGGEncoder(nn.Module):
                 if index not in convs:
                     raise WeightsError(f"The weights file stops before layer {last_layer}; it is incomplete.")
                 out_ch, in_ch = CONV_SHAPES[index]
-                conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+                conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, padding_mode=PADDING_MODE)
                 weight, bias = convs[index]
                 with torch.no_grad():
                     conv.weight.copy_(weight)

@@ -10,7 +10,9 @@ after) and ``benchmarks/out/quality.json``. Sections:
 
 - border: the jump in mean colour between the outermost 6-px ring of the picture and the next ring, beside the
   same jump between rings inside the picture (its own texture), with zero padding in the network's convolutions
-  (kept) and the reflected and replicated padding tried against it, at 256 and 512 px;
+  (before), reflected padding (the engine's now) and replicated padding, at 256 and 512 px; border-presets: the
+  same at 128 px for three more presets (a short run, as in tests/engine/test_quality.py), and the time of one
+  forward/backward pass per padding at 256 and 384 px (passes interleaved, so load from neighbours hits all);
 - detail: high-frequency energy at the output size against a long single-scale run at that size, with the
   geometric iteration split before and the finest scale's guaranteed share after, and the time each took;
 - colour: the style loss reached with luminance-only and histogram colour preservation, without the style
@@ -47,7 +49,8 @@ from nst_engine.transfer import Engine, to_tensor  # noqa: E402
 OUT = REPO / "benchmarks" / "out"
 RING = 6  # pixels per ring of the border measure
 PADDINGS = ("zeros", "reflect", "replicate")
-SECTIONS = ("border", "detail", "colour", "seeds")
+SECTIONS = ("border", "border-presets", "detail", "colour", "seeds")
+PRESETS = REPO / "bot" / "assets" / "presets"
 # What a section's "before" sets back: module, constant, earlier value.
 BEFORE = {
     "detail": (options_module, "FINEST_SHARE", 0.0),
@@ -159,9 +162,46 @@ class Bench:
                 f"{mode} {row[mode]['edge']:.4f} (inside {row[mode]['inner']:.4f}, "
                 f"{row[mode]['seconds'] / row['zeros']['seconds']:.2f}× the time)" for mode in PADDINGS), flush=True)
             contact_sheet(OUT / f"quality-border-{size}.png", [("content", self.content), ("style", self.style)]
-                          + [(f"{mode} padding" + (" (kept)" if mode == "zeros" else ""), images[mode])
+                          + [(f"{mode} padding" + (" (engine)" if mode == network.PADDING_MODE else ""), images[mode])
                              for mode in PADDINGS])
         self.report["border"] = rows
+
+    def border_presets(self) -> None:
+        rows = {}
+        content = content_scene(128, 96)
+        for name in ("embers", "pointillist", "cubist"):
+            style = Image.open(PRESETS / f"{name}.png").convert("RGB").resize((64, 64), Image.Resampling.LANCZOS)
+            rows[name] = {}
+            for mode in PADDINGS:
+                with setting(network, "PADDING_MODE", mode):
+                    image = Engine(self.weights).stylize(content, [style], StylizeOptions(
+                        size=128, min_scale=64, iterations=16)).image
+                rows[name][mode] = border_jump(image) / inner_jump(image)
+            print(f"  {name} at 128 px, border jump / inside jump: "
+                  + ", ".join(f"{mode} {ratio:.2f}" for mode, ratio in rows[name].items()), flush=True)
+        self.report["border_presets"] = rows
+        self.report["padding_pass_seconds"] = {size: self.padding_speed(size) for size in (256, 384)}
+
+    def padding_speed(self, size: int, repeats: int = 5) -> dict[str, float]:
+        """Median seconds of one forward/backward pass through the network per padding mode at ``size``."""
+        layers = (StylizeOptions().content_layer, *STYLE_LAYERS)
+        encoders = {}
+        for mode in PADDINGS:
+            with setting(network, "PADDING_MODE", mode):
+                encoders[mode] = Engine(self.weights).encoder(torch.device("cpu"), "avg", "relu5_1")
+        image = to_tensor(self.at(size)[0], torch.device("cpu")).contiguous(memory_format=torch.channels_last)
+        image.requires_grad_(True)
+        times: dict[str, list[float]] = {mode: [] for mode in PADDINGS}
+        for _ in range(repeats + 1):
+            for mode, encoder in encoders.items():
+                started = time.perf_counter()
+                sum(feature.square().mean() for feature in encoder(image, layers).values()).backward()
+                times[mode].append(time.perf_counter() - started)
+                image.grad = None
+        seconds = {mode: float(np.median(values[1:])) for mode, values in times.items()}
+        print(f"  one pass at {size} px: " + ", ".join(
+            f"{mode} {value:.3f} s ({value / seconds['zeros']:.2f}×)" for mode, value in seconds.items()), flush=True)
+        return seconds
 
     def detail(self) -> None:
         """A four-scale schedule (like 1024 px with min_scale 128) at a size this CPU runs in minutes."""
@@ -253,7 +293,7 @@ def main() -> int:
         started = time.perf_counter()
         for section in args.only or SECTIONS:
             print(f"{section} …", flush=True)
-            getattr(bench, section)()
+            getattr(bench, section.replace("-", "_"))()
     bench.report["wall_s"] = time.perf_counter() - started
     name = "quality.json" if not args.only else f"quality-{'-'.join(args.only)}.json"
     (OUT / name).write_text(json.dumps(bench.report, indent=2, default=str))

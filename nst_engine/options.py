@@ -56,8 +56,8 @@ class StylizeOptions:
                                                low=0.0, high=1000.0, user=True)
     style_scale: float = _option(1.0, "style image size relative to the output", low=0.1, high=4.0, user=True)
     preserve_colors: str = _option("none", "keep the content's colours", choices=PRESERVE_COLORS, user=True)
-    seed: int = _option(0, "random seed (results are deterministic on the CPU)", low=0, high=2**31 - 1,
-                        user=True)
+    seed: int = _option(0, "random seed: 0 starts from the content itself, any other seed from a jittered "
+                        "copy for a different take (deterministic on the CPU)", low=0, high=2**31 - 1, user=True)
     device: str = _option("auto", "where to run", choices=DEVICES)
     precision: str = _option("auto", "arithmetic precision (auto: bf16/fp16 where the hardware has it)",
                              choices=PRECISIONS)

@@ -1,6 +1,7 @@
-"""Result-quality properties on small images (benchmarks/quality.py measures them at real sizes): seeds give
-bounded, repeatable variation; colour-preserving jobs still take on the style's texture; the progress ETA
-weighs iterations by their pixels. Real engine, seeded random VGG19 loaded through the real weights path."""
+"""Result-quality properties on small images (benchmarks/quality.py measures them at real sizes): reflected
+padding (measured, not the default yet) leaves no frame along the border; seeds give bounded, repeatable
+variation; colour-preserving jobs still take on the style's texture; the progress ETA weighs iterations by
+their pixels. Real engine, seeded random VGG19 loaded through the real weights path."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import torch
 from PIL import Image
 
 from benchmarks.engine import content_scene
-from nst_engine import color, transfer
+from benchmarks.quality import border_jump, inner_jump
+from nst_engine import color, network, transfer
 from nst_engine.options import StylizeOptions
 from nst_engine.transfer import Engine, to_tensor
 from tests.conftest import REPO
@@ -32,6 +34,39 @@ def preset(name: str, size: int = 64) -> Image.Image:
 
 def mean_difference(a: Image.Image, b: Image.Image) -> float:
     return float(np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() / 255)
+
+
+def test_a_flat_picture_looks_flat_to_the_network_up_to_its_border(vgg_weights):
+    """With zero padding the border of a uniform picture gives other activations than its middle: a frame the
+    optimiser then paints over. With reflected padding every position sees the same."""
+    def spread(padding: str) -> float:
+        """Largest deviation of any position's activations from the layer's mean, relative to their size."""
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(network, "PADDING_MODE", padding)
+            encoder = Engine(str(vgg_weights)).encoder(torch.device("cpu"), "avg", "relu5_1")
+        with torch.no_grad():
+            features = encoder(torch.full((1, 3, 128, 160), 0.6), ("relu1_1", "relu3_1", "relu5_1"))
+        return max(float((f - f.mean(dim=(2, 3), keepdim=True)).abs().max() / f.abs().max().clamp_min(1e-6))
+                   for f in features.values())
+
+    assert spread("reflect") < 1e-4 < 0.05 < spread("zeros")
+
+
+def test_reflected_padding_removes_the_band_along_the_border(vgg_weights):
+    """The jump in mean colour from the outer 6-px ring to the next stays near the jumps between rings inside
+    the picture with reflected padding; with zero padding it is 1.7× them for this preset."""
+    content, style = content_scene(128, 96), preset("embers")
+    options = StylizeOptions(size=128, min_scale=64, iterations=16)
+
+    def ratio(padding: str) -> float:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(network, "PADDING_MODE", padding)
+            image = Engine(str(vgg_weights)).stylize(content, [style], options).image
+        return border_jump(image) / inner_jump(image)
+
+    ratios = {padding: ratio(padding) for padding in ("reflect", "zeros")}
+    print("border jump / inner jump:", ratios)
+    assert ratios["reflect"] < 1.4 < ratios["zeros"]
 
 
 def test_seeds_vary_the_result_repeatably_and_equally_well(engine, content_image, style_image):

@@ -15,7 +15,7 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     n, c, h, w = features.shape
     if features.dtype in (torch.bfloat16, torch.float16):
         # Products in low precision would lose the small entries; an fp32 matmul keeps them. The Gram is a few
-        # percent of an iteration's FLOPs (docs/README-performance.md), so exactness costs little.
+        # percent of an iteration's FLOPs (benchmarks/README.md), so exactness costs little.
         features = features.float()
     if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
         flat = features.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view in NHWC: no copy

@@ -8,11 +8,19 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import WeightsError
 from .layers import LAYER_INDEX, VGG19_CONFIG
 
+# Padding of every 3×3 convolution. With zeros (torchvision's choice) each border looks to the network like a
+# frame of the mean colour, and the optimiser can paint a band along it; a reflected border looks like more of
+# the picture. Measured in benchmarks/quality.py (docs/quality.md): "reflect" brings the border jump from 1.4×
+# to 1.1× the picture's own ring-to-ring jump on average, for up to 9 % more time per iteration, but it is not
+# the default yet: batched jobs then no longer match their one-by-one results (tests/speed/test_batching.py).
+PADDING_MODE = "zeros"
+SMALL_MAP = 8
 # torchvision's VGG19 expects ImageNet-normalised input.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,6 +62,17 @@ def features_state(state: Mapping[str, torch.Tensor]) -> dict[int, tuple[torch.T
     return convs
 
 
+class BorderConv(nn.Conv2d):
+    """A 3×3 convolution padded by ``PADDING_MODE``, except maps narrower than ``SMALL_MAP`` pixels (the deep
+    layers of tiny images): reflecting those repeats the whole map, which measurably loosened the content at
+    64 px (tests/engine/test_transfer.py), so they keep zero padding."""
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.padding_mode == "zeros" or min(input.shape[-2:]) < SMALL_MAP:
+            return F.conv2d(input, weight, bias, padding=1)
+        return F.conv2d(F.pad(input, (1, 1, 1, 1), mode=self.padding_mode), weight, bias)
+
+
 class VGGEncoder(nn.Module):
     """VGG19 ``features`` truncated after ``last_layer``; returns the activations of the requested layers."""
 
@@ -67,7 +86,7 @@ class VGGEncoder(nn.Module):
                 if index not in convs:
                     raise WeightsError(f"The weights file stops before layer {last_layer}; it is incomplete.")
                 out_ch, in_ch = CONV_SHAPES[index]
-                conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+                conv = BorderConv(in_ch, out_ch, 3, padding=1, padding_mode=PADDING_MODE)
                 weight, bias = convs[index]
                 with torch.no_grad():
                     conv.weight.copy_(weight)

@@ -7,6 +7,7 @@ by, :class:`StylizeOptions`. Importing this module does not import torch, so the
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -19,6 +20,11 @@ POOLINGS = ("avg", "max")
 INITS = ("content", "noise")
 OPTIMIZERS = ("lbfgs", "adam")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+# The least share of the iterations that runs at the output size. Geometric shares alone leave 1/15 of the
+# budget (5 of 80 iterations at 1024 px) there, too few to build detail the coarse scales could not hold;
+# 1/5 keeps two-scale schedules (up to 2 × min_scale) as they were. Measured in benchmarks/quality.py.
+FINEST_SHARE = 0.2
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -50,8 +56,8 @@ class StylizeOptions:
                                                low=0.0, high=1000.0, user=True)
     style_scale: float = _option(1.0, "style image size relative to the output", low=0.1, high=4.0, user=True)
     preserve_colors: str = _option("none", "keep the content's colours", choices=PRESERVE_COLORS, user=True)
-    seed: int = _option(0, "random seed (results are deterministic on the CPU)", low=0, high=2**31 - 1,
-                        user=True)
+    seed: int = _option(0, "random seed: 0 starts from the content itself, any other seed from a jittered "
+                        "copy for a different take (deterministic on the CPU)", low=0, high=2**31 - 1, user=True)
     device: str = _option("auto", "where to run", choices=DEVICES)
     precision: str = _option("auto", "arithmetic precision (auto: bf16/fp16 where the hardware has it)",
                              choices=PRECISIONS)
@@ -116,6 +122,18 @@ class StylizeOptions:
             raise OptionError("style weights must not all be zero")
         return tuple(w / total for w in weights)
 
+    def schedule(self) -> list["Scale"]:
+        """The coarse-to-fine scales this request runs and the iterations at each."""
+        return scale_schedule(self.size, self.iterations, self.min_scale, self.scale_ratio)
+
+    def cost(self, content_size: tuple[int, int]) -> float:
+        """Relative work of the request: pixels × iterations summed over the scales (one forward/backward
+        pass costs about its pixel count). ``content_size`` is the upright content's (width, height).
+        Torch-free, for queue estimates; the engine's progress ETA weighs iterations the same way."""
+        width, height = scaled_size(*content_size, self.size)
+        return float(sum(math.prod(scaled_size(width, height, scale.long_side)) * scale.iterations
+                         for scale in self.schedule()))
+
     def batch_key(self, content_size: tuple[int, int]) -> tuple:
         """Jobs with equal keys can share one batch: same output size, scale schedule, device and network.
 
@@ -126,6 +144,41 @@ class StylizeOptions:
         return (scaled_size(*content_size, self.size), self.size, self.iterations, self.min_scale,
                 self.scale_ratio, self.device, self.precision, self.pooling, self.content_layer,
                 tuple(self.style_layers))
+
+
+@dataclass(frozen=True)
+class Scale:
+    long_side: int
+    iterations: int
+
+
+def scale_schedule(size: int, iterations: int, min_scale: int, ratio: float) -> list[Scale]:
+    """Sizes from coarse to ``size`` (each ``ratio`` apart) and an exact split of ``iterations`` over them.
+
+    Coarse scales cost less per iteration, so they get more: iterations are split in proportion to
+    ratio^(steps below the finest scale), except that the finest scale gets at least ``FINEST_SHARE``. The
+    split sums to ``iterations`` exactly; scales that would get no iteration are dropped from the coarse end.
+    """
+    sizes = [size]
+    while round(sizes[-1] / ratio) >= min_scale:
+        sizes.append(round(sizes[-1] / ratio))
+    sizes = sizes[::-1][-iterations:]
+    shares = [ratio ** (len(sizes) - 1 - k) for k in range(len(sizes))]
+    finest = max(shares[-1] / sum(shares), FINEST_SHARE) if len(sizes) > 1 else 1.0
+    coarser = sum(shares[:-1])
+    exact = [iterations * (1 - finest) * share / coarser for share in shares[:-1]] + [iterations * finest]
+    counts = [max(1, math.floor(value)) for value in exact]
+    # Largest remainder, then trim from the coarsest scales if the minimum of 1 overshot.
+    order = sorted(range(len(sizes)), key=lambda k: exact[k] - math.floor(exact[k]), reverse=True)
+    for k in order[: max(0, iterations - sum(counts))]:
+        counts[k] += 1
+    k = 0
+    while sum(counts) > iterations:
+        if counts[k] > 1:
+            counts[k] -= 1
+        else:
+            k += 1
+    return [Scale(s, n) for s, n in zip(sizes, counts)]
 
 
 @dataclass(frozen=True)
@@ -219,7 +272,7 @@ class QualityLevel:
     description: str = ""
 
 
-# Defaults; admins override them in config ([quality.NAME]); issue #4's benchmark justifies the numbers.
+# Defaults; admins override them in config ([quality.NAME]); benchmarks/README.md gives the measurements behind them.
 QUALITY_LEVELS: dict[str, QualityLevel] = {
     level.name: level
     for level in (

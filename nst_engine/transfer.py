@@ -1,6 +1,6 @@
 """The optimisation: coarse-to-fine Gatys style transfer with progress, previews, cancellation and batching.
 
-Speed choices, each measured in ``benchmarks/engine.py`` (figures in docs/README-performance.md):
+Speed choices, each measured in ``benchmarks/engine.py`` (figures in benchmarks/README.md):
 - VGG19 truncated after the deepest layer a request uses, channels_last layout, in-place ReLUs;
 - autocast to bf16 on CPUs with native bf16 instructions and on CUDA (fp16 on GPUs without bf16); the Gram
   matrices and losses stay in fp32, outside autocast;
@@ -30,7 +30,7 @@ from .images import ImageSource, load_image, resize_long_side, scaled_size
 from .layers import LAYER_INDEX
 from .losses import content_loss, gram, style_loss, tv_loss
 from .network import VGGEncoder
-from .options import StylizeOptions
+from .options import Scale, StylizeOptions
 from .weights import load_weights
 
 # fp16 gradients of a loss near 1 underflow in the first VGG layers; a fixed scale keeps them representable.
@@ -44,6 +44,15 @@ LBFGS_RESTART_JUMP = 1.3
 # full steps taken without line search from overshooting on this quartic objective. The step length recorded
 # in L-BFGS's state is scaled with it, so its curvature pairs stay consistent with the step taken.
 LBFGS_MAX_STEP_RMS = 0.1
+# A nonzero seed adds uniform noise of this amplitude (pixels in 0..1) to the content start at the coarsest
+# scale: enough for the style's texture to settle differently on a re-roll, small enough that the content and
+# the loss reached stay as good (seed 0 starts from the content itself). Measured in benchmarks/quality.py.
+SEED_JITTER = 0.15
+# Colour preservation matches the style's colour statistics to the content's, so the content starts close to
+# the style's Gram matrices and the style term barely pulls: the texture hardly showed. Such jobs weigh the
+# style by how much farther from the style the content starts without preservation (summed over the style
+# layers), at most this much.
+COLOUR_STYLE_GAIN_MAX = 25.0
 
 
 @dataclass(frozen=True)
@@ -93,39 +102,6 @@ ProgressCallback = Callable[[Progress], None]
 StopCheck = Callable[[], bool]
 BatchProgressCallback = Callable[[int, Progress], None]
 BatchStopCheck = Callable[[int], bool]
-
-
-@dataclass(frozen=True)
-class Scale:
-    long_side: int
-    iterations: int
-
-
-def scale_schedule(size: int, iterations: int, min_scale: int, ratio: float) -> list[Scale]:
-    """Sizes from coarse to ``size`` (each ``ratio`` apart) and an exact split of ``iterations`` over them.
-
-    Coarse scales cost less per iteration, so they get more: iterations are split in proportion to
-    ratio^(steps below the finest scale). The split sums to ``iterations`` exactly; scales that would get no
-    iteration are dropped from the coarse end.
-    """
-    sizes = [size]
-    while round(sizes[-1] / ratio) >= min_scale:
-        sizes.append(round(sizes[-1] / ratio))
-    sizes = sizes[::-1][-iterations:]
-    shares = [ratio ** (len(sizes) - 1 - k) for k in range(len(sizes))]
-    exact = [iterations * share / sum(shares) for share in shares]
-    counts = [max(1, math.floor(value)) for value in exact]
-    # Largest remainder, then trim from the coarsest scales if the minimum of 1 overshot.
-    order = sorted(range(len(sizes)), key=lambda k: exact[k] - math.floor(exact[k]), reverse=True)
-    for k in order[: max(0, iterations - sum(counts))]:
-        counts[k] += 1
-    k = 0
-    while sum(counts) > iterations:
-        if counts[k] > 1:
-            counts[k] -= 1
-        else:
-            k += 1
-    return [Scale(s, n) for s, n in zip(sizes, counts)]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -259,12 +235,14 @@ class _Job:
     def running(self) -> bool:
         return not (self.cancelled or self.error)
 
-    def prepared_inputs(self, size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Content at exactly ``size`` and styles at their scale, with colour preservation applied."""
+    def prepared_inputs(self, size: tuple[int, int], device: torch.device,
+                        preserve: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Content at exactly ``size`` and styles at their scale, with colour preservation applied if
+        ``preserve``."""
         content = to_tensor(self.content.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0), device)
         style_side = max(16, round(max(size) * self.options.style_scale))
         styles = [to_tensor(resize_long_side(style, style_side), device) for style in self.styles]
-        mode = self.options.preserve_colors
+        mode = self.options.preserve_colors if preserve else "none"
         if mode == "luminance":
             styles = [color.match_luminance(style, content) for style in styles]
             content = color.luminance(content)
@@ -279,8 +257,10 @@ class _Job:
             start = F.interpolate(previous.clamp(0, 1), size=content.shape[-2:], mode="bicubic",
                                   align_corners=False)
         elif options.init == "noise":
-            generator = torch.Generator().manual_seed(options.seed)
-            start = torch.rand(content.shape, generator=generator).to(content.device)
+            start = torch.rand(content.shape, generator=self._generator()).to(content.device)
+        elif options.seed:
+            jitter = torch.rand(content.shape, generator=self._generator()).mul_(2).sub_(1).mul_(SEED_JITTER)
+            start = content + jitter.to(content.device)
         else:
             start = content
         self.image = start.detach().clamp(0, 1).contiguous().requires_grad_(True)
@@ -288,6 +268,10 @@ class _Job:
         # evaluation is never scored, and an overshoot there would otherwise be the result.
         self.best_loss, self.best_image = math.inf, self.image.detach().clone()
         self._new_optimizer()
+
+    def _generator(self) -> torch.Generator:
+        """A CPU generator seeded with the job's seed, so a seed gives the same start on every device."""
+        return torch.Generator().manual_seed(self.options.seed)
 
     def _new_optimizer(self) -> None:
         self.optimizer = (torch.optim.LBFGS([self.image], lr=1.0, max_iter=1, history_size=50)
@@ -357,9 +341,11 @@ class _Batch:
         self.encoder = engine.encoder(self.device, options.pooling, last_layer)
         self.memory_format = engine.memory_format
         self.total = options.iterations
-        self.schedule = scale_schedule(options.size, options.iterations, options.min_scale, options.scale_ratio)
+        self.schedule = options.schedule()
         self.out_size = scaled_size(*jobs[0].content.size, options.size)
-        self.work_total = sum(self._pixels(s.long_side) * s.iterations for s in self.schedule)
+        # The ETA weighs each iteration by its pixels: coarse iterations are cheap, so a count-based ETA made
+        # early estimates far too short.
+        self.work_total = options.cost(jobs[0].content.size)
         self.work_done = 0.0
 
     def _pixels(self, long_side: int) -> int:
@@ -411,14 +397,34 @@ class _Batch:
         for job in jobs:
             content, styles = job.prepared_inputs(size, self.device)
             job.content_target = self._features(content, [self.content_layer])[self.content_layer]
-            grams: dict[str, torch.Tensor] = {}
-            for weight, style in zip(job.blend, styles):
-                features = self._features(style, self.style_layers)
-                for name in self.style_layers:
-                    grams[name] = grams.get(name, 0) + weight * gram(features[name])
-            job.style_targets = grams
+            job.style_targets = self._style_grams(job, styles)
+            if not job.iteration and job.options.preserve_colors != "none":
+                gain = self._colour_gain(job, size, content)
+                job.style_weights = [weight * gain for weight in job.style_weights]
             job.start_scale(content, job.best_image if job.iteration else None)
         self._stacked_for: tuple[int, ...] = ()
+
+    def _style_grams(self, job: _Job, styles: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The job's style targets: the Gram matrices of its styles, blended with its weights."""
+        grams: dict[str, torch.Tensor] = {}
+        for weight, style in zip(job.blend, styles):
+            features = self._features(style, self.style_layers)
+            for name in self.style_layers:
+                grams[name] = grams.get(name, 0) + weight * gram(features[name])
+        return grams
+
+    def _colour_gain(self, job: _Job, size: tuple[int, int], content: torch.Tensor) -> float:
+        """How many times farther from the style the content starts without colour preservation than with it
+        (see ``COLOUR_STYLE_GAIN_MAX``); ``content`` is the preserved start, its targets already set."""
+        def distance(image: torch.Tensor, targets: dict[str, torch.Tensor]) -> float:
+            features = self._features(image, self.style_layers)
+            return sum(weight * float(style_loss(gram(features[name]), targets[name]).sum())
+                       for weight, name in zip(job.layer_weights, self.style_layers))
+
+        plain_content, plain_styles = job.prepared_inputs(size, self.device, preserve=False)
+        plain = distance(plain_content, self._style_grams(job, plain_styles))
+        kept = distance(content, job.style_targets)
+        return min(max(plain / max(kept, 1e-12), 1.0), COLOUR_STYLE_GAIN_MAX)
 
     def _stacked_targets(self, jobs: list[_Job]) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """Targets and loss weights of ``jobs`` stacked along the batch; rebuilt only when the batch changes.

@@ -8,11 +8,9 @@ SPEED_MEMORY = 0.7  # weight of what was learned before against the latest job
 
 
 def work_units(options: StylizeOptions, content_size: tuple[int, int]) -> float:
-    """A job's cost in the ETA model's unit: the engine's own measure where it has one, else pixels × iterations
-    at the output size (which overstates multi-scale jobs by the same factor for every job)."""
-    if hasattr(options, "cost"):
-        return float(options.cost(content_size))
-    return float(options.size) ** 2 * float(options.iterations)
+    """A job's cost in the ETA model's unit: pixels × iterations summed over its scales (what the engine's own
+    progress ETA uses), so coarse-scale iterations count for what they cost."""
+    return float(options.cost(content_size))
 
 
 class SpeedModel:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from nst_engine.options import StylizeOptions
-from nst_engine.transfer import Engine, scale_schedule, to_tensor
+from nst_engine.options import StylizeOptions, scale_schedule
+from nst_engine.transfer import Engine, to_tensor
 from nst_engine.color import rgb_to_ycbcr
 from tests.conftest import make_style, style_distance
 

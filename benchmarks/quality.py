@@ -1,0 +1,305 @@
+"""Result quality of nst_engine before and after each of its quality choices, measured in one run.
+
+    python benchmarks/quality.py                    # every section at the sizes below
+    python benchmarks/quality.py --only border      # one section (repeatable)
+
+Not a timed test: each section runs the engine as it is and with one choice set back to its earlier value
+("before"), on the same content/style pair and seeded random VGG19 (no pretrained weights here), then prints
+the figure and writes a contact sheet ``benchmarks/out/quality-SECTION.png`` (content | style | before |
+after) and ``benchmarks/out/quality.json``. Sections:
+
+- border: the jump in mean colour between the outermost 6-px ring of the picture and the next ring, beside the
+  same jump between rings inside the picture (its own texture), with zero padding in the network's convolutions
+  (before), reflected padding (the engine's now) and replicated padding, at 256 and 512 px; border-presets: the
+  same at 128 px for three more presets (a short run, as in tests/engine/test_quality.py), and the time of one
+  forward/backward pass per padding at 256 and 384 px (passes interleaved, so load from neighbours hits all);
+- detail: high-frequency energy at the output size against a long single-scale run at that size, with the
+  geometric iteration split before and the finest scale's guaranteed share after, and the time each took;
+- colour: the style loss reached with luminance-only and histogram colour preservation, without the style
+  gain for colour-preserving jobs (before) and with it (after), beside the loss reached without preservation;
+- seeds: how far results of different seeds lie apart with the default content start, and the style loss
+  each reaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.engine import STYLE_FILE, content_scene  # noqa: E402
+from nst_engine import color, network, options as options_module, transfer  # noqa: E402
+from nst_engine.images import resize_long_side, scaled_size  # noqa: E402
+from nst_engine.losses import gram, style_loss  # noqa: E402
+from nst_engine.options import StylizeOptions  # noqa: E402
+from nst_engine.transfer import Engine, to_tensor  # noqa: E402
+
+OUT = REPO / "benchmarks" / "out"
+RING = 6  # pixels per ring of the border measure
+PADDINGS = ("zeros", "reflect", "replicate")
+SECTIONS = ("border", "border-presets", "detail", "colour", "seeds")
+PRESETS = REPO / "bot" / "assets" / "presets"
+# What a section's "before" sets back: module, constant, earlier value.
+BEFORE = {
+    "detail": (options_module, "FINEST_SHARE", 0.0),
+    "colour": (transfer, "COLOUR_STYLE_GAIN_MAX", 1.0),
+    "seeds": (transfer, "SEED_JITTER", 0.0),
+}
+STYLE_LAYERS = StylizeOptions().style_layers
+
+
+def before(section: str) -> contextlib.AbstractContextManager:
+    """The engine with this section's choice set back to its earlier value."""
+    return setting(*BEFORE[section])
+
+
+@contextlib.contextmanager
+def setting(module: object, name: str, value: object) -> Iterator[None]:
+    kept = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, kept)
+
+
+def border_jump(image: Image.Image, offset: int = 0, ring: int = RING) -> float:
+    """Mean over the four sides and the colour channels of |mean of one ring − mean of the next ring|, pixels
+    in 0..1; the first ring starts ``offset`` pixels in from the border. At offset 0 a frame or band along the
+    border shows up as a jump."""
+    pixels = np.asarray(image, float) / 255
+    columns = pixels.transpose(1, 0, 2)
+    jumps = [np.abs(side[offset:offset + ring].mean((0, 1)) - side[offset + ring:offset + 2 * ring].mean((0, 1)))
+             for side in (pixels, pixels[::-1], columns, columns[::-1])]
+    return float(np.mean(jumps))
+
+
+def inner_jump(image: Image.Image) -> float:
+    """The same jump between rings 12 to 42 px inside the border (median): the picture's own variation, the
+    floor a border jump is compared with."""
+    return float(np.median([border_jump(image, offset) for offset in range(2 * RING, 7 * RING + 1, RING)]))
+
+
+def high_frequency_energy(image: Image.Image) -> float:
+    """Mean squared difference between the luminance and its 2-px Gaussian blur (0..1 scale): fine detail."""
+    grey = image.convert("L")
+    sharp = np.asarray(grey, float) / 255
+    blurred = np.asarray(grey.filter(ImageFilter.GaussianBlur(2)), float) / 255
+    return float(np.mean((sharp - blurred) ** 2))
+
+
+def style_distance(engine: Engine, image: Image.Image, style: torch.Tensor) -> float:
+    """Sum over the default style layers of the normalised Gram error to ``style`` (an N×3×H×W tensor), in
+    fp32 with the engine's network: the style loss, evaluated outside the optimisation."""
+    encoder = engine.encoder(torch.device("cpu"), "avg", "relu5_1")
+    with torch.no_grad():
+        a = encoder(to_tensor(image, torch.device("cpu")), STYLE_LAYERS)
+        b = encoder(style, STYLE_LAYERS)
+        return float(sum(style_loss(gram(a[name]), gram(b[name])) for name in STYLE_LAYERS))
+
+
+def contact_sheet(path: Path, tiles: list[tuple[str, Image.Image]], height: int = 180) -> Path:
+    """Labelled tiles in one row, as a palette PNG (small enough to commit)."""
+    scaled = [(label, image.convert("RGB").resize((round(image.width * height / image.height), height),
+                                                  Image.Resampling.LANCZOS)) for label, image in tiles]
+    sheet = Image.new("RGB", (sum(image.width for _, image in scaled) + 8 * (len(scaled) + 1), height + 30),
+                      "white")
+    draw, x, font = ImageDraw.Draw(sheet), 8, ImageFont.load_default()
+    for label, image in scaled:
+        sheet.paste(image, (x, 24))
+        draw.text((x, 6), label, fill="black", font=font)
+        x += image.width + 8
+    sheet.quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
+    return path
+
+
+class Bench:
+    """The shared inputs: weights, content, style, and the results of every section."""
+
+    def __init__(self, weights: Path, quick: bool) -> None:
+        self.weights, self.quick = str(weights), quick
+        self.content, self.style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
+        self.report: dict = {"torch": torch.__version__, "quick": quick}
+        # Colour and seed runs: output size and iterations (two scales, 2:1).
+        self.small = dict(size=128, iterations=20) if quick else dict(size=256, iterations=40)
+
+    def at(self, size: int) -> tuple[Image.Image, torch.Tensor, torch.Tensor]:
+        """The content image at the output size, and content and style tensors as the engine prepares them."""
+        content = self.content.resize(scaled_size(*self.content.size, size), Image.Resampling.LANCZOS)
+        cpu = torch.device("cpu")
+        return content, to_tensor(content, cpu), to_tensor(resize_long_side(self.style, size), cpu)
+
+    def run(self, section: str | None = None, **changes: object) -> tuple[Image.Image, float]:
+        """One job with a fresh engine (so a changed network constant takes effect); image and seconds."""
+        context = before(section) if section else contextlib.nullcontext()
+        with context:
+            result = Engine(self.weights).stylize(self.content, [self.style], StylizeOptions(**changes))
+        return result.image, result.elapsed
+
+    def border(self) -> None:
+        rows = {}
+        for size, iterations in ((128, 40), (256, 20)) if self.quick else ((256, 80), (512, 40)):
+            images, row = {}, {"iterations": iterations,
+                               "content": border_jump(self.at(size)[0])}
+            for mode in PADDINGS:
+                with setting(network, "PADDING_MODE", mode):
+                    images[mode], seconds = self.run(size=size, iterations=iterations)
+                row[mode] = {"edge": border_jump(images[mode]), "inner": inner_jump(images[mode]), "seconds": seconds}
+            rows[size] = row
+            print(f"  border jump at {size} px, {iterations} its (content itself {row['content']:.4f}): " + "; ".join(
+                f"{mode} {row[mode]['edge']:.4f} (inside {row[mode]['inner']:.4f}, "
+                f"{row[mode]['seconds'] / row['zeros']['seconds']:.2f}× the time)" for mode in PADDINGS), flush=True)
+            contact_sheet(OUT / f"quality-border-{size}.png", [("content", self.content), ("style", self.style)]
+                          + [(f"{mode} padding" + (" (engine)" if mode == network.PADDING_MODE else ""), images[mode])
+                             for mode in PADDINGS])
+        self.report["border"] = rows
+
+    def border_presets(self) -> None:
+        rows = {}
+        content = content_scene(128, 96)
+        for name in ("embers", "pointillist", "cubist"):
+            style = Image.open(PRESETS / f"{name}.png").convert("RGB").resize((64, 64), Image.Resampling.LANCZOS)
+            rows[name] = {}
+            for mode in PADDINGS:
+                with setting(network, "PADDING_MODE", mode):
+                    image = Engine(self.weights).stylize(content, [style], StylizeOptions(
+                        size=128, min_scale=64, iterations=16)).image
+                rows[name][mode] = border_jump(image) / inner_jump(image)
+            print(f"  {name} at 128 px, border jump / inside jump: "
+                  + ", ".join(f"{mode} {ratio:.2f}" for mode, ratio in rows[name].items()), flush=True)
+        self.report["border_presets"] = rows
+        self.report["padding_pass_seconds"] = {size: self.padding_speed(size) for size in (256, 384)}
+
+    def padding_speed(self, size: int, repeats: int = 5) -> dict[str, float]:
+        """Median seconds of one forward/backward pass through the network per padding mode at ``size``."""
+        layers = (StylizeOptions().content_layer, *STYLE_LAYERS)
+        encoders = {}
+        for mode in PADDINGS:
+            with setting(network, "PADDING_MODE", mode):
+                encoders[mode] = Engine(self.weights).encoder(torch.device("cpu"), "avg", "relu5_1")
+        image = to_tensor(self.at(size)[0], torch.device("cpu")).contiguous(memory_format=torch.channels_last)
+        image.requires_grad_(True)
+        times: dict[str, list[float]] = {mode: [] for mode in PADDINGS}
+        for _ in range(repeats + 1):
+            for mode, encoder in encoders.items():
+                started = time.perf_counter()
+                sum(feature.square().mean() for feature in encoder(image, layers).values()).backward()
+                times[mode].append(time.perf_counter() - started)
+                image.grad = None
+        seconds = {mode: float(np.median(values[1:])) for mode, values in times.items()}
+        print(f"  one pass at {size} px: " + ", ".join(
+            f"{mode} {value:.3f} s ({value / seconds['zeros']:.2f}×)" for mode, value in seconds.items()), flush=True)
+        return seconds
+
+    def detail(self) -> None:
+        """A four-scale schedule (like 1024 px with min_scale 128) at a size this CPU runs in minutes."""
+        size, iterations, long_iterations = (128, 40, 24) if self.quick else (256, 80, 48)
+        recipe = dict(size=size, iterations=iterations, min_scale=size // 8)
+        old, old_s = self.run("detail", **recipe)
+        new, new_s = self.run(**recipe)
+        long, long_s = self.run(size=size, iterations=long_iterations, min_scale=size)
+        energy = {name: high_frequency_energy(image) for name, image in (("before", old), ("after", new),
+                                                                         ("long", long))}
+        with before("detail"):
+            old_schedule = StylizeOptions(**recipe).schedule()
+        new_schedule = StylizeOptions(**recipe).schedule()
+        self.report["detail"] = {
+            "recipe": recipe, "energy": energy, "seconds": {"before": old_s, "after": new_s, "long": long_s},
+            "finest_iterations": {"before": old_schedule[-1].iterations, "after": new_schedule[-1].iterations},
+            "long_run": f"{long_iterations} iterations at {size} px only"}
+        print(f"  detail at {size} px, {iterations} its over {len(new_schedule)} scales: finest scale "
+              f"{old_schedule[-1].iterations} → {new_schedule[-1].iterations} its; high-frequency energy "
+              f"{energy['before'] / energy['long']:.2f} → {energy['after'] / energy['long']:.2f} of the long run's "
+              f"({long_iterations} its at full size, {long_s:.0f} s); time {old_s:.0f} s → {new_s:.0f} s "
+              f"({new_s / old_s:.2f}×)",
+              flush=True)
+        contact_sheet(OUT / "quality-detail.png", [("content", self.content), ("style", self.style),
+                                                   ("before: 8:4:2:1 split", old), ("after: finest >= 1/5", new),
+                                                   (f"long run ({long_iterations} its, full size)", long)])
+
+    def colour(self) -> None:
+        engine, size = Engine(self.weights), self.small["size"]
+        content_image, content, style = self.at(size)
+        plain, _ = self.run(**self.small)
+        rows = {"none": {"start": style_distance(engine, content_image, style),
+                         "after": style_distance(engine, plain, style)}}
+        targets = {"luminance": color.match_luminance(style, content),
+                   "histogram": color.match_histogram(style, content)}
+        tiles = [("content", self.content), ("style", self.style), ("no preservation", plain)]
+        for mode, target in targets.items():
+            old, _ = self.run("colour", **self.small, preserve_colors=mode)
+            new, _ = self.run(**self.small, preserve_colors=mode)
+            # Luminance mode optimises the grey picture: score the result's luminance against the grey target.
+            score = (lambda image: style_distance(engine, image.convert("L").convert("RGB"), target)) \
+                if mode == "luminance" else (lambda image: style_distance(engine, image, target))
+            rows[mode] = {"start": score(content_image), "before": score(old), "after": score(new)}
+            tiles += [(f"{mode}: before", old), (f"{mode}: after", new)]
+        self.report["colour"] = rows
+        none = rows["none"]
+        print(f"  style loss at {size} px, no preservation: {none['start']:.3f} at the content → {none['after']:.3f} "
+              f"({none['start'] / none['after']:.1f}× lower)")
+        for mode in targets:
+            row = rows[mode]
+            print(f"  {mode}: {row['start']:.3f} at the content → before {row['before']:.3f} "
+                  f"({row['start'] / row['before']:.1f}× lower), after {row['after']:.3f} "
+                  f"({row['start'] / row['after']:.1f}× lower)", flush=True)
+        contact_sheet(OUT / "quality-colour.png", tiles, height=150)
+
+    def seeds(self) -> None:
+        engine, size = Engine(self.weights), self.small["size"]
+        style = self.at(size)[2]
+        old = {seed: self.run("seeds", **self.small, seed=seed)[0] for seed in (1, 2)}
+        new = {seed: self.run(**self.small, seed=seed)[0] for seed in (0, 1, 2)}
+        again = self.run(**self.small, seed=1)[0]
+
+        def apart(a: Image.Image, b: Image.Image) -> float:
+            return float(np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() / 255)
+
+        rows = {"before_1_vs_2": apart(old[1], old[2]), "after_1_vs_2": apart(new[1], new[2]),
+                "after_0_vs_1": apart(new[0], new[1]), "after_1_repeat": apart(new[1], again),
+                "style_loss": {seed: style_distance(engine, image, style) for seed, image in new.items()}}
+        self.report["seeds"] = rows
+        losses = ", ".join(f"seed {seed} {loss:.3f}" for seed, loss in rows["style_loss"].items())
+        print(f"  seeds at {size} px: mean |difference| seed 1 vs 2 before {rows['before_1_vs_2']:.4f}, after "
+              f"{rows['after_1_vs_2']:.4f} (seed 0 vs 1: {rows['after_0_vs_1']:.4f}; seed 1 twice: "
+              f"{rows['after_1_repeat']:.4f}); style loss {losses}", flush=True)
+        contact_sheet(OUT / "quality-seeds.png", [("content", self.content), ("style", self.style),
+                                                  ("before: seed 1 (= seed 2)", old[1]), ("after: seed 0", new[0]),
+                                                  ("after: seed 1", new[1]), ("after: seed 2", new[2])])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    parser.add_argument("--quick", action="store_true", help="half sizes and budgets (checks the script)")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    from nst_engine.testing import write_random_vgg19
+
+    with tempfile.TemporaryDirectory() as scratch:
+        bench = Bench(write_random_vgg19(Path(scratch) / "vgg19-random.pth", seed=0), args.quick)
+        started = time.perf_counter()
+        for section in args.only or SECTIONS:
+            print(f"{section} …", flush=True)
+            getattr(bench, section.replace("-", "_"))()
+    bench.report["wall_s"] = time.perf_counter() - started
+    name = "quality.json" if not args.only else f"quality-{'-'.join(args.only)}.json"
+    (OUT / name).write_text(json.dumps(bench.report, indent=2, default=str))
+    print(f"wrote {OUT / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

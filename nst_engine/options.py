@@ -7,11 +7,13 @@ by, :class:`StylizeOptions`. Importing this module does not import torch, so the
 from __future__ import annotations
 
 import dataclasses
+import typing
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from .errors import OptionError
+from .typed import convert, field_types
 from .images import scaled_size
 
 PRESERVE_COLORS = ("none", "luminance", "histogram")
@@ -214,34 +216,16 @@ def option_spec(name: str) -> OptionSpec:
 
 
 def _base_type(f: dataclasses.Field) -> type:
-    return {"int": int, "float": float, "str": str, "tuple[float, ...]": tuple,
-            "tuple[str, ...]": tuple}[str(f.type)]
+    kind = field_types(StylizeOptions)[f.name]
+    return typing.get_origin(kind) or kind
 
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
-    kind = str(f.type)
     try:
-        if kind == "int":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if kind == "float":
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if kind == "str":
-            return str(value).strip().lower() if f.metadata["choices"] else str(value).strip()
-        items = value.split(",") if isinstance(value, str) else list(value)
-        items = [item.strip() if isinstance(item, str) else item for item in items if item != ""]
-        return tuple(float(item) for item in items) if kind == "tuple[float, ...]" else tuple(map(str, items))
-    except (TypeError, ValueError):
-        raise OptionError(f"{f.name} must be {_describe(kind)}, not {value!r}") from None
-
-
-def _describe(kind: str) -> str:
-    return {"int": "a whole number", "float": "a number", "str": "text",
-            "tuple[float, ...]": "a comma-separated list of numbers",
-            "tuple[str, ...]": "a comma-separated list of names"}[kind]
+        converted = convert(value, field_types(StylizeOptions)[f.name])
+    except ValueError as expected:
+        raise OptionError(f"{f.name} must be {expected}, not {value!r}") from None
+    return converted.lower() if f.metadata["choices"] else converted
 
 
 def _check(f: dataclasses.Field, value: Any) -> None:

@@ -23,7 +23,6 @@ SECTIONS = {"discord": DiscordConfig, "engine": EngineConfig, "storage": Storage
             "bot": BotConfig, "queue": QueueConfig, "metrics": MetricsConfig}
 QUALITY_KEYS = {"size", "iterations", "description"}
 PRESET_KEYS = {"name", "title", "artist", "file", "url", "sha256"}
-# Pages other parts of the project write; linked from here before they land, checked like the rest once they do.
 
 
 def doc_id(path: Path) -> str:

@@ -49,8 +49,9 @@ DEFAULT_LIMITS = {"max_queue": 20, "max_jobs_per_user": 3, "cooldown_seconds": 0
 
 
 def write_config(directory: Path, standin: StandinThread, weights: Path, *, limits: dict[str, Any] | None = None,
-                 discord: str = "", engine: str = "") -> Path:
-    """A config for the stand-in: tiny quality levels, the random weights, attachments from 127.0.0.1."""
+                 discord: str = "", engine: str = "", extra: str = "") -> Path:
+    """A config for the stand-in: tiny quality levels, the random weights, attachments from 127.0.0.1; ``extra``:
+    more sections (e.g. [queue])."""
     config = directory / "config.toml"
     limit_lines = "\n".join(f"{key} = {value}" for key, value in {**DEFAULT_LIMITS, **(limits or {})}.items())
     config.write_text(f"""
@@ -75,6 +76,7 @@ progress_interval = 0.5
 default_quality = "standard"
 allowed_attachment_hosts = ["127.0.0.1"]
 {TINY_QUALITY}
+{extra}
 """)
     return config
 

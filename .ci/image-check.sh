@@ -83,7 +83,8 @@ static_checks() {
     log "hadolint"
     "$CACHE/tools/bin/hadolint" Dockerfile
     log "compose files against the compose spec"
-    "$CACHE/tools/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.gpu.yml
+    "$CACHE/tools/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.gpu.yml \
+        docker-compose.scale.yml docker-compose.scale-gpu.yml
 }
 
 # Torch for the build: the CPU index when reachable (as on an admin's machine), else this machine's pip setup
@@ -96,7 +97,7 @@ choose_torch() {
             TORCH_INDEX=https://download.pytorch.org/whl/cpu
         else
             TORCH_INDEX=https://pypi.org/simple
-            [[ -n $TORCH_REQS ]] || TORCH_REQS=$("$PYTHON" tests/docker/pip_for_build.py --cpu-torch cp311)
+            [[ -n $TORCH_REQS ]] || TORCH_REQS=$("$PYTHON" .ci/tools/pip_for_build.py --cpu-torch cp311)
         fi
     fi
     TORCH_REQS=${TORCH_REQS:-torch torchvision}
@@ -107,7 +108,7 @@ choose_torch() {
 build_image() {
     local tag=$1; shift
     local mounts=() line started
-    while read -r line; do mounts+=(-v "$line"); done < <("$PYTHON" tests/docker/pip_for_build.py --write "$WORK/pip.conf")
+    while read -r line; do mounts+=(-v "$line"); done < <("$PYTHON" .ci/tools/pip_for_build.py --write "$WORK/pip.conf")
     started=$SECONDS
     timeout 1800 "${BUILDAH[@]}" bud --isolation chroot --layers --format docker --network host -f Dockerfile -t "$tag" \
         "${mounts[@]}" --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg TORCH_INDEX_URL="$TORCH_INDEX" \
@@ -127,7 +128,7 @@ image_facts() {
     [[ -n $user && $user != 0 && $user != root ]] || fail "the image runs as root (USER '$user')"
     [[ $healthcheck == *healthcheck* ]] || fail "the image has no nst-bot HEALTHCHECK: $healthcheck"
     "${BUILDAH[@]}" inspect --type image "$IMAGE" >"$WORK/image.json"
-    "$CACHE/tools/bin/python" tests/docker/compose_matches_image.py "$WORK/image.json"
+    "$CACHE/tools/bin/python" .ci/tools/compose_matches_image.py "$WORK/image.json"
 }
 
 # in_container [buildah run options] CONTAINER -- COMMAND...: as the image's user, with the host's network.
@@ -153,9 +154,9 @@ fixtures() {
     IMAGE_UID=$("${BUILDAH[@]}" inspect --type image --format '{{.Docker.Config.User}}' "$IMAGE")
     [[ $IMAGE_UID =~ ^[0-9]+$ ]] || fail "USER should be numeric, got '$IMAGE_UID'"
     mkdir -p "$WORK/weights"
-    "$PYTHON" tests/docker/fixtures.py weights "$WORK/weights/vgg19.pth" --seed 0
+    "$PYTHON" .ci/tools/fixtures.py weights "$WORK/weights/vgg19.pth" --seed 0
     user_dir "$WORK/io"
-    "$PYTHON" tests/docker/fixtures.py content "$WORK/io/content.png"
+    "$PYTHON" .ci/tools/fixtures.py content "$WORK/io/content.png"
 }
 
 check_stylize() {
@@ -176,7 +177,7 @@ check_stylize() {
         nst-bot-entrypoint stylize /io/content.png -o /io/stylized.png --preset mosaic --size 48 --iterations 4 \
         --weights /weights/vgg19.pth
     echo "stylize in the image: $((SECONDS - started)) s"
-    "$PYTHON" tests/docker/fixtures.py check-output "$WORK/io/stylized.png" --long-side 48
+    "$PYTHON" .ci/tools/fixtures.py check-output "$WORK/io/stylized.png" --long-side 48
     [[ $(stat -c %u "$WORK/io/stylized.png") == "$IMAGE_UID" ]] || fail "the result is not owned by $IMAGE_UID"
 }
 
@@ -204,7 +205,7 @@ check_bot() {
     BACKGROUND+=($!)
     wait_for 30 "the stand-in's port" test -s "$WORK/standin.port"
     mkdir -p "$WORK/config" "$WORK/secrets"
-    "$PYTHON" tests/docker/fixtures.py config "$WORK/config/config.toml" --port "$(cat "$WORK/standin.port")"
+    "$PYTHON" .ci/tools/fixtures.py config "$WORK/config/config.toml" --port "$(cat "$WORK/standin.port")"
     user_dir "$WORK/data"
     # The token as a Docker secret would arrive: a file readable by the container's user only.
     printf '%s\n' "$token" >"$WORK/secrets/discord_token"
@@ -272,7 +273,7 @@ check_bake() {
     log "BAKE_WEIGHTS=1, downloading from a loopback server during the build"
     local served=$WORK/served digest name port container
     mkdir -p "$served"
-    "$PYTHON" tests/docker/fixtures.py weights "$served/vgg19.pth" --seed 1
+    "$PYTHON" .ci/tools/fixtures.py weights "$served/vgg19.pth" --seed 1
     # Like torchvision's file names, the name carries the first 8 hex digits of the SHA-256, which is checked.
     digest=$(sha256sum "$served/vgg19.pth" | cut -c1-8)
     name=vgg19-$digest.pth
@@ -289,7 +290,7 @@ check_bake() {
     user_dir "$WORK/baked-cache"
     in_container -v "$WORK/baked-cache:/cache" -v "$WORK/io:/io" "$container" -- nst-bot-entrypoint stylize \
         /io/content.png -o /io/baked.png --preset waves --size 40 --iterations 3
-    "$PYTHON" tests/docker/fixtures.py check-output "$WORK/io/baked.png" --long-side 40
+    "$PYTHON" .ci/tools/fixtures.py check-output "$WORK/io/baked.png" --long-side 40
     [[ -s $WORK/baked-cache/vgg19-features.pth ]] || fail "the baked weights were not copied into the cache"
 }
 

@@ -1,6 +1,6 @@
 """The GIMP 3 plug-in, run headless by a real GIMP 3 from Debian trixie (opt-in: ``pytest -m gimp``).
 
-The chroot is built once with debootstrap (``build_gimp_chroot.sh``, cached under /var/cache/nst-bot-ci). GIMP
+The chroot is built once with debootstrap (``.ci/tools/build_gimp_chroot.sh``, cached under /var/cache/nst-bot-ci). GIMP
 runs the installed plug-in through the python-fu batch interpreter; the plug-in calls nst-bot from this
 project's virtualenv, bind-mounted at its own path (the chroot's Python has no torch, as on a user's machine).
 """
@@ -68,7 +68,7 @@ def gimp_chroot() -> Path:
     """The trixie chroot with GIMP 3, built on first use (about a minute with a nearby mirror)."""
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
         pytest.fail("the GIMP test needs root and debootstrap: run .ci/gimp-check.sh, which installs them")
-    subprocess.run(["sh", str(Path(__file__).with_name("build_gimp_chroot.sh")), str(CHROOT)], check=True)
+    subprocess.run(["sh", str(REPO / ".ci" / "tools" / "build_gimp_chroot.sh"), str(CHROOT)], check=True)
     return CHROOT
 
 

@@ -1,7 +1,7 @@
 """What the GIMP plug-in's subprocess design costs: one nst-bot run through the bridge against the same run in
 process (network already loaded), measured in the same session.
 
-    python tests/plugins/bench_bridge_overhead.py [--size 256] [--iterations 20] [--weights PATH]
+    python benchmarks/plugin_bridge.py [--size 256] [--iterations 20] [--weights PATH]
 
 Without --weights a seeded random VGG19 (same shapes and cost as the real one) is written to a temp folder.
 """
@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parent))
 from tests.conftest import make_content, make_style  # noqa: E402
 
-spec = importlib.util.spec_from_file_location("nst_bridge", HERE.parents[1] / "plugins" / "gimp" /
+spec = importlib.util.spec_from_file_location("nst_bridge", HERE.parent / "plugins" / "gimp" /
                                               "nst-style-transfer" / "nst_bridge.py")
 bridge = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bridge)

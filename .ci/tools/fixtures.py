@@ -1,10 +1,10 @@
 """Host-side fixtures for .ci/image-check.sh: generated weights, a tiny content image, the bot's config for
 the loopback stand-in, and a check of the image the container wrote.
 
-    python tests/docker/fixtures.py weights PATH [--seed N]
-    python tests/docker/fixtures.py content PATH
-    python tests/docker/fixtures.py config PATH --port PORT
-    python tests/docker/fixtures.py check-output PATH --long-side PX
+    python .ci/tools/fixtures.py weights PATH [--seed N]
+    python .ci/tools/fixtures.py content PATH
+    python .ci/tools/fixtures.py config PATH --port PORT
+    python .ci/tools/fixtures.py check-output PATH --long-side PX
 """
 
 from __future__ import annotations

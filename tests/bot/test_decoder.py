@@ -131,7 +131,10 @@ async def test_a_worker_that_dies_while_idle_is_not_used(pool: DecoderPool) -> N
 
 async def test_cancelled_decode_kills_its_worker(pool: DecoderPool) -> None:
     decoding = asyncio.create_task(pool.decode(hostile_files.sixteen_bit_grey_png(5000, 5000), REQUEST))
-    await asyncio.sleep(0.3)
+    for _ in range(200):  # until a worker has taken it (slow on a loaded machine)
+        await asyncio.sleep(0.05)
+        if pool._busy:
+            break
     (busy,) = {worker.process.pid for worker in pool._busy}
     decoding.cancel()
     with pytest.raises(asyncio.CancelledError):

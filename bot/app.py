@@ -34,7 +34,7 @@ from .metrics import Metrics
 from .jobs.store import JobStore
 from .presenter import DiscordPresenter
 from .presets import PresetLibrary
-from .views import AgainButton, CancelButton
+from .views import CancelButton, ResultButton
 from .work.local import LocalWorkQueue
 from .work.queue import WorkQueue
 from .work.redis_queue import RedisWorkQueue
@@ -74,7 +74,7 @@ class NSTBot(commands.Bot):
         self._closed = False
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(CancelButton, AgainButton)
+        self.add_dynamic_items(CancelButton, ResultButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.metrics is not None:

@@ -33,25 +33,31 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"nst:can
         await interaction.client.buttons.cancel(interaction, self.job_id)
 
 
-class AgainButton(discord.ui.DynamicItem[discord.ui.Button],
-                  template=r"nst:again:(?P<job>[0-9a-f]{16}):(?P<way>stronger|weaker)"):
-    """Re-run a finished job with the same inputs and the style strength doubled or halved."""
+class ResultButton(discord.ui.DynamicItem[discord.ui.Button],
+                   template=r"nst:again:(?P<job>[0-9a-f]{16}):(?P<way>weaker|stronger|reroll|info|delete)"):
+    """A button on a posted result: re-run it (weaker, stronger, another seed), show its details, or delete it."""
 
-    FACTORS = {"stronger": 2.0, "weaker": 0.5}
+    LOOKS = {  # way: (label, emoji, style), in the order they sit on the result
+        "weaker": ("Weaker", "➖", discord.ButtonStyle.primary),
+        "stronger": ("Stronger", "➕", discord.ButtonStyle.primary),
+        "reroll": ("Re-roll", "🎲", discord.ButtonStyle.primary),
+        "info": ("Info", "📋", discord.ButtonStyle.secondary),
+        "delete": ("Delete", "❌", discord.ButtonStyle.danger),
+    }
 
     def __init__(self, job_id: str, way: str) -> None:
-        label, emoji = ("Stronger", "➕") if way == "stronger" else ("Weaker", "➖")
-        super().__init__(discord.ui.Button(label=label, emoji=emoji, style=discord.ButtonStyle.primary,
+        label, emoji, style = self.LOOKS[way]
+        super().__init__(discord.ui.Button(label=label, emoji=emoji, style=style,
                                            custom_id=result_marker(job_id) + way))
         self.job_id, self.way = job_id, way
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> "AgainButton":
+                             match: re.Match[str]) -> "ResultButton":
         return cls(match["job"], match["way"])
 
     async def callback(self, interaction: discord.Interaction) -> Any:
-        await interaction.client.buttons.again(interaction, self.job_id, self.FACTORS[self.way])
+        await interaction.client.buttons.on_result(interaction, self.job_id, self.way)
 
 
 def status_view(job_id: str) -> discord.ui.View:
@@ -62,6 +68,6 @@ def status_view(job_id: str) -> discord.ui.View:
 
 def result_view(job_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(AgainButton(job_id, "weaker"))
-    view.add_item(AgainButton(job_id, "stronger"))
+    for way in ResultButton.LOOKS:
+        view.add_item(ResultButton(job_id, way))
     return view

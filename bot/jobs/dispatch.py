@@ -181,6 +181,7 @@ class Dispatcher:
 
     async def _done(self, active: ActiveJob, event: Done) -> None:
         active.job.iterations_done = event.iterations
+        active.job.device = event.device or self.device
         if event.cancelled:
             return await self.conclude(active, CANCELLED, f"Cancelled by {active.stopping_by or 'an admin'} after "
                                                           f"{event.iterations}/{active.total} iterations.")
@@ -218,7 +219,7 @@ class Dispatcher:
         self.lineup.remove(job.id)
         self.deadlines.pop(job.id, None)
         job.state, job.finished, job.error = state, time.time(), message
-        self.store.save(job, "state", "finished", "error", "iterations_done", "result_message_id")
+        self.store.save(job, "state", "finished", "error", "iterations_done", "result_message_id", "device")
         log.info("job %s %s: %s", job.id, state, message)
         if self.recorder:
             self.recorder.job_ended(outcome or state, job.finished - job.started if job.started else None)

@@ -39,6 +39,7 @@ class Job:
     attempts: int = 0
     error: str = ""
     parent_id: str | None = None
+    device: str | None = None  # where it ran, as the engine reported it
 
     @property
     def active(self) -> bool:

@@ -42,13 +42,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     iterations_done INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
-    parent_id TEXT
+    parent_id TEXT,
+    device TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
 """
 
 
+# Columns added after the first release: (name, SQL type), added to older stores when they are opened.
+ADDED_COLUMNS = (("device", "TEXT"),)
 _JSON_COLUMNS = ("options", "notes")
 _COLUMNS = tuple(f.name for f in fields(Job))
 
@@ -63,6 +66,14 @@ class JobStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # an accepted job survives a power cut (NORMAL may lose it)
         self.db.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store written by an earlier version up to the current columns (new ones start empty)."""
+        present = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+        for name, kind in ADDED_COLUMNS:
+            if name not in present:
+                self.db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.db.close()

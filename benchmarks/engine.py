@@ -37,7 +37,8 @@ from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg,
 from nst_engine.images import scaled_size  # noqa: E402
 from nst_engine.layers import VGG19_CONFIG  # noqa: E402
 from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
-from nst_engine.transfer import BatchRequest, Engine, cpu_has_native_bf16, resolve_precision, to_tensor  # noqa: E402
+from nst_engine.transfer import (BatchRequest, Engine, cpu_has_native_bf16, resolve_device, resolve_precision,  # noqa: E402
+                                 to_tensor)
 
 STYLE_FILE = REPO / "bot" / "assets" / "presets" / "mosaic.png"
 
@@ -177,9 +178,11 @@ def batching_section(plan: Plan, weights: Path, content: Image.Image, style: Ima
     }
 
 
-def compile_section(plan: Plan, weights: Path, content: Image.Image, report: dict) -> None:
-    """torch.compile on the engine's network: its one-off cost per image shape against what each pass saves."""
-    device = torch.device("cpu")
+def compile_section(plan: Plan, weights: Path, content: Image.Image, report: dict, device_name: str = "cpu") -> None:
+    """torch.compile on the engine's network: its one-off cost per image shape against what each pass saves.
+    Each pass runs as the engine runs it on that device (autocast where the engine would use it)."""
+    device = resolve_device(device_name)
+    precision = resolve_precision("auto", device)
     defaults = StylizeOptions()
     layers = (defaults.content_layer, *defaults.style_layers)
     engine = Engine(str(weights))
@@ -190,9 +193,13 @@ def compile_section(plan: Plan, weights: Path, content: Image.Image, report: dic
 
     def timed_pass(network: torch.nn.Module) -> float:
         started = time.perf_counter()
-        features = network(image, layers)
-        sum(feature.square().mean() for feature in features.values()).backward()
+        with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
+            features = network(image, layers)
+            total = sum(feature.float().square().mean() for feature in features.values())
+        total.backward()
         image.grad = None
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         return time.perf_counter() - started
 
     def per_pass(network: torch.nn.Module) -> float:
@@ -205,20 +212,22 @@ def compile_section(plan: Plan, weights: Path, content: Image.Image, report: dic
     fast = per_pass(compiled)
     saved = eager - fast
     report["compile"] = {
-        "size": [width, height], "eager_s": eager, "compiled_s": fast, "first_compiled_pass_s": first,
+        "size": [width, height], "device": str(device), "precision": precision, "precision": str(precision or "fp32"), "eager_s": eager, "compiled_s": fast, "first_compiled_pass_s": first,
         "compile_s": first - fast,
         "break_even_iterations": (first - fast) / saved if saved > 0 else None,
     }
 
 
 def quality_section(plan: Plan, weights: Path, content: Image.Image, style: Image.Image, out: Path,
-                    report: dict) -> None:
-    defaults = StylizeOptions()
+                    report: dict, device_name: str = "auto", precision: str = "auto") -> None:
+    """The reference and the engine on the same device (the engine's default: a GPU where there is one)."""
+    defaults = StylizeOptions(device=device_name, precision=precision)
+    device = resolve_device(device_name)
     size = plan.quality_size
     width, height = scaled_size(*content.size, size)
-    network = load_classic_vgg(weights)
-    objective = GatysObjective(network, image_tensor(content.resize((width, height), Image.Resampling.LANCZOS)),
-                               image_tensor(style.resize((size, size), Image.Resampling.LANCZOS)),
+    network = load_classic_vgg(weights).to(device)
+    objective = GatysObjective(network, image_tensor(content.resize((width, height), Image.Resampling.LANCZOS)).to(device),
+                               image_tensor(style.resize((size, size), Image.Resampling.LANCZOS)).to(device),
                                defaults.content_weight, defaults.style_weight)
     reference = run_reference(objective, plan.reference_iterations, plan.checkpoint_every)
     reference.image.save(out / "reference.png")
@@ -256,7 +265,7 @@ def quality_section(plan: Plan, weights: Path, content: Image.Image, style: Imag
         return next((row["seconds"] for row in ladder if row["reached"] and row["recipe"] == recipe), None)
 
     report["time_to_quality"] = {
-        "size": [width, height], "reference_iterations": plan.reference_iterations,
+        "size": [width, height], "device": str(device), "precision": precision, "reference_iterations": plan.reference_iterations,
         "reference_seconds": reference_time, "reference_score": target,
         "reference_checkpoints": reference.checkpoints,
         "content_image_score": objective.score(content),

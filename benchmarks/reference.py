@@ -1,6 +1,6 @@
 """The classic recipe of Gatys et al. (2016), as a baseline for ``benchmarks/engine.py``.
 
-Deliberately plain: one scale, L-BFGS (one objective evaluation per iteration, no line search), fp32, NCHW,
+Deliberately plain (it runs on whatever device its network and images are on): one scale, L-BFGS (one objective evaluation per iteration, no line search), fp32, NCHW,
 max pooling, torchvision's VGG19 ``features`` cut after relu5_1. It shares nothing with ``nst_engine`` except
 the weights file, so it also serves as an independent network for the common quality evaluator.
 
@@ -42,13 +42,13 @@ def image_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def tensor_image(tensor: torch.Tensor) -> Image.Image:
-    array = tensor.detach()[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    array = tensor.detach()[0].cpu().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
     return Image.fromarray(array, "RGB")
 
 
 def features(network: torch.nn.Sequential, image: torch.Tensor) -> dict[int, torch.Tensor]:
     wanted = {*STYLE_INDICES.values(), CONTENT_INDEX}
-    out, x = {}, (image - MEAN) / STD
+    out, x = {}, (image - MEAN.to(image.device)) / STD.to(image.device)
     for index, layer in enumerate(network):
         x = layer(x)
         if index in wanted:
@@ -95,7 +95,7 @@ class GatysObjective:
         height, width = self.content.shape[-2:]
         if image.size != (width, height):
             image = image.resize((width, height), Image.Resampling.LANCZOS)
-        return float(self(image_tensor(image)))
+        return float(self(image_tensor(image).to(self.content.device)))
 
 
 @dataclass

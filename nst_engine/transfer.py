@@ -170,8 +170,9 @@ class Engine:
     def encoder(self, device: torch.device, pooling: str, last_layer: str) -> VGGEncoder:
         key = (str(device), pooling, last_layer)
         if key not in self._encoders:
-            if device.type == "cuda":
-                torch.backends.cudnn.benchmark = True  # a few shapes per job, each tuned once then reused
+            # cuDNN's autotuner (torch.backends.cudnn.benchmark) stays off: every upload's aspect ratio is new
+            # shapes to tune, which cost 1-7 s per job on an H200 and saved nothing per iteration
+            # (benchmarks/gpu.py, benchmarks/README.md).
             encoder = VGGEncoder(self._convs, last_layer, pooling)
             self._encoders[key] = encoder.to(device, memory_format=self.memory_format)
         return self._encoders[key]

@@ -131,7 +131,8 @@ def test_one_shot_stylize_accepts_paths_and_overrides(vgg_weights, tmp_path, con
 
     content_image.save(tmp_path / "c.png")
     style_image.save(tmp_path / "s.jpg")
-    result = stylize(tmp_path / "c.png", tmp_path / "s.jpg", weights=str(vgg_weights), size=48, iterations=2)
+    result = stylize(tmp_path / "c.png", tmp_path / "s.jpg", weights=str(vgg_weights), size=48, iterations=2,
+                     device="cpu")
     assert result.image.size == (48, 32) and result.iterations == 2 and result.device == "cpu"
 
 

@@ -1,0 +1,68 @@
+"""The engine on a CUDA GPU, where there is one (CI has none: these are skipped there and run on a lent GPU).
+
+A GPU picks convolution algorithms per shape and batch size and runs in bf16 or fp16, so a
+job's result is reproducible only up to rounding that L-BFGS amplifies; what must hold is that every path
+finishes with a finite, stylised picture, that a batched step is the step a job takes alone, and that
+cancellation stops a job within one iteration as on the CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nst_engine.options import StylizeOptions
+from nst_engine.transfer import BatchRequest, Engine
+from tests.conftest import make_content, make_style
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+SMALL = dict(size=96, min_scale=48, iterations=20, device="cuda")
+
+
+@pytest.fixture(scope="module")
+def engine(vgg_weights) -> Engine:
+    return Engine(str(vgg_weights))
+
+
+def distance(a, b) -> float:
+    return float(np.abs(np.asarray(a, float) - np.asarray(b, float)).mean())
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32", "bf16", "fp16"])
+def test_every_precision_stylises(engine, precision):
+    content = make_content()
+    result = engine.stylize(content, [make_style(64, seed=1)], StylizeOptions(**SMALL, precision=precision))
+    assert result.device.startswith("cuda") and result.error is None and result.iterations == 20
+    assert all(np.isfinite(value) for value in result.losses.values())
+    start = engine.stylize(content, [make_style(64, seed=1)], StylizeOptions(**{**SMALL, "iterations": 1},
+                                                                              precision=precision))
+    assert result.losses["style"] < 0.7 * start.losses["style"]  # the style really moved
+
+
+def test_a_batched_step_is_the_step_taken_alone(engine):
+    """Each image's gradient is its own in a batch: after one step the pictures agree to well under a grey
+    level. (Over many iterations L-BFGS amplifies the rounding of batch-size-dependent convolution algorithms,
+    so longer runs agree only in how far they get.)"""
+    content = make_content()
+    requests = [BatchRequest(content, [make_style(64, seed=1)], StylizeOptions(**{**SMALL, "iterations": 2})),
+                BatchRequest(content, [make_style(64, seed=5)],
+                             StylizeOptions(**{**SMALL, "iterations": 2}, strength=3.0, seed=9))]
+    batched = engine.stylize_batch(requests)
+    alone = [engine.stylize(r.content, r.styles, r.options) for r in requests]
+    assert [r.batch_size for r in batched] == [2, 2]
+    for together, single in zip(batched, alone):
+        assert distance(together.image, single.image) < 1.0
+        assert together.losses["total"] == pytest.approx(single.losses["total"], rel=0.02)
+    assert distance(batched[0].image, batched[1].image) > 2
+
+
+def test_a_cancelled_job_stops_within_one_iteration(engine):
+    content = make_content()
+    requests = [BatchRequest(content, [make_style(64, seed=s)], StylizeOptions(**SMALL)) for s in (1, 5)]
+    seen: dict[int, list[int]] = {0: [], 1: []}
+    results = engine.stylize_batch(requests, on_progress=lambda i, p: seen[i].append(p.iteration),
+                                   should_stop=lambda i: i == 1 and len(seen[1]) >= 3)
+    assert results[1].cancelled and results[1].iterations == 3 and seen[1] == [1, 2, 3]
+    assert not results[0].cancelled and results[0].iterations == 20

@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis.asyncio
+
 from bot.config import QueueConfig
 from bot.work.protocol import Done, Event, Failed, JobSpec, Lost, Started
 from bot.work.redis_queue import RedisWorkQueue
@@ -63,6 +65,10 @@ class RedisServer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def client(self) -> redis.asyncio.Redis:
+        """A client of its own, e.g. to leave what an earlier bot would have left."""
+        return redis.asyncio.Redis.from_url(self.url)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

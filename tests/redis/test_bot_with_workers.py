@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, vgg_weights: Path):
     redis = RedisServer(directory / "redis").start()
     worker = WorkerProcess(directory / "worker", redis.url, vgg_weights).start()
     with StandinThread() as standin:
-        queue = f'[queue]\nbackend = "redis"\nredis_url = "{redis.url}"\nlost_after = 3\n'
-        config = write_config(directory, standin, directory / "no-weights-here.pth", extra=queue)
+        config = write_config(directory, standin, directory / "no-weights-here.pth", extra=queue_section(redis.url))
         bot = BotProcess(config, directory / "bot.log").start().wait_ready()
         yield bot, standin, redis
         bot.stop()
@@ -51,3 +51,54 @@ def test_redis_down_is_a_clear_reply_and_the_bot_recovers(setup) -> None:
     bot.wait_until("is reachable again", timeout=120)
     token = stylize(standin, CAROL, quality="fast")
     assert decoded(standin, result_message(standin, token, timeout=180)["attachments"][0]).size == (48, 32)
+
+
+def test_a_bot_started_before_redis_refuses_then_serves(tmp_path: Path, vgg_weights: Path) -> None:
+    redis = RedisServer(tmp_path / "redis")  # its port is chosen; it starts once the bot runs
+    worker = WorkerProcess(tmp_path / "worker", redis.url, vgg_weights)
+    with StandinThread() as standin:
+        config = write_config(tmp_path, standin, tmp_path / "no-weights-here.pth", extra=queue_section(redis.url))
+        bot = BotProcess(config, tmp_path / "bot.log").start()
+        try:
+            bot.wait_until("connected as")
+            assert f"Redis at 127.0.0.1:{redis.port}/0 is unreachable" in bot.output()
+            refused = stylize(standin, ALICE, quality="fast")
+            assert "temporarily unavailable" in wait_original(standin, refused, "⚠️", timeout=60)
+
+            redis.start()
+            worker.start()
+            bot.wait_until("engine ready", timeout=120)
+            token = stylize(standin, BOB, quality="fast")
+            assert decoded(standin, result_message(standin, token, timeout=180)["attachments"][0]).size == (48, 32)
+            assert "Traceback" not in bot.output()
+        finally:
+            assert bot.stop() == 0
+            worker.stop()
+            redis.kill()
+
+
+def test_redis_credentials_that_cannot_work_stop_the_bot_with_one_line(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis", "--requirepass", "the-right-one").start()
+    try:
+        with StandinThread() as standin:
+            config = write_config(tmp_path, standin, tmp_path / "no-weights-here.pth",
+                                  extra=queue_section(redis.url))
+            for env, expected in (
+                    ({"NST_REDIS_PASSWORD_FILE": str(tmp_path / "missing")},
+                     re.escape(f"nst-bot: error: Cannot read NST_REDIS_PASSWORD_FILE '{tmp_path / 'missing'}': "
+                               "No such file or directory.")),
+                    ({"NST_REDIS_PASSWORD": "a-wrong-one"},  # the reason in brackets is redis-server's own words
+                     re.escape(f"nst-bot: error: The engine could not start: Redis at 127.0.0.1:{redis.port}/0 "
+                               "refused the connection (") + r".+\); check NST_REDIS_PASSWORD or "
+                     r"NST_REDIS_PASSWORD_FILE\.")):
+                bot = BotProcess(config, tmp_path / "bot.log", env={"NST_REDIS_PASSWORD": "", **env}).start()
+                assert bot.process.wait(60) == 2
+                output = bot.output()[bot.log_start:]
+                assert any(re.fullmatch(expected, line) for line in output.splitlines()), output
+                assert "Traceback" not in output and "a-wrong-one" not in output
+    finally:
+        redis.kill()
+
+
+def queue_section(url: str) -> str:
+    return f'[queue]\nbackend = "redis"\nredis_url = "{url}"\nlost_after = 3\n'

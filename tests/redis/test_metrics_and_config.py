@@ -66,6 +66,10 @@ def test_queue_config_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert load_config(write(tmp_path, "")).queue.backend == "local"
     with pytest.raises(ConfigError, match="must not hold a password"):
         load_config(write(tmp_path, '[queue]\nredis_url = "redis://:hunter2@redis:6379/0"\n'))
+    for malformed in ("redis://redis:port/0", "redis://redis:99999/0", "redis://redis:6379/zero", "redis:///0",
+                      "http://redis:6379/0"):
+        with pytest.raises(ConfigError, match="redis_url must look like redis://host:port/db"):
+            load_config(write(tmp_path, f'[queue]\nredis_url = "{malformed}"\n'))
     with pytest.raises(ConfigError, match="needs \\[queue\\] redis_url"):
         load_config(write(tmp_path, '[queue]\nbackend = "redis"\n'))
     with pytest.raises(ConfigError, match="backend must be one of"):

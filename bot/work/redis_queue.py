@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from ..config import QueueConfig
 from .protocol import Done, Event, Failed, JobSpec, Lost, Progress, RunJobs, Started, from_json, to_json
@@ -66,25 +66,11 @@ class RedisWorkQueue(RedisLink):
         self._entries: dict[str, set[str]] = {}  # stream entry id → job ids still running from it
         self._events_seen = "0-0"
         self._tasks: list[asyncio.Task] = []
-        self._prepared = False  # whether this bot has cleared an earlier bot's streams and made the group
 
     # ------------------------------------------------------------------------------------- WorkQueue contract
 
     async def start(self) -> None:
-        """Connect, or keep trying in the background when Redis cannot be reached; a refused password is fatal."""
-        try:
-            await self._prepare()
-        except AuthenticationError as error:
-            raise WorkUnavailable(f"Redis at {where(self.config.redis_url)} refused the connection ({error}); "
-                                  "check NST_REDIS_PASSWORD or NST_REDIS_PASSWORD_FILE.") from None
-        except RedisError as error:
-            log.warning("Redis at %s is unreachable (%s); new requests are answered that the engines are "
-                        "temporarily unavailable until it can be reached", where(self.config.redis_url), error)
-        else:
-            self._mark_up()
-            await self._scan_workers()
-            log.info("work queue: Redis at %s, %d worker(s) connected", where(self.config.redis_url),
-                     len(self.roster.live))
+        await self._connect_first()
         self._tasks = [asyncio.create_task(self._read_events(), name="redis-events"),
                        asyncio.create_task(self._watch(), name="redis-watch")]
 
@@ -240,15 +226,6 @@ class RedisWorkQueue(RedisLink):
                 await self._end(self._runs[job_id], Lost(job_id, reason))
             await self.redis.xack(JOBS, GROUP, entry)
             await self.redis.xdel(JOBS, entry)
-
-    async def _prepare(self) -> None:
-        """The first connection: clear what an earlier bot left in the streams and create the consumer group."""
-        await self.redis.ping()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(JOBS, EVENTS)
-            pipe.xgroup_create(JOBS, GROUP, id="0", mkstream=True)
-            await pipe.execute()
-        self._prepared = True
 
     async def _reconnect(self) -> None:
         """After an outage: the group again if Redis lost it, and no job left waiting on an entry that is gone.

@@ -11,7 +11,7 @@ import pytest
 from tests.bot.discord_standin import ALICE, BOB, CAROL, StandinThread
 from tests.bot.harness import (BotProcess, callback, custom_id, decoded, deliveries, result_message, stylize,
                                wait_original, write_config)
-from tests.redis.helpers import REDIS_SERVER, RedisServer, WorkerProcess
+from tests.redis.helpers import REDIS_SERVER, RedisServer, WorkerProcess, queue_section
 
 pytestmark = [pytest.mark.timeout(300),
               pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (.ci/run installs it)")]
@@ -98,7 +98,3 @@ def test_redis_credentials_that_cannot_work_stop_the_bot_with_one_line(tmp_path:
                 assert "Traceback" not in output and "a-wrong-one" not in output
     finally:
         redis.kill()
-
-
-def queue_section(url: str) -> str:
-    return f'[queue]\nbackend = "redis"\nredis_url = "{url}"\nlost_after = 3\n'

@@ -13,13 +13,7 @@ import pytest
 from bot.config import ConfigError, MetricsConfig, load_config, redis_password
 from bot.metrics import Metrics
 from tests.conftest import REPO
-from tests.redis.helpers import free_port
-
-
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line and not line.startswith("#")}
+from tests.redis.helpers import free_port, scrape
 
 
 def test_metrics_endpoint_reports_what_the_core_records():

@@ -56,19 +56,19 @@ async def test_start_without_redis_serves_refusals_then_connects(tmp_path: Path,
 async def test_redis_down_then_back(tmp_path: Path, redis_server: RedisServer, vgg_weights: Path):
     queue = RedisWorkQueue(queue_config(redis_server.url))
     await queue.start()
-    assert queue.unavailable() is None
+    assert queue.refusal() is None
     worker = WorkerProcess(tmp_path / "worker", redis_server.url, vgg_weights).start()
     try:
         await wait_workers(queue, 1)
         redis_server.kill()
-        await wait_until(lambda: queue.unavailable() is not None)
-        assert "temporarily unavailable" in queue.unavailable()
+        await wait_until(lambda: queue.refusal() is not None)
+        assert "temporarily unavailable" in queue.refusal()
         assert queue.free_slots() == 0 and queue.workers() == 0
         with pytest.raises(WorkUnavailable, match="temporarily unavailable"):
             await queue.submit([job(tmp_path, "during")])
 
         redis_server.start()
-        await wait_until(lambda: queue.unavailable() is None)
+        await wait_until(lambda: queue.refusal() is None)
         await wait_workers(queue, 1)
         driver = Driver(queue)
         driver.add(job(tmp_path, "after"))

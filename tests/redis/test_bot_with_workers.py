@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
+import redis as redis_client
 
 from tests.bot.discord_standin import ALICE, BOB, CAROL, StandinThread
-from tests.bot.harness import (BotProcess, callback, custom_id, decoded, deliveries, result_message, stylize,
-                               wait_original, write_config)
+from tests.bot.harness import (BotProcess, callback, custom_id, decoded, deliveries, result_message, status_message,
+                               stylize, wait_original, write_config)
 from tests.redis.helpers import REDIS_SERVER, RedisServer, WorkerProcess, queue_section
 
 pytestmark = [pytest.mark.timeout(300),
@@ -25,14 +28,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory, vgg_weights: Path):
     with StandinThread() as standin:
         config = write_config(directory, standin, directory / "no-weights-here.pth", extra=queue_section(redis.url))
         bot = BotProcess(config, directory / "bot.log").start().wait_ready()
-        yield bot, standin, redis
+        yield bot, standin, redis, worker
         bot.stop()
     worker.stop()
     redis.kill()
 
 
 def test_a_job_runs_on_a_worker_and_is_posted_once(setup) -> None:
-    bot, standin, _ = setup
+    bot, standin, _, _ = setup
     token = stylize(standin, ALICE, quality="fast")
     result = result_message(standin, token)
     assert decoded(standin, result["attachments"][0]).size == (48, 32)
@@ -42,7 +45,7 @@ def test_a_job_runs_on_a_worker_and_is_posted_once(setup) -> None:
 
 
 def test_redis_down_is_a_clear_reply_and_the_bot_recovers(setup) -> None:
-    bot, standin, redis = setup
+    bot, standin, redis, _ = setup
     redis.kill()
     refused = stylize(standin, BOB, quality="fast")
     assert "temporarily unavailable" in wait_original(standin, refused, "⚠️", timeout=60)
@@ -51,6 +54,35 @@ def test_redis_down_is_a_clear_reply_and_the_bot_recovers(setup) -> None:
     bot.wait_until("is reachable again", timeout=120)
     token = stylize(standin, CAROL, quality="fast")
     assert decoded(standin, result_message(standin, token, timeout=180)["attachments"][0]).size == (48, 32)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_workers_job_runs_again_and_is_posted_once(setup, tmp_path: Path, vgg_weights: Path) -> None:
+    bot, standin, redis, first = setup
+    second = WorkerProcess(tmp_path / "second", redis.url, vgg_weights).start()
+    workers = {worker.name: worker for worker in (first, second)}
+    try:
+        bot.wait_until(f"worker {second.name} connected", timeout=120)
+        token = stylize(standin, ALICE, quality="slow")
+        holder = standin.wait_for(lambda: job_holder(redis), 60, "a worker to take the job")
+        standin.wait_for(lambda: "%" in status_message(standin, token)["content"], 60, "the job's progress")
+        workers[holder].stop(signal.SIGKILL)
+
+        result = result_message(standin, token, timeout=240)
+        assert decoded(standin, result["attachments"][0]).size == (64, 43)
+        log = bot.output()
+        assert f"its worker {holder} stopped responding" in log and "retrying it" in log
+        time.sleep(3)  # anything posted late would show now
+        assert len(deliveries(standin, custom_id(result, "nst:again:").split(":")[2])) == 1
+    finally:
+        second.stop(signal.SIGKILL)
+
+
+def job_holder(server: RedisServer) -> str | None:
+    """The worker holding the one job handed over (from the consumer group's pending list), if any."""
+    with redis_client.Redis.from_url(server.url) as client:
+        pending = client.xpending_range("nst:jobs", "workers", min="-", max="+", count=10)
+    return pending[0]["consumer"].decode() if pending else None
 
 
 def test_a_bot_started_before_redis_refuses_then_serves(tmp_path: Path, vgg_weights: Path) -> None:

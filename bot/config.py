@@ -21,7 +21,7 @@ from nst_engine.weights import WEIGHTS_URL, cache_dir
 BUILTIN_PRESETS_DIR = Path(__file__).parent / "assets" / "presets"
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 GUILD_ID = re.compile(r"^[0-9]{1,20}$")
-MAX_SHARDS = 4096  # Discord asks for a shard per 1,000 servers at most; this is far beyond any self-hosted bot
+MAX_SHARDS = 4096  # Discord recommends about a shard per 1,000 servers: this is far beyond any self-hosted bot
 MAX_BATCH_SIZE = 16  # beyond this a batch only adds latency; GPU memory runs out first at useful sizes
 
 

@@ -6,6 +6,8 @@
 #   3. run, in the built image as its non-root user: `nst-bot stylize` on a tiny image with generated weights,
 #      and the bot against the loopback Discord stand-in until the image's health check passes; the check
 #      must fail while the bot is frozen (a stuck event loop), and the bot must exit cleanly on SIGTERM;
+#      then `nst-bot worker` against a password-protected redis-server on the host's loopback, until it
+#      announces itself in Redis, and its clean exit on SIGTERM;
 #   4. the BAKE_WEIGHTS build argument, fed from a loopback HTTP server.
 # Any failed check exits non-zero. Environment overrides (all optional):
 #   NST_CI_CACHE        cache folder (default /var/cache/nst-bot-ci): debootstrap base, tools venv
@@ -40,11 +42,11 @@ trap cleanup EXIT
 install_tools() {
     log "tools"
     local missing=()
-    for tool in buildah debootstrap crun fuse-overlayfs newuidmap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    for tool in buildah debootstrap crun fuse-overlayfs newuidmap redis-server; do command -v "$tool" >/dev/null || missing+=("$tool"); done
     if ((${#missing[@]})); then
         apt-get update -q
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            buildah uidmap fuse-overlayfs crun debootstrap
+            buildah uidmap fuse-overlayfs crun debootstrap redis-server
     fi
     [[ -x $PYTHON ]] || fail "no Python at $PYTHON: run .ci/run first (it creates .venv) or set NST_CI_PYTHON"
     if [[ ! -x $CACHE/tools/bin/check-jsonschema || ! -x $CACHE/tools/bin/hadolint ]]; then
@@ -269,6 +271,52 @@ check_bot() {
     echo "backup and restore of /data: $(tar -tzf "$WORK/backup.tar.gz" | wc -l) entries"
 }
 
+redis_workers() { REDISCLI_AUTH=$(cat "$WORK/worker/secrets/redis_password") redis-cli -p "$1" --scan --pattern 'nst:worker:*'; }
+
+announced() { grep -q ": device cpu, batch size 1, Redis at 127.0.0.1:$1/0" "$WORK/worker.log" && [[ -n $(redis_workers "$1") ]]; }
+
+check_worker() {
+    log "nst-bot worker in the image against redis-server on the host's loopback"
+    local port password container pid status=0
+    port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mkdir -p "$WORK/worker/config" "$WORK/worker/secrets" "$WORK/worker/redis"
+    password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+    printf '%s\n' "$password" >"$WORK/worker/secrets/redis_password"
+    chown "$IMAGE_UID" "$WORK/worker/secrets/redis_password" && chmod 0400 "$WORK/worker/secrets/redis_password"
+    # As docker-compose.scale.yml starts Redis: the password through stdin, never on a command line.
+    printf 'requirepass %s\n' "$password" | setsid redis-server - --port "$port" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$WORK/worker/redis" >"$WORK/redis.log" 2>&1 &
+    BACKGROUND+=($!)
+    wait_for 30 "redis-server" grep -q "Ready to accept connections" "$WORK/redis.log"
+    printf '[engine]\nweights = "/weights/vgg19.pth"\ndevice = "cpu"\n\n[queue]\nbackend = "redis"\nredis_url = "redis://127.0.0.1:%s/0"\n' \
+        "$port" >"$WORK/worker/config/worker.toml"
+
+    new_container "$IMAGE" && container=$CONTAINER
+    "${BUILDAH[@]}" config --env NST_REDIS_PASSWORD_FILE=/run/secrets/redis_password "$container"
+    # The command of docker-compose.scale.yml's worker service, through the image's entry point.
+    setsid "${BUILDAH[@]}" run --isolation chroot --network host -v "$WORK/worker/config:/config:ro" \
+        -v "$WORK/weights:/weights:ro" -v "$WORK/worker/secrets:/run/secrets:ro" "$container" -- \
+        nst-bot-entrypoint nst-bot worker --config /config/worker.toml >"$WORK/worker.log" 2>&1 &
+    local worker=$!
+    BACKGROUND+=("$worker")
+    wait_for 120 "the worker to announce itself (log: $WORK/worker.log)" announced "$port"
+    sed 's/^/  worker | /' "$WORK/worker.log"
+    echo "in Redis: $(redis_workers "$port")"
+    if grep -qF "$password" "$WORK/worker.log"; then fail "the Redis password reached the worker's log"; fi
+
+    # `docker stop`: SIGTERM to the worker, which takes its heartbeat away and exits 0.
+    pid=$(REDISCLI_AUTH=$password redis-cli -p "$port" get "$(redis_workers "$port")" |
+        "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+    [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$worker" ]] || fail "heartbeat pid $pid is not the worker this check started"
+    kill -TERM "$pid"
+    wait_for 30 "the worker to exit on SIGTERM" exited "$worker"
+    wait "$worker" || status=$?
+    ((status == 0)) || fail "the worker exited with status $status on SIGTERM: $(tail -n 5 "$WORK/worker.log")"
+    grep -q "worker .* stopped$" "$WORK/worker.log" || fail "the worker did not log its stop: $(tail -n 5 "$WORK/worker.log")"
+    [[ -z $(redis_workers "$port") ]] || fail "the worker left its heartbeat in Redis"
+    echo "the worker stopped cleanly on SIGTERM"
+}
+
 check_bake() {
     log "BAKE_WEIGHTS=1, downloading from a loopback server during the build"
     local served=$WORK/served digest name port container
@@ -307,6 +355,7 @@ main() {
     fixtures
     check_stylize
     check_bot
+    check_worker
     [[ ${NST_CI_SKIP_BAKE:-0} == 1 ]] || check_bake
     log "image check passed in $((SECONDS - started)) s"
 }

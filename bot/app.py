@@ -53,12 +53,14 @@ def work_queue(config: Config) -> WorkQueue:
 
 
 class NSTBot(commands.Bot):
-    def __init__(self, config: Config) -> None:
+    """One gateway connection (``[discord] shards = "off"``); :class:`ShardedNSTBot` for more."""
+
+    def __init__(self, config: Config, **client_options: Any) -> None:
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # a text-only bot needs no voice
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
-                         allowed_mentions=discord.AllowedMentions.none())
+                         allowed_mentions=discord.AllowedMentions.none(), **client_options)
         self.config = config
         self.store = JobStore(config.storage.data_dir)
         self.presets = PresetLibrary(config)
@@ -152,6 +154,26 @@ class NSTBot(commands.Bot):
         self.store.close()
 
 
+class ShardedNSTBot(NSTBot, commands.AutoShardedBot):
+    """The same bot over several gateway connections (shards), each carrying the servers Discord assigns it;
+    Discord requires this beyond 2,500 servers. ``shards = "auto"`` asks Discord (``GET /gateway/bot``) how many."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config, shard_count=None if config.discord.shards == "auto" else config.discord.shards)
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        log.info("shard %d of %d connected", shard_id, self.shard_count)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        log.info("shard %d of %d ready with %d guild(s)", shard_id, self.shard_count,
+                 sum(1 for guild in self.guilds if guild.shard_id == shard_id))
+
+
+def new_bot(config: Config) -> NSTBot:
+    """The bot class ``[discord] shards`` asks for."""
+    return NSTBot(config) if config.discord.shards == "off" else ShardedNSTBot(config)
+
+
 def use_endpoints(config: Config) -> None:
     """Point discord.py at the configured REST base and gateway (a proxy, or the test stand-in)."""
     discord.http.Route.BASE = config.discord.api_base.rstrip("/")
@@ -169,7 +191,7 @@ def run_bot(config: Config) -> int:
 
 
 async def _run(config: Config, token: str) -> int:
-    bot = NSTBot(config)
+    bot = new_bot(config)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: asyncio.create_task(bot.close()))

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from nst_engine.options import QUALITY_LEVELS, QualityLevel, option_spec
 from nst_engine.typed import convert, field_types
@@ -20,6 +21,7 @@ from nst_engine.weights import WEIGHTS_URL, cache_dir
 BUILTIN_PRESETS_DIR = Path(__file__).parent / "assets" / "presets"
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 GUILD_ID = re.compile(r"^[0-9]{1,20}$")
+MAX_SHARDS = 4096  # Discord recommends about a shard per 1,000 servers: this is far beyond any self-hosted bot
 MAX_BATCH_SIZE = 16  # beyond this a batch only adds latency; GPU memory runs out first at useful sizes
 
 
@@ -60,6 +62,7 @@ class DiscordConfig:
     gateway_url: str = "wss://gateway.discord.gg"
     guild_ids: tuple[int, ...] = ()
     allow_dms: bool = True
+    shards: int | str = "off"  # "off": one gateway connection; "auto": Discord's recommended count; or a count
 
 
 @dataclass(frozen=True)
@@ -177,9 +180,20 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
     if bot.default_quality not in quality:
         raise ConfigError(f"[bot] default_quality {bot.default_quality!r} is not one of: {', '.join(quality)}.")
     presets = _presets(raw["presets"], base) if "presets" in raw else builtin_presets()
-    return Config(_section(DiscordConfig, raw.get("discord", {}), "discord"), engine, storage,
+    return Config(_discord(raw.get("discord", {})), engine, storage,
                   _section(LimitsConfig, raw.get("limits", {}), "limits"), bot, quality, presets, path,
                   queue=_queue(raw.get("queue", {})), metrics=_section(MetricsConfig, raw.get("metrics", {}), "metrics"))
+
+
+def _discord(raw: Any) -> DiscordConfig:
+    discord = _section(DiscordConfig, raw, "discord")
+    shards = discord.shards
+    if isinstance(shards, str) and shards.strip().lower() in ("off", "auto"):
+        return replace(discord, shards=shards.strip().lower())
+    if isinstance(shards, int) and 1 <= shards <= MAX_SHARDS:
+        return discord
+    raise ConfigError(f'[discord] shards must be "off", "auto" or a number of shards from 1 to {MAX_SHARDS}, '
+                      f"not {shards!r}.")
 
 
 def _section(cls: type, values: dict[str, Any], name: str) -> Any:
@@ -328,15 +342,26 @@ def _queue(raw: Any) -> QueueConfig:
     if queue.backend not in QUEUE_BACKENDS:
         raise ConfigError(f"[queue] backend must be one of: {', '.join(QUEUE_BACKENDS)}.")
     if queue.redis_url:
-        scheme, _, rest = queue.redis_url.partition("://")
-        if scheme not in ("redis", "rediss") or not rest:
+        if not _redis_url_shape(queue.redis_url):
             raise ConfigError("[queue] redis_url must look like redis://host:port/db (or rediss:// for TLS).")
+        rest = queue.redis_url.partition("://")[2]
         if ":" in rest.split("@")[0] and "@" in rest:
             raise ConfigError("[queue] redis_url must not hold a password: set NST_REDIS_PASSWORD or "
                               "NST_REDIS_PASSWORD_FILE instead.")
     elif queue.backend == "redis":
         raise ConfigError('[queue] backend = "redis" needs [queue] redis_url (redis://host:port/db).')
     return queue
+
+
+def _redis_url_shape(url: str) -> bool:
+    """redis:// or rediss://, a host, a port that is a port number, and a database number (or none)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port  # a ValueError when it is not a number from 0 to 65535
+    except ValueError:
+        return False
+    return (parts.scheme in ("redis", "rediss") and bool(parts.hostname) and port != 0
+            and re.fullmatch(r"/?[0-9]*", parts.path) is not None)
 
 
 def redis_password() -> str | None:

@@ -78,6 +78,7 @@ class Worker:
         self.device = device
         self.batch_size = config.engine.batch_size
         self.name = f"{socket.gethostname()}-{os.getpid()}"
+        self.started = time.time()  # tells a restart apart from a reconnect where the name repeats (a container)
         self.redis = redis.Redis.from_url(config.queue.redis_url, **redis_options(config.queue))
         self.stopping = threading.Event()
         self.offline = threading.Event()
@@ -234,7 +235,7 @@ class Worker:
     def _heartbeat(self) -> None:
         """Tell the bot this worker lives; also catch a cancel whose message the listener missed."""
         beat = json.dumps({"device": self.device, "batch_size": self.batch_size, "host": socket.gethostname(),
-                           "pid": os.getpid()})
+                           "pid": os.getpid(), "started": self.started})
         lost_after = self.config.queue.lost_after
         while not self.stopping.is_set():
             try:

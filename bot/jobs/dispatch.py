@@ -41,7 +41,6 @@ class Dispatcher:
                  batch_size: int, job_timeout: float, recorder: Recorder | None = None) -> None:
         self.store, self.work, self.lineup, self.frontend = store, work, lineup, frontend
         self.recorder = recorder
-        self.engines_seen: set[str] = set()  # a second Ready from one engine name is a restart
         self.batch_size, self.job_timeout = batch_size, job_timeout
         self.device = "unknown"
         self.unavailable: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -151,9 +150,8 @@ class Dispatcher:
 
     async def apply(self, event: Event) -> None:
         if isinstance(event, Ready):
-            if self.recorder and event.worker in self.engines_seen:
+            if self.recorder and event.restarted:
                 self.recorder.engine_restarted()
-            self.engines_seen.add(event.worker)
             self.device = event.device
             log.info("engine ready on %s", event.device)
             self.wakeup.set()

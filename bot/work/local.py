@@ -11,6 +11,7 @@ end in ``Lost`` and a new process is started.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -213,6 +214,8 @@ class LocalWorkQueue(WorkQueue):
             self._ready = True
             if first_start:
                 self._first.set_result(None)
+            else:
+                event = dataclasses.replace(event, restarted=True)
         elif isinstance(event, Fatal):
             self._gave_up = True
             if first_start:

@@ -61,11 +61,13 @@ Command = Union[RunJobs, CancelJob, StopEngine]
 
 @dataclass(frozen=True)
 class Ready:
-    """An engine (local process or remote worker) has loaded the network and takes jobs."""
+    """An engine (local process or remote worker) has loaded the network and takes jobs; ``restarted`` when it is
+    a new process in place of one that died (not the same engine seen again after a Redis outage)."""
 
     device: str
     worker: str = "local"
     batch_size: int = 1
+    restarted: bool = False
     event: str = "ready"
 
 

@@ -13,11 +13,11 @@ import time
 from urllib.parse import urlsplit
 
 import redis.asyncio
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 
 from ..config import QueueConfig, redis_password
 from .protocol import Ready
-from .queue import WorkQueue
+from .queue import WorkQueue, WorkUnavailable
 
 log = logging.getLogger("bot.work.redis_queue")
 
@@ -57,8 +57,8 @@ def unavailable_message(config: QueueConfig) -> str:
 
 
 class RedisLink(WorkQueue):
-    """A work queue's connection to Redis: whether it is up (and since when), and a pause that :meth:`close`
-    (``_closing``) cuts short."""
+    """A work queue's connection to Redis: the first connection, whether it is up (and since when), and a pause
+    that :meth:`close` (``_closing``) cuts short."""
 
     def __init__(self, config: QueueConfig) -> None:
         super().__init__()
@@ -68,10 +68,31 @@ class RedisLink(WorkQueue):
         self._up = asyncio.Event()
         self._closing = asyncio.Event()
         self._up_since = 0.0
+        self._prepared = False  # whether this bot has cleared an earlier bot's streams and made the group
 
-    def unavailable(self) -> str | None:
-        """A reply for new requests while Redis cannot be reached; ``None`` while it can."""
-        return None if self._up.is_set() else unavailable_message(self.config)
+    async def _connect_first(self) -> None:
+        """Connect, or leave it to the reconnect loop when Redis cannot be reached; a refused password is fatal."""
+        try:
+            await self._prepare()
+        except AuthenticationError as error:
+            raise WorkUnavailable(f"Redis at {where(self.config.redis_url)} refused the connection ({error}); "
+                                  "check NST_REDIS_PASSWORD or NST_REDIS_PASSWORD_FILE.") from None
+        except RedisError as error:
+            log.warning("Redis at %s is unreachable (%s); new requests are answered that the engines are "
+                        "temporarily unavailable until it can be reached", where(self.config.redis_url), error)
+            return
+        self._mark_up()
+        await self._scan_workers()
+        log.info("work queue: Redis at %s, %d worker(s) connected", where(self.config.redis_url), len(self.roster.live))
+
+    async def _prepare(self) -> None:
+        """The first connection: clear what an earlier bot left in the streams and create the consumer group."""
+        await self.redis.ping()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(JOBS, EVENTS)
+            pipe.xgroup_create(JOBS, GROUP, id="0", mkstream=True)
+            await pipe.execute()
+        self._prepared = True
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up for :meth:`close`."""
@@ -95,8 +116,9 @@ class RedisLink(WorkQueue):
         self.roster.live = {}
 
     async def _scan_workers(self) -> None:
-        for name, info in await self.roster.refresh():
-            await self.events.put(Ready(str(info.get("device", "?")), name, int(info.get("batch_size", 1))))
+        for name, info, restarted in await self.roster.refresh():
+            await self.events.put(Ready(str(info.get("device", "?")), name, int(info.get("batch_size", 1)),
+                                        restarted))
 
     async def _request_stop(self, run: str, job_id: str) -> None:
         """Ask whichever worker holds run ``run`` to stop it (a key for one not started yet, a message otherwise)."""
@@ -115,20 +137,28 @@ class WorkerRoster:
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self.redis = client
         self.live: dict[str, dict] = {}  # worker name → its heartbeat (device, batch size)
+        self.started: dict[str, float | None] = {}  # worker name → when its process started; kept through outages
 
     def capacity(self) -> int:
         """Jobs the live workers can run at once."""
         return sum(max(1, int(info.get("batch_size", 1))) for info in self.live.values())
 
-    async def refresh(self) -> list[tuple[str, dict]]:
-        """Re-read the heartbeats; returns the workers that connected since the last call."""
+    async def refresh(self) -> list[tuple[str, dict, bool]]:
+        """Re-read the heartbeats; returns the workers that connected since the last call, each with whether it
+        is a new process under a name seen before (a restarted container keeps its host name and pid)."""
         names = [key async for key in self.redis.scan_iter(match=WORKER_PREFIX + "*", count=500)]
         beats = await self.redis.mget(names) if names else []
         live = {key.decode()[len(WORKER_PREFIX):]: _parse_heartbeat(beat)
                 for key, beat in zip(names, beats) if beat is not None}
-        joined = [(name, live[name]) for name in sorted(live.keys() - self.live.keys())]
-        for name, info in joined:
-            log.info("worker %s connected (%s, batch size %s)", name, info.get("device"), info.get("batch_size"))
+        joined = []
+        for name in sorted(live.keys() - self.live.keys()):
+            info = live[name]
+            started = info.get("started")
+            restarted = name in self.started and self.started[name] != started
+            self.started[name] = started
+            joined.append((name, info, restarted))
+            log.info("worker %s %s (%s, batch size %s)", name, "restarted" if restarted else "connected",
+                     info.get("device"), info.get("batch_size"))
         for name in sorted(self.live.keys() - live.keys()):
             log.info("worker %s left", name)
         self.live = live

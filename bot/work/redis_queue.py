@@ -15,8 +15,9 @@ Built on Redis Streams with one consumer group, through redis-py (see docs/scali
   died: its jobs end in ``Lost`` and the core decides whether they run again.
 - ``nst:cancel:{run}`` and the channel ``nst:cancel``: stop requests (the key for a job not started yet).
 
-One bot per Redis database: :meth:`RedisWorkQueue.start` clears what an earlier bot left, because the bot's
-store is the record and resubmits unfinished jobs itself.
+One bot per Redis database: the first connection clears what an earlier bot left, because the bot's store is
+the record and resubmits unfinished jobs itself. Redis unreachable at start is not fatal: the bot serves (new
+requests are answered "temporarily unavailable") and connects as soon as Redis is there.
 """
 
 from __future__ import annotations
@@ -69,19 +70,7 @@ class RedisWorkQueue(RedisLink):
     # ------------------------------------------------------------------------------------- WorkQueue contract
 
     async def start(self) -> None:
-        try:
-            await self.redis.ping()
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(JOBS, EVENTS)
-                pipe.xgroup_create(JOBS, GROUP, id="0", mkstream=True)
-                await pipe.execute()
-        except RedisError as error:
-            log.warning("Redis at %s: %s", where(self.config.redis_url), error)
-            raise WorkUnavailable(unavailable_message(self.config)) from None
-        self._mark_up()
-        await self._scan_workers()
-        log.info("work queue: Redis at %s, %d worker(s) connected", where(self.config.redis_url),
-                 len(self.roster.live))
+        await self._connect_first()
         self._tasks = [asyncio.create_task(self._read_events(), name="redis-events"),
                        asyncio.create_task(self._watch(), name="redis-watch")]
 
@@ -239,8 +228,9 @@ class RedisWorkQueue(RedisLink):
             await self.redis.xdel(JOBS, entry)
 
     async def _reconnect(self) -> None:
-        """After an outage: the group again if Redis lost it, and no job left waiting on an entry that is gone."""
-        await self.redis.ping()
+        """After an outage: the group again if Redis lost it, and no job left waiting on an entry that is gone.
+        (Or the first connection, when Redis could not be reached at start.)"""
+        await (self.redis.ping() if self._prepared else self._prepare())
         try:
             await self.redis.xgroup_create(JOBS, GROUP, id="0", mkstream=True)
         except ResponseError as error:

@@ -34,7 +34,8 @@ BOT_USER_ID = 900000000000000001
 GUILD_ID = 800000000000000001
 CHANNEL_ID = 810000000000000001
 DM_CHANNEL_ID = 820000000000000001
-OTHER_GUILD_ID = 800000000000000007  # a second server the bot is in, with its own channel
+# A second server the bot is in, with its own channel; with two shards it is on shard 0, GUILD_ID on shard 1.
+OTHER_GUILD_ID = 800000000004194311
 OTHER_CHANNEL_ID = 810000000000000007
 GUILD_CHANNELS = {GUILD_ID: CHANNEL_ID, OTHER_GUILD_ID: OTHER_CHANNEL_ID}
 # Places other than the bot's own guild channel: (guild id, channel id), for interactions sent from there.
@@ -64,6 +65,11 @@ BOT_USER = {**user(BOT_USER_ID, "nst-bot"), "bot": True}
 def guild_of(channel_id: int) -> int:
     """The server a stand-in channel belongs to (the first server for a channel it does not know)."""
     return next((guild for guild, channel in GUILD_CHANNELS.items() if channel == channel_id), GUILD_ID)
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that carries a server's events, by Discord's documented rule."""
+    return (guild_id >> 22) % shard_count
 
 
 def snowflake(at: float) -> int:
@@ -111,6 +117,9 @@ class DiscordStandin:
         self.attachments: dict[int, Attachment] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.sockets: list[web.WebSocketResponse] = []
+        self.shard_count = 1  # what GET /gateway/bot recommends
+        self.socket_shards: dict[web.WebSocketResponse, tuple[int, int]] = {}  # socket → (shard id, shard count)
+        self.session_shards: dict[str, tuple[int, int]] = {}  # session id → its shard, for a resume
         self.identified = 0
         self.sequence = itertools.count(1)
         self.changed = asyncio.Event()
@@ -218,7 +227,7 @@ class DiscordStandin:
                           "flags": 0})
 
     async def gateway_info(self, request: web.Request) -> web.Response:
-        return self.json({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1,
+        return self.json({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": self.shard_count,
                           "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0,
                                                   "max_concurrency": 1}})
 
@@ -415,21 +424,44 @@ class DiscordStandin:
                     await asyncio.sleep(0.01)
                     await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
                 elif op == 2:
-                    self.identified += 1
-                    self._record(Record("WS", "/gateway", "identify", {"intents": message["d"].get("intents")}))
-                    await self.dispatch_to(ws, "READY", self.ready_payload())
-                    for guild_id in GUILD_CHANNELS:
-                        await self.dispatch_to(ws, "GUILD_CREATE", self.guild_payload(guild_id))
+                    await self.identify(ws, message["d"])
                 elif op == 6:
-                    self._record(Record("WS", "/gateway", "resume", {}))
-                    await self.dispatch_to(ws, "RESUMED", {})
+                    await self.resume(ws, message["d"])
         finally:
             self.sockets.remove(ws)
+            self.socket_shards.pop(ws, None)
         return ws
 
-    def ready_payload(self) -> dict[str, Any]:
-        return {"v": 10, "user": BOT_USER, "guilds": [{"id": str(g), "unavailable": True} for g in GUILD_CHANNELS],
-                "session_id": f"session-{self.identified}", "shard": [0, 1],
+    async def identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        """Start a session: on a sharded connection (``shard: [id, count]``) with only that shard's servers."""
+        shard = tuple(data.get("shard") or (0, 1))
+        self.identified += 1
+        self.socket_shards[ws] = self.session_shards[f"session-{self.identified}"] = shard
+        self._record(Record("WS", "/gateway", "identify", {"intents": data.get("intents"), "shard": data.get("shard")}))
+        guilds = self.guilds_on(shard)
+        await self.dispatch_to(ws, "READY", self.ready_payload(shard, guilds))
+        for guild_id in guilds:
+            await self.dispatch_to(ws, "GUILD_CREATE", self.guild_payload(guild_id))
+
+    async def resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        """Continue a session on a new connection, on the shard it was identified with."""
+        self.socket_shards[ws] = self.session_shards.get(data.get("session_id", ""), (0, 1))
+        self._record(Record("WS", "/gateway", "resume", {}))
+        await self.dispatch_to(ws, "RESUMED", {})
+
+    @staticmethod
+    def guilds_on(shard: tuple[int, int]) -> list[int]:
+        shard_id, count = shard
+        return [guild_id for guild_id in GUILD_CHANNELS if shard_of(guild_id, count) == shard_id]
+
+    def sockets_for(self, guild_id: int | None) -> list[web.WebSocketResponse]:
+        """The connections that get a server's events: its shard's (shard 0's for direct messages)."""
+        return [ws for ws, (shard_id, count) in list(self.socket_shards.items())
+                if shard_of(guild_id or 0, count) == shard_id]
+
+    def ready_payload(self, shard: tuple[int, int], guilds: list[int]) -> dict[str, Any]:
+        return {"v": 10, "user": BOT_USER, "guilds": [{"id": str(g), "unavailable": True} for g in guilds],
+                "session_id": f"session-{self.identified}", "shard": list(shard),
                 "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
                 "application": {"id": str(APPLICATION_ID), "flags": 0}}
 
@@ -451,7 +483,8 @@ class DiscordStandin:
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         if not self.sockets:
             raise RuntimeError("no bot is connected to the stand-in gateway")
-        for ws in list(self.sockets):
+        guild_id = data.get("guild_id")
+        for ws in self.sockets_for(int(guild_id) if guild_id else None):
             await self.dispatch_to(ws, event, data)
 
     async def drop_connections(self) -> None:
@@ -599,6 +632,10 @@ class StandinThread:
 
     def drop_connections(self) -> None:
         self.call(self.standin.drop_connections())
+
+    def recommend_shards(self, count: int) -> None:
+        """What ``GET /gateway/bot`` says from now on (a bot with ``shards = "auto"`` opens that many)."""
+        self.call(lambda: setattr(self.standin, "shard_count", count))
 
     # What the bot did ----------------------------------------------------------------------------------
 

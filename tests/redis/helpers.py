@@ -15,9 +15,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import redis.asyncio
 
 from bot.config import QueueConfig
 from bot.work.protocol import Done, Event, Failed, JobSpec, Lost, Started
@@ -63,6 +66,10 @@ class RedisServer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def client(self) -> redis.asyncio.Redis:
+        """A client of its own, e.g. to leave what an earlier bot would have left."""
+        return redis.asyncio.Redis.from_url(self.url)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -191,6 +198,18 @@ class Driver:
 
     def workers_of(self, job_id: str) -> list[str]:
         return [e.worker for e in self.events if isinstance(e, Started) and e.job == job_id]
+
+
+def queue_section(url: str) -> str:
+    """The [queue] section of a bot config using the Redis at ``url``."""
+    return f'[queue]\nbackend = "redis"\nredis_url = "{url}"\nlost_after = 3\n'
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The metrics endpoint's samples, by name and labels."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
 
 
 def queue_config(url: str, lost_after: float = 3) -> QueueConfig:

@@ -13,13 +13,7 @@ import pytest
 from bot.config import ConfigError, MetricsConfig, load_config, redis_password
 from bot.metrics import Metrics
 from tests.conftest import REPO
-from tests.redis.helpers import free_port
-
-
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line and not line.startswith("#")}
+from tests.redis.helpers import free_port, scrape
 
 
 def test_metrics_endpoint_reports_what_the_core_records():
@@ -66,6 +60,10 @@ def test_queue_config_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert load_config(write(tmp_path, "")).queue.backend == "local"
     with pytest.raises(ConfigError, match="must not hold a password"):
         load_config(write(tmp_path, '[queue]\nredis_url = "redis://:hunter2@redis:6379/0"\n'))
+    for malformed in ("redis://redis:port/0", "redis://redis:99999/0", "redis://redis:6379/zero", "redis:///0",
+                      "http://redis:6379/0"):
+        with pytest.raises(ConfigError, match="redis_url must look like redis://host:port/db"):
+            load_config(write(tmp_path, f'[queue]\nredis_url = "{malformed}"\n'))
     with pytest.raises(ConfigError, match="needs \\[queue\\] redis_url"):
         load_config(write(tmp_path, '[queue]\nbackend = "redis"\n'))
     with pytest.raises(ConfigError, match="backend must be one of"):

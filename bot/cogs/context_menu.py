@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..intake import RequestError, check_attachment
 from ..menu_picks import ImageLink, Pick, PickStore, new_pick_id
 from ..replies import warn
-from .stylize import OUR_FAULT
+from .stylize import OUR_FAULT, StylizeCog
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,9 @@ class ContextMenuCog(commands.Cog, name=COG_NAME):
             pick = Pick(new_pick_id(), interaction.user.id, interaction.guild_id, interaction.channel_id, message.id,
                         tuple(images[:MAX_OPTIONS]), 0, self.config.bot.default_quality, time.time())
             self.picks.add(pick)
-            note = f"\n{left_out} file(s) in the message are not usable pictures and are not offered." if left_out else ""
-            await interaction.response.send_message(self._text(pick) + note, view=self._view(pick), ephemeral=True)
+            note = f"\n{left_out} file(s) in the message are not usable pictures and are not offered."
+            await interaction.response.send_message(self._text(pick) + (note if left_out else ""),
+                                                    view=self._view(pick), ephemeral=True)
             log.info("stylize menu %s opened by user %s on message %s (%d image(s))", pick.id, interaction.user.id,
                      message.id, len(pick.images))
         except UserError as error:
@@ -161,7 +162,7 @@ class ContextMenuCog(commands.Cog, name=COG_NAME):
 
     async def _start(self, interaction: discord.Interaction, pick: Pick, preset: str) -> None:
         """The /stylize path with the chosen picture as the content and the preset as the style."""
-        stylize = self.bot.get_cog("Stylize")
+        stylize: StylizeCog = self.bot.get_cog(StylizeCog.__cog_name__)
         log.info("stylize menu %s: image %d with preset %r", pick.id, pick.image, preset[:40])
         await stylize.stylize(interaction, content=pick.chosen, style=None, preset=preset, quality=pick.quality,
                               size=None, strength=None, preserve_colors=None)

@@ -230,8 +230,8 @@ class DiscordStandin:
         payload = await request.json()
         scope = request.match_info.get("guild", "global")
         # Discord answers every command with a description: empty for context-menu commands, which send none.
-        stored = [{"description": "", **command, "id": str(self.next_id()), "application_id": str(APPLICATION_ID), "version": "1",
-                   **({"guild_id": scope} if scope != "global" else {})} for command in payload]
+        stored = [{"description": "", **command, "id": str(self.next_id()), "application_id": str(APPLICATION_ID),
+                   "version": "1", **({"guild_id": scope} if scope != "global" else {})} for command in payload]
         self.commands[scope] = stored
         self._record(Record("PUT", request.path, "commands", {"commands": payload, "scope": scope}))
         return self.json(stored)

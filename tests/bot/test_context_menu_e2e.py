@@ -164,11 +164,13 @@ def test_the_menu_answers_only_its_owner_in_its_channel(bot: BotProcess, standin
     token, menu = open_menu(standin, standin.post(BOB, [picture(standin, "photo.png", (96, 64))]))
     preset = select(menu, "preset")["custom_id"]
     assert refusal(standin, standin.choose(menu, preset, ["waves"], CAROL)) == f"⚠️ {NOT_YOURS}"
-    assert refusal(standin, standin.choose(menu, preset, ["waves"], ALICE, place=SECOND_CHANNEL)) == f"⚠️ {ELSEWHERE}"
+    elsewhere = standin.choose(menu, preset, ["waves"], ALICE, place=SECOND_CHANNEL)
+    assert refusal(standin, elsewhere) == f"⚠️ {ELSEWHERE}"
 
     forged = copy.deepcopy(menu)  # a client that rewrites the custom id: only an id, looked up, found nowhere
     select(forged, "preset")["custom_id"] = preset.replace(preset.split(":")[2], "0123456789abcdef")
-    assert refusal(standin, standin.choose(forged, select(forged, "preset")["custom_id"], ["waves"])) == f"⚠️ {EXPIRED}"
+    unknown_menu = standin.choose(forged, select(forged, "preset")["custom_id"], ["waves"])
+    assert refusal(standin, unknown_menu) == f"⚠️ {EXPIRED}"
     for part, value in (("quality", "ultra"), ("quality", "https://example.invalid/x.png")):
         assert refusal(standin, choose(standin, token, part, value)) == f"⚠️ {NOT_OFFERED}"
     unknown = choose(standin, token, "preset", "nope")

@@ -21,7 +21,8 @@ def test_pictures_are_the_attachments_then_each_embed_picture_once_through_the_p
     preview = discord.Embed.from_dict({"url": "https://example.com/page", "image": {
         "url": "https://example.com/big.png", "proxy_url": PROXY + "big.png"}, "thumbnail": {
         "url": "https://example.com/small.jpg", "proxy_url": PROXY + "small.jpg"}})
-    repeated = discord.Embed.from_dict({"image": {"url": "https://example.com/big.png", "proxy_url": PROXY + "big.png"}})
+    repeated = discord.Embed.from_dict({"image": {"url": "https://example.com/big.png",
+                                                  "proxy_url": PROXY + "big.png"}})
     text_only = discord.Embed.from_dict({"title": "no picture", "url": "https://example.com/"})
     message = SimpleNamespace(attachments=[attachment], embeds=[preview, repeated, text_only])
     assert message_images(message) == [

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from aiohttp import WSMsgType, web
 
@@ -608,8 +608,8 @@ class StandinThread:
 
     # Message commands and select menus ------------------------------------------------------------
 
-    def post(self, who: dict[str, Any], attachments: list[dict[str, Any]] = (), embeds: list[dict[str, Any]] = (),
-             *, dm: bool = False, place: tuple[int, int] | None = None) -> dict[str, Any]:
+    def post(self, who: dict[str, Any], attachments: Sequence[dict[str, Any]] = (),
+             embeds: Sequence[dict[str, Any]] = (), *, dm: bool = False, place: tuple[int, int] | None = None) -> dict[str, Any]:
         """A member posts a message (in the bot's guild channel, a DM, or another ``place``)."""
         channel_id = DM_CHANNEL_ID if dm else (place[1] if place else CHANNEL_ID)
         return self.call(lambda: copy.deepcopy(

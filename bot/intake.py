@@ -91,8 +91,9 @@ async def fetch_image(session: aiohttp.ClientSession, attachment: discord.Attach
         raise RequestError(f"The {what} could not be processed; please try again.") from None
 
 
-async def _download_checked(session: aiohttp.ClientSession, attachment: discord.Attachment, config: Config,
-                            what: str) -> bytes:
+def check_attachment(attachment: discord.Attachment, config: Config, what: str) -> None:
+    """The checks made before any download (declared type and size, the link's host); raises
+    :class:`RequestError` with the reply for the user."""
     limits = config.limits
     content_type = (attachment.content_type or "").split(";")[0].strip().lower()
     if content_type and not content_type.startswith("image/"):
@@ -105,7 +106,12 @@ async def _download_checked(session: aiohttp.ClientSession, attachment: discord.
     host = (urlsplit(attachment.url).hostname or "").lower()
     if host not in config.bot.allowed_attachment_hosts:
         raise RequestError(f"The {what} does not come from Discord's file servers, so it was not downloaded.")
-    return await _download(session, attachment.url, limits.max_upload_bytes, what)
+
+
+async def _download_checked(session: aiohttp.ClientSession, attachment: discord.Attachment, config: Config,
+                            what: str) -> bytes:
+    check_attachment(attachment, config, what)
+    return await _download(session, attachment.url, config.limits.max_upload_bytes, what)
 
 
 async def _download(session: aiohttp.ClientSession, url: str, cap: int, what: str) -> bytes:

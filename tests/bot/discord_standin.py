@@ -3,7 +3,8 @@
 An unmodified discord.py client talks to it when ``discord.http.Route.BASE`` and
 ``DiscordWebSocket.DEFAULT_GATEWAY`` point here (``[discord] api_base`` / ``gateway_url`` in the bot's
 config). Tests drive it through :class:`StandinThread` (a synchronous facade running the server on its own
-event loop): send slash commands, autocomplete requests and button presses as a user would, expire
+event loop): post member messages, send slash and message commands, autocomplete requests, button presses and
+select-menu choices as a user would, expire
 interaction tokens, make routes fail, then assert on the recorded requests and messages.
 
 Run standalone (e.g. to start a bot in a container against it)::
@@ -25,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from aiohttp import WSMsgType, web
 
@@ -237,8 +238,9 @@ class DiscordStandin:
     async def put_commands(self, request: web.Request) -> web.Response:
         payload = await request.json()
         scope = request.match_info.get("guild", "global")
-        stored = [{**command, "id": str(self.next_id()), "application_id": str(APPLICATION_ID), "version": "1",
-                   **({"guild_id": scope} if scope != "global" else {})} for command in payload]
+        # Discord answers every command with a description: empty for context-menu commands, which send none.
+        stored = [{"description": "", **command, "id": str(self.next_id()), "application_id": str(APPLICATION_ID),
+                   "version": "1", **({"guild_id": scope} if scope != "global" else {})} for command in payload]
         self.commands[scope] = stored
         self._record(Record("PUT", request.path, "commands", {"commands": payload, "scope": scope}))
         return self.json(stored)
@@ -534,6 +536,24 @@ class DiscordStandin:
         """Send an interaction's INTERACTION_CREATE again, as a replay after a gateway resume may."""
         await self.dispatch("INTERACTION_CREATE", self.interactions[token]["payload"])
 
+    # ---------------------------------------------------- message commands and select menus (components)
+
+    def member_message(self, who: dict[str, Any], channel_id: int, attachments: list[dict[str, Any]],
+                       embeds: list[dict[str, Any]], content: str = "") -> dict[str, Any]:
+        """A message a member posted: files from :meth:`attachment`, embeds as from :func:`picture_embed`."""
+        message = self._message(channel_id, {"content": content, "embeds": embeds}, [], who)
+        message["attachments"] = attachments
+        return message
+
+
+def picture_embed(picture: dict[str, Any] | None, link: str = "https://example.invalid/photo.png") -> dict[str, Any]:
+    """A link preview as Discord embeds it: the original ``link`` (anywhere on the web) and, when there is a
+    ``picture`` (a stored file from :meth:`DiscordStandin.attachment`), its copy on Discord's media proxy."""
+    embed: dict[str, Any] = {"type": "rich", "title": "A link", "url": link}
+    if picture is not None:
+        embed["image"] = {"url": link, "proxy_url": picture["url"], "width": 96, "height": 64}
+    return embed
+
 
 class StandinThread:
     """The stand-in on a background event loop, with a synchronous API for tests."""
@@ -618,6 +638,29 @@ class StandinThread:
         """Click a button on a message (as seen in a DM, or from another ``place``, when a test says so)."""
         return self.call(self.standin.interact(3, {"custom_id": custom_id, "component_type": 2}, who,
                                                permissions=permissions, message=message, dm=dm, place=place))
+
+    # Message commands and select menus ------------------------------------------------------------
+
+    def post(self, who: dict[str, Any], attachments: Sequence[dict[str, Any]] = (),
+             embeds: Sequence[dict[str, Any]] = (), *, dm: bool = False, place: tuple[int, int] | None = None) -> dict[str, Any]:
+        """A member posts a message (in the bot's guild channel, a DM, or another ``place``)."""
+        channel_id = DM_CHANNEL_ID if dm else (place[1] if place else CHANNEL_ID)
+        return self.call(lambda: copy.deepcopy(
+            self.standin.member_message(who, channel_id, list(attachments), list(embeds))))
+
+    def message_command(self, name: str, message: dict[str, Any], who: dict[str, Any] = ALICE, *,
+                        dm: bool = False, place: tuple[int, int] | None = None) -> str:
+        """Use a message context-menu command (Apps → ``name``) on ``message``: application command type 3,
+        the target in ``resolved.messages`` as Discord sends it."""
+        data = {"id": str(APPLICATION_ID + 2), "name": name, "type": 3, "target_id": message["id"],
+                "resolved": {"messages": {message["id"]: message}}}
+        return self.call(self.standin.interact(2, data, who, dm=dm, place=place))
+
+    def choose(self, message: dict[str, Any], custom_id: str, values: list[str], who: dict[str, Any] = ALICE, *,
+               dm: bool = False, place: tuple[int, int] | None = None) -> str:
+        """Pick ``values`` in a string select (component type 3) of ``message``."""
+        data = {"custom_id": custom_id, "component_type": 3, "values": values}
+        return self.call(self.standin.interact(3, data, who, message=message, dm=dm, place=place))
 
     # Controls ----------------------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ def test_direct_messages_refused_when_configured(bot: BotProcess, standin: Stand
 
 def test_commands_are_synced_to_the_configured_guild(bot: BotProcess, standin: StandinThread) -> None:
     guild, global_ = standin.records("commands")
-    assert guild.path.endswith(f"/guilds/{GUILD_ID}/commands") and len(guild.payload["commands"]) == 5
+    assert guild.path.endswith(f"/guilds/{GUILD_ID}/commands") and len(guild.payload["commands"]) == 6
     assert global_.path.endswith(f"/applications/{APPLICATION_ID}/commands") and global_.payload["commands"] == []
 
 
@@ -71,7 +71,7 @@ def test_switching_command_scopes_leaves_no_stale_commands(standin: StandinThrea
         return {scope: count for scope, count in counts.items() if scope in ("global", str(GUILD_ID),
                                                                              str(other_guild))}
 
-    assert registered_after_start([])["global"] == 5
-    assert registered_after_start([GUILD_ID]) == {"global": 0, str(GUILD_ID): 5}
-    assert registered_after_start([other_guild]) == {"global": 0, str(GUILD_ID): 0, str(other_guild): 5}
-    assert registered_after_start([]) == {"global": 5, str(GUILD_ID): 0, str(other_guild): 0}
+    assert registered_after_start([])["global"] == 6
+    assert registered_after_start([GUILD_ID]) == {"global": 0, str(GUILD_ID): 6}
+    assert registered_after_start([other_guild]) == {"global": 0, str(GUILD_ID): 0, str(other_guild): 6}
+    assert registered_after_start([]) == {"global": 6, str(GUILD_ID): 0, str(other_guild): 0}

@@ -20,7 +20,7 @@ def test_the_two_stand_in_servers_sit_on_different_shards() -> None:
     assert {shard_of(GUILD_ID, 2), shard_of(OTHER_GUILD_ID, 2)} == {0, 1}
 
 
-@pytest.mark.parametrize("shards", ["auto", 2])
+@pytest.mark.parametrize("shards", [pytest.param("auto", marks=pytest.mark.slow), 2])  # "auto": the slow run
 def test_a_sharded_bot_serves_a_server_on_each_shard(shards: str | int, standin: StandinThread, workdir: Path,
                                                    vgg_weights: Path) -> None:
     standin.recommend_shards(2)  # what "auto" learns from GET /gateway/bot

@@ -83,7 +83,8 @@ class SettingsCog(commands.Cog, name="Settings"):
 
         def change(guild_id: int) -> None:
             if answer == "everywhere":
-                return self.settings.answer_everywhere(guild_id)
+                self.settings.answer_everywhere(guild_id)
+                return
             if answer == "only-allowed":
                 self.settings.put(guild_id, SERVER_WIDE, {ANSWERS: False})
             self.settings.put(guild_id, here, {ANSWERS: answer != "not-here"})

@@ -143,6 +143,10 @@ class ServerSettings:
     def spoiler(self, guild_id: int | None) -> bool:
         return guild_id is not None and bool(self.stored(guild_id).server.get(SPOILER, False))
 
+    def limits_for(self, guild_id: int | None) -> LimitsConfig:
+        """The limits in force in a server (the config's in a direct message), whichever channel asks."""
+        return self.config.limits if guild_id is None else self.effective(guild_id, self.stored(guild_id), None).limits
+
     def settings_for(self, guild_id: int | None, channel_id: int | None) -> Effective:
         """What applies to a request from this channel; raises :class:`UserError` naming where the bot answers
         when the server's admins closed this channel. A direct message gets the config's own values."""

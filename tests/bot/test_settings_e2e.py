@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.bot.discord_standin import ALICE, BOB, CAROL, EPHEMERAL, MANAGE_GUILD, SECOND_CHANNEL, StandinThread
-from tests.bot.harness import BotProcess, again_id, callback, decoded, images, result_message, status_message, \
-    stylize, wait_original
+from tests.bot.harness import BotProcess, again_id, callback, custom_id, decoded, images, result_message, \
+    status_message, stylize, wait_original, wait_status
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -36,6 +36,9 @@ def fresh_server(bot: BotProcess, standin: StandinThread) -> None:
 
 
 def test_only_members_with_manage_server_in_a_server_may_use_it(standin: StandinThread) -> None:
+    synced = next(c for c in standin.records("commands")[0].payload["commands"] if c["name"] == "nst-settings")
+    assert int(synced["default_member_permissions"]) == MANAGE_GUILD and synced["dm_permission"] is False
+    assert [sub["name"] for sub in synced["options"]] == ["show", "defaults", "channels", "limits", "spoiler", "reset"]
     assert settings(standin, "show", ALICE, permissions=0) == \
         "⚠️ Only members with Manage Server can see or change the bot's settings."
     assert settings(standin, "spoiler", ALICE, permissions=0, on=True).startswith("⚠️")
@@ -92,6 +95,7 @@ def test_server_limits_stay_within_the_configs_and_apply_at_once(standin: Standi
     assert "⚠️ `max_jobs_per_user` 5 is beyond the bot's cap; set to 3" in shown
     assert "size 1024 px (1024) · jobs per member 3 (3)" in shown
     assert "size 32 px (1024) · jobs per member 1 (3)" in settings(standin, "limits", max_size=32, max_jobs=1)
+    assert "· 1 jobs each ·" in callback(standin, standin.command("help"))["data"]["content"]
 
     small = stylize(standin, CAROL, quality="standard")
     assert "size 64 px capped to 32 px for standard quality" in status_message(standin, small)["content"]
@@ -101,7 +105,8 @@ def test_server_limits_stay_within_the_configs_and_apply_at_once(standin: Standi
     status = status_message(standin, long_job)
     second = wait_original(standin, stylize(standin, BOB, quality="fast"), "⚠️")
     assert "You already have 1 job(s) queued or running (the limit is 1)" in second
-    standin.press(status, next(c["custom_id"] for row in status["components"] for c in row["components"]), BOB)
+    standin.press(status, custom_id(status, "nst:cancel:"), BOB)
+    wait_status(standin, int(status["id"]), "🛑 Cancelled")
 
     assert "cooldown 600 s (at least 0)" in settings(standin, "limits", cooldown_seconds=600.0)
     assert "Please wait 600 s between requests" in wait_original(standin, stylize(standin, BOB, quality="fast"), "⚠️")

@@ -122,6 +122,7 @@ def test_stored_limits_apply_and_a_lowered_cap_still_wins(store: JobStore) -> No
     here = settings.settings_for(GUILD, CHANNEL)
     assert (here.limits.max_size, here.limits.max_jobs_per_user, here.limits.cooldown_seconds) == (256, 1, 10)
     assert here.config.limits is here.limits and here.limits.max_queue == CONFIG.limits.max_queue
+    assert settings.limits_for(GUILD) == here.limits and settings.limits_for(None) is CONFIG.limits
     stricter = parse_config({"limits": {"max_size": 128}}, Path("."))
     assert ServerSettings(store.db, stricter).settings_for(GUILD, CHANNEL).limits.max_size == 128
 

@@ -68,7 +68,7 @@ class SettingsCog(commands.Cog, name="Settings"):
     async def quality_levels(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         levels = self.bot.config.quality.values()
         return [app_commands.Choice(name=f"{level.name} — {level.description}"[:100], value=level.name)
-                for level in levels if current.strip().lower() in level.name][:25]
+                for level in levels if level.name.startswith(current.strip().lower())][:25]
 
     @defaults.autocomplete("preset")
     async def presets(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -43,9 +43,14 @@ def test_only_members_with_manage_server_in_a_server_may_use_it(standin: Standin
         "⚠️ Only members with Manage Server can see or change the bot's settings."
     assert settings(standin, "spoiler", ALICE, permissions=0, on=True).startswith("⚠️")
     assert "shown openly" in settings(standin, "show")  # the refused change was not made
-    assert settings(standin, "show", dm=True) == "⚠️ Use /nst-settings in a server: it changes that server's settings."
+    in_a_dm = settings(standin, "show", dm=True)
+    assert in_a_dm == "⚠️ Use /nst-settings in a server: it changes that server's settings."
     shown = settings(standin, "show")
     assert "the bot answers in every channel; in this channel: answers" in shown
+    levels = callback(standin, standin.autocomplete("nst-settings", "quality", "s", subcommand="defaults"))
+    assert [choice["value"] for choice in levels["data"]["choices"]] == ["standard", "slow"]
+    presets = callback(standin, standin.autocomplete("nst-settings", "preset", "wav", subcommand="defaults"))
+    assert [choice["value"] for choice in presets["data"]["choices"]] == ["waves"]
     assert "size 1024 px (1024) · jobs per member 3 (3) · cooldown 0 s (at least 0)" in shown
     assert "• in force here: quality `standard` · preset — · preserve_colors —" in shown
 
@@ -109,7 +114,8 @@ def test_server_limits_stay_within_the_configs_and_apply_at_once(standin: Standi
     wait_status(standin, int(status["id"]), "🛑 Cancelled")
 
     assert "cooldown 600 s (at least 0)" in settings(standin, "limits", cooldown_seconds=600.0)
-    assert "Please wait 600 s between requests" in wait_original(standin, stylize(standin, BOB, quality="fast"), "⚠️")
+    waiting = wait_original(standin, stylize(standin, BOB, quality="fast"), "⚠️")
+    assert "Please wait 600 s between requests" in waiting
     assert "size 1024 px (1024) · jobs per member 3 (3) · cooldown 0 s" in settings(standin, "limits", clear=True)
 
 

@@ -31,6 +31,7 @@ from .jobs.core import JobCore
 from .jobs.disk import MB, DiskBudget, tidy
 from .logs import configure_logging
 from .metrics import Metrics
+from .jobs.settings import ServerSettings
 from .jobs.store import JobStore
 from .presenter import DiscordPresenter
 from .presets import PresetLibrary
@@ -69,7 +70,9 @@ class NSTBot(commands.Bot):
                             job_timeout=config.engine.job_timeout,
                             disk=DiskBudget(self.store, config.storage.max_disk_mb * MB), recorder=self.metrics)
         self.presenter = DiscordPresenter(self, self.core, config.bot.progress_interval)
-        self.buttons = ButtonHandlers(config, self.core, self.presenter)  # what views' presses call
+        self.settings = ServerSettings(self.store.db, config,
+                                       lambda name, guild_id: self.presets.get(name, guild_id) is not None)
+        self.buttons = ButtonHandlers(config, self.core, self.presenter, self.settings)  # what views' presses call
         self.exit_message: str | None = None
         self._background: list[asyncio.Task] = []
         self._closer: asyncio.Task | None = None

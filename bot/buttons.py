@@ -24,6 +24,7 @@ from .errors import UserError
 from .intake import build_options
 from .jobs.core import CANCELLED_QUEUED, NOT_ACTIVE, JobCore
 from .jobs.model import Job, new_job_id
+from .jobs.settings import ServerSettings
 from .presenter import DiscordPresenter
 from .replies import fit, warn
 from .result_info import result_info
@@ -45,8 +46,8 @@ def may_remove(interaction: discord.Interaction, job: Job) -> bool:
 
 
 class ButtonHandlers:
-    def __init__(self, config: Config, core: JobCore, presenter: DiscordPresenter) -> None:
-        self.config, self.core, self.presenter = config, core, presenter
+    def __init__(self, config: Config, core: JobCore, presenter: DiscordPresenter, settings: ServerSettings) -> None:
+        self.config, self.core, self.presenter, self.settings = config, core, presenter, settings
 
     async def on_result(self, interaction: discord.Interaction, job_id: str, way: str) -> None:
         """A press of one of a result's buttons (``way``: the end of its custom id)."""
@@ -98,18 +99,19 @@ class ButtonHandlers:
             raise UserError(f"The inputs of this image are no longer kept (they are kept {days:g} days); "
                             "please run /stylize again.")
         self._check_place(interaction, original)
+        effective = self.settings.settings_for(original.guild_id, original.channel_id)
         factor = RERUNS[way]
         bounds = option_spec("strength")
         strength = min(bounds.high, max(bounds.low, original.options.strength * factor))
         if way != "reroll" and strength == original.options.strength:
             raise UserError(f"The strength is already at its {'maximum' if factor > 1 else 'minimum'} "
                             f"({strength:g}).")
-        options, notes = build_options(self.config, original.quality, size=original.options.size,
+        options, notes = build_options(effective.config, original.quality, size=original.options.size,
                                        strength=strength, preserve_colors=original.options.preserve_colors)
         if way == "reroll":
             options = dataclasses.replace(options, seed=next_seed(original.options.seed))
         user = interaction.user
-        with self.core.admit(user.id):
+        with self.core.admit(user.id, effective.limits):
             content, style = await asyncio.to_thread(self.core.store.load_inputs, job_id)
             job = Job(new_job_id(), user.id, user.display_name, original.guild_id, original.channel_id,
                       original.style_label, original.quality, options, notes, parent_id=original.id)

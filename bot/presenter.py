@@ -138,6 +138,8 @@ class DiscordPresenter:
         took = f" · {format_seconds(elapsed)}" if elapsed is not None else ""
         text = (f"<@{job.user_id}> here is your image — {job.style_label} · {job.quality} · "
                 f"{image.width}×{image.height} · strength {job.options.strength:g}{took}{size_note}")
+        spoiler = "SPOILER_" if self.bot.settings.spoiler(job.guild_id) else ""  # the server's choice of now
+        filename = f"{spoiler}stylized-{job.id}.{extension}"
         may_exist = elapsed is None  # resumed after a restart: the last run may have posted it
         for wait in (*DELIVERY_RETRIES, None):
             try:
@@ -145,7 +147,7 @@ class DiscordPresenter:
                 if found:
                     track.posted_before = True
                     return found
-                return await messages.deliver(text, data, f"stylized-{job.id}.{extension}", job.user_id,
+                return await messages.deliver(text, data, filename, job.user_id,
                                               result_view(job.id), job.id)
             except DISCORD_TROUBLE as error:
                 log.warning("delivering job %s failed: %s", job.id, describe(error))

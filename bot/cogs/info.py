@@ -47,14 +47,15 @@ class InfoCog(commands.Cog, name="Info"):
         levels = "\n".join(f"- `{q.name}`: {q.size} px, {q.iterations} iterations — {q.description}"
                            for q in config.quality.values())
         presets = ", ".join(f"`{p.name}`" for p in self.bot.presets.all(interaction.guild_id)) or "none yet"
-        limits = config.limits
+        limits = self.bot.settings.limits_for(interaction.guild_id)
         text = (
             "**Neural style transfer** repaints your picture in the style of another.\n"
             "- `/stylize content:<image> style:<image>` or `preset:<name>` — options: `quality`, `size` "
             "(long side in px), `strength` (more or less style), `preserve_colors` (keep your colours).\n"
             "- Buttons: **Cancel** on the progress message; **Stronger** / **Weaker** on a result re-run it.\n"
             "- `/styles` shows the presets; `/queue` shows what is waiting.\n"
-            "- Admins (Manage Server): `/preset add name image`, `/preset remove name`.\n"
+            "- Admins (Manage Server): `/preset add name image`, `/preset remove name`; `/nst-settings` for this "
+            "server's defaults, channels and limits.\n"
             f"**Quality levels**\n{levels}\n**Presets**: {presets}\n"
             f"-# Limits: images up to {limits.max_upload_bytes / 1e6:g} MB and {limits.max_pixels / 1e6:g} "
             f"megapixels · {limits.max_jobs_per_user} jobs each · one request every {limits.cooldown_seconds:g} s · "

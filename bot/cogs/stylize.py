@@ -105,6 +105,9 @@ class StylizeCog(commands.Cog, name="Stylize"):
         try:
             if interaction.guild_id is None and not self.config.discord.allow_dms:
                 raise UserError("This bot works in servers only; please use /stylize in a server channel.")
+            effective = self.bot.settings.settings_for(interaction.guild_id, interaction.channel_id)
+            quality, preset, preserve_colors = effective.fill(quality, preset, preserve_colors,
+                                                              style_given=style is not None)
             if (style is None) == (preset is None):
                 raise UserError("Give exactly one of `style` (an image) or `preset` (a preset name) — "
                                 "see /styles for the presets.")
@@ -112,9 +115,9 @@ class StylizeCog(commands.Cog, name="Stylize"):
             if preset and chosen is None:
                 raise UserError(f"There is no preset called `{discord.utils.escape_markdown(preset[:40])}`; "
                                 "see /styles for the list.")
-            options, notes = build_options(self.config, quality, size=size, strength=strength,
+            options, notes = build_options(effective.config, quality, size=size, strength=strength,
                                            preserve_colors=preserve_colors)
-            with self.bot.core.admit(interaction.user.id):  # released however this ends
+            with self.bot.core.admit(interaction.user.id, effective.limits):  # released however this ends
                 content_image, style_image, label = await self._images(content, style, chosen,
                                                                          interaction.user.id)
                 user = interaction.user

@@ -29,9 +29,10 @@ class Admission:
         return sum(len(starts) for starts in self.in_flight.values())
 
     @contextmanager
-    def admit(self, user_id: int) -> Iterator[None]:
+    def admit(self, user_id: int, limits: LimitsConfig | None = None) -> Iterator[None]:
+        """``limits``: those in force where the request came from (a server's own, within the config's)."""
         now = self.clock()
-        self.check(user_id, now)
+        self.check(user_id, now, limits)
         self.in_flight[user_id].append(now)
         try:
             yield
@@ -40,8 +41,8 @@ class Admission:
             if not self.in_flight[user_id]:
                 del self.in_flight[user_id]
 
-    def check(self, user_id: int, now: float) -> None:
-        limits = self.limits
+    def check(self, user_id: int, now: float, limits: LimitsConfig | None = None) -> None:
+        limits = limits or self.limits
         mine = len(self.lineup.of_user(user_id)) + len(self.in_flight.get(user_id, ()))
         if mine >= limits.max_jobs_per_user:
             eta = self.lineup.eta_until_free(user_id)

@@ -96,13 +96,14 @@ class JobCore:
 
     # ------------------------------------------------------------------------------------------ requests
 
-    def admit(self, user_id: int) -> AbstractContextManager[None]:
-        """Hold a place for a request while it is processed; raises :class:`UserError` when over a limit or
-        when the work queue takes no new jobs (Redis unreachable)."""
+    def admit(self, user_id: int, limits: LimitsConfig | None = None) -> AbstractContextManager[None]:
+        """Hold a place for a request while it is processed; raises :class:`UserError` when over a limit (the
+        config's, or ``limits`` in force where it came from) or when the work queue takes no new jobs (Redis
+        unreachable)."""
         refusal = self.work.refusal()
         if refusal:
             raise UserError(refusal)
-        return self.admission.admit(user_id)
+        return self.admission.admit(user_id, limits)
 
     async def accept(self, job: Job, content: Image.Image, style: Image.Image) -> ActiveJob:
         """Store a new job (a checked request) and its inputs. It counts against the limits from here on and

@@ -47,6 +47,14 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
+-- /nst-settings values, one row each (channel_id 0: the whole server); read and written by bot/jobs/settings.py
+CREATE TABLE IF NOT EXISTS server_settings (
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (guild_id, channel_id, name)
+);
 """
 
 

@@ -602,8 +602,10 @@ class StandinThread:
 
     def command(self, name: str, options: dict[str, Any] | None = None, who: dict[str, Any] = ALICE, *,
                 subcommand: str | None = None, permissions: int = 0, dm: bool = False,
-                upload_limit: int = UPLOAD_LIMIT, age: float = 0.0, guild_id: int = GUILD_ID) -> str:
-        """Invoke a slash command; attachment options are given as dicts from :meth:`attachment`."""
+                upload_limit: int = UPLOAD_LIMIT, age: float = 0.0, guild_id: int = GUILD_ID,
+                place: tuple[int, int] | None = None) -> str:
+        """Invoke a slash command (from another channel ``place`` when given); attachment options are given as
+        dicts from :meth:`attachment`."""
         options = options or {}
         resolved: dict[str, Any] = {}
         listed = []
@@ -619,7 +621,7 @@ class StandinThread:
         if resolved:
             data["resolved"] = {"attachments": resolved}
         return self.call(self.standin.interact(2, data, who, permissions=permissions, dm=dm,
-                                               upload_limit=upload_limit, age=age, guild_id=guild_id))
+                                               upload_limit=upload_limit, age=age, guild_id=guild_id, place=place))
 
     def autocomplete(self, name: str, focused: str, value: str, who: dict[str, Any] = ALICE,
                      subcommand: str | None = None, *, dm: bool = False, guild_id: int = GUILD_ID,

@@ -33,7 +33,7 @@ def test_commands_synced_with_options_from_the_specs(bot: BotProcess, standin: S
     syncs = standin.records("commands")
     assert len(syncs) == 1
     commands = {c["name"]: c for c in syncs[0].payload["commands"]}
-    assert set(commands) == {"stylize", "Stylize image", "styles", "preset", "queue", "help"}
+    assert set(commands) == {"stylize", "Stylize image", "styles", "preset", "queue", "help", "nst-settings"}
     options = {o["name"]: o for o in commands["stylize"]["options"]}
     assert options["content"]["required"] and options["content"]["type"] == 11
     assert [c["value"] for c in options["quality"]["choices"]] == ["fast", "standard", "high", "medium", "slow"]

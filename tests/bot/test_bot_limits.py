@@ -16,6 +16,7 @@ from tests.bot.harness import (BotProcess, callback, custom_id, status_message, 
 pytestmark = pytest.mark.timeout(180)
 
 DAVE = user(700000000000000004, "dave")
+COMMANDS = 7  # /stylize, /styles, /queue, /help, /preset, /nst-settings and the Stylize image menu
 
 
 BOT_CONFIG = {"discord": f"allow_dms = false\nguild_ids = [{GUILD_ID}]",
@@ -56,7 +57,7 @@ def test_direct_messages_refused_when_configured(bot: BotProcess, standin: Stand
 
 def test_commands_are_synced_to_the_configured_guild(bot: BotProcess, standin: StandinThread) -> None:
     guild, global_ = standin.records("commands")
-    assert guild.path.endswith(f"/guilds/{GUILD_ID}/commands") and len(guild.payload["commands"]) == 6
+    assert guild.path.endswith(f"/guilds/{GUILD_ID}/commands") and len(guild.payload["commands"]) == COMMANDS
     assert global_.path.endswith(f"/applications/{APPLICATION_ID}/commands") and global_.payload["commands"] == []
 
 
@@ -71,7 +72,7 @@ def test_switching_command_scopes_leaves_no_stale_commands(standin: StandinThrea
         return {scope: count for scope, count in counts.items() if scope in ("global", str(GUILD_ID),
                                                                              str(other_guild))}
 
-    assert registered_after_start([])["global"] == 6
-    assert registered_after_start([GUILD_ID]) == {"global": 0, str(GUILD_ID): 6}
-    assert registered_after_start([other_guild]) == {"global": 0, str(GUILD_ID): 0, str(other_guild): 6}
-    assert registered_after_start([]) == {"global": 6, str(GUILD_ID): 0, str(other_guild): 0}
+    assert registered_after_start([])["global"] == COMMANDS
+    assert registered_after_start([GUILD_ID]) == {"global": 0, str(GUILD_ID): COMMANDS}
+    assert registered_after_start([other_guild]) == {"global": 0, str(GUILD_ID): 0, str(other_guild): COMMANDS}
+    assert registered_after_start([]) == {"global": COMMANDS, str(GUILD_ID): 0, str(other_guild): 0}

@@ -22,6 +22,7 @@ EDIT_PREFIX = "nst:edit:"
 EDIT_ID = re.compile(r"nst:edit:(?P<job>[0-9a-f]{16})")
 STRENGTH, COLORS = option_spec("strength"), option_spec("preserve_colors")
 FIELDS = ("strength", "quality", "colours", "preset")  # the text inputs' custom ids
+FORM_KEPT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class EditValues:
 
 def edit_form(job: Job, qualities: list[str]) -> discord.ui.Modal:
     """The form, filled in with the job's current values (the preset field starts empty: keep the styles)."""
-    form = discord.ui.Modal(title="Edit and re-run", custom_id=f"{EDIT_PREFIX}{job.id}")
+    # discord.py keeps a sent modal until its timeout; the submit is answered from the payload, so it need not
+    # be kept long (a form submitted later still works).
+    form = discord.ui.Modal(title="Edit and re-run", custom_id=f"{EDIT_PREFIX}{job.id}", timeout=FORM_KEPT_SECONDS)
     options = job.options
     rows = (("strength", "Strength", f"{STRENGTH.low:g}–{STRENGTH.high:g}", f"{options.strength:g}"),
             ("quality", "Quality", ", ".join(qualities)[:100], job.quality),

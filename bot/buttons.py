@@ -127,7 +127,6 @@ class ButtonHandlers:
         if original.state != DONE or not result.is_file():
             raise UserError("This image's result is no longer kept, so it cannot be upscaled.")
         options, notes = self._options(original, level.name)
-        options = dataclasses.replace(options, seed=original.options.seed)
         init = await asyncio.to_thread(_open_rgb, result)
         await self._rerun(interaction, original, level.name, options, notes, init=init)
 
@@ -153,7 +152,7 @@ class ButtonHandlers:
         try:
             strength = float(values.strength) if values.strength else original.options.strength
         except ValueError:
-            raise UserError(f"Strength must be a number such as `1.5`, not `{values.strength}`.") from None
+            raise UserError(f"Strength must be a number such as `1.5`, not `{values.strength[:40]}`.") from None
         preset = None
         if values.preset:
             preset = interaction.client.presets.get(values.preset, original.guild_id)
@@ -165,7 +164,6 @@ class ButtonHandlers:
                                        strength=strength,
                                        preserve_colors=values.colours or original.options.preserve_colors,
                                        single_style=preset is not None)
-        options = dataclasses.replace(options, seed=original.options.seed)
         if preset is None and options == original.options and same_quality:
             raise UserError("Nothing was changed; edit a value to make a new image.")
         await self._rerun(interaction, original, quality, options, notes, preset=preset)
@@ -182,13 +180,14 @@ class ButtonHandlers:
     def _options(self, original: Job, quality: str, *, size: int | None = None, strength: float | None = None,
                  preserve_colors: str | None = None,
                  single_style: bool = False) -> tuple[StylizeOptions, list[str]]:
-        """A re-run's options: validated and capped as ``/stylize`` does, with the parent's blend (its style
-        weights and scale) unless the re-run uses a single preset instead."""
+        """A re-run's options: validated and capped as ``/stylize`` does, with the parent's seed and blend (its
+        style weights and scale; none when the re-run uses a single preset instead)."""
         parent = original.options
         options, notes = build_options(self.config, quality, size=size,
                                        strength=parent.strength if strength is None else strength,
                                        preserve_colors=preserve_colors or parent.preserve_colors)
-        return with_blend(options, () if single_style else parent.style_weights, parent.style_scale), notes
+        options = with_blend(options, () if single_style else parent.style_weights, parent.style_scale)
+        return dataclasses.replace(options, seed=parent.seed), notes
 
     async def _rerun(self, interaction: discord.Interaction, original: Job, quality: str, options: StylizeOptions,
                      notes: list[str], *, preset: StylePreset | None = None, init: Image.Image | None = None) -> None:

@@ -69,11 +69,14 @@ def test_a_blend_of_an_upload_and_a_preset_is_kept_and_rerolled(bot: BotProcess,
     assert row(workdir, job)["options"]["style_scale"] == 0.5
     assert kept_files(workdir, job) == ["content.png", "result.png", "style-2.png", "style.png"]
     press = standin.press(result, again_id(result, "reroll"), BOB)
-    rerolled = job_of(result_message(standin, press))
-    child = row(workdir, rerolled)
+    rerolled = result_message(standin, press)
+    child = row(workdir, job_of(rerolled))
     assert child["parent_id"] == job and child["options"]["seed"] == 1
     assert (child["options"]["style_weights"], child["options"]["style_scale"]) == ([3.0, 1.0], 0.5)
-    assert kept_files(workdir, rerolled) == ["content.png", "result.png", "style-2.png", "style.png"]
+    assert kept_files(workdir, job_of(rerolled)) == ["content.png", "result.png", "style-2.png", "style.png"]
+    stronger = result_message(standin, standin.press(rerolled, again_id(rerolled, "stronger"), BOB))
+    grandchild = row(workdir, job_of(stronger))["options"]
+    assert (grandchild["strength"], grandchild["seed"], grandchild["style_weights"]) == (2.0, 1, [3.0, 1.0])
 
 
 def test_three_uploads_with_weights_and_bad_blends_refused(bot: BotProcess, standin: StandinThread,

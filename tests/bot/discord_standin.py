@@ -347,7 +347,7 @@ class DiscordStandin:
             return self.error(400, 40060, "Interaction has already been acknowledged.")
         kind, data = payload["type"], payload.get("data") or {}
         if kind == CALLBACK_MODAL:
-            refusal = self._modal_refusal(state, data)
+            refusal = self.modal_refusal(state, data)
             if refusal:
                 record.status = 400
                 return self.error(400, 50035, f"Invalid Form Body: {refusal}")
@@ -379,7 +379,7 @@ class DiscordStandin:
     # ---------------------------------------------------------------------------------------------- modals
 
     @staticmethod
-    def _modal_refusal(state: dict[str, Any], data: dict[str, Any]) -> str | None:
+    def modal_refusal(state: dict[str, Any], data: dict[str, Any]) -> str | None:
         """Why Discord would refuse this MODAL response (None: it would show it), as its docs describe it: not
         an answer to a modal submit; a custom id of 1–100 characters, a title of 1–45; 1–5 labels (or, the older
         way, action rows) each holding one text input with its own custom id."""

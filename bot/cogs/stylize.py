@@ -49,7 +49,8 @@ DESCRIPTIONS = {
     "style3": "a third style image to blend in (or preset3)",
     "preset3": "a third style as a preset (or style3)",
     "weights": "how much each style counts, in the order given, e.g. 2,1 (default: equal)",
-    "style_scale": f"{STYLE_SCALE.help}, {STYLE_SCALE.low:g}–{STYLE_SCALE.high:g} (default {STYLE_SCALE.default:g})",
+    "style_scale": f"{STYLE_SCALE.help}, {STYLE_SCALE.low:g}–{STYLE_SCALE.high:g} "
+                   f"(default {STYLE_SCALE.default:g})",
 }
 NO_STYLE = "Give exactly one of `style` (an image) or `preset` (a preset name) — see /styles for the presets."
 
@@ -162,11 +163,10 @@ class StylizeCog(commands.Cog, name="Stylize"):
     def _check_slots(self, slots: list[StyleSlot],
                      guild_id: int | None) -> list[tuple[StyleSlot, StylePreset | None]]:
         """The styles given, in order, each with its preset looked up; refuses an empty or doubly filled slot."""
-        first, *more = slots
-        if (first.upload is None) == (first.preset is None):
+        if (slots[0].upload is None) == (slots[0].preset is None):
             raise UserError(NO_STYLE)
         given = []
-        for slot in (first, *more):
+        for slot in slots:
             upload_name, preset_name = slot.names
             if slot.upload is not None and slot.preset is not None:
                 raise UserError(f"Give `{upload_name}` or `{preset_name}`, not both.")

@@ -80,6 +80,7 @@ class NSTBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(CancelButton, ResultButton)
+        self.add_listener(self.buttons.on_edit_submit, "on_interaction")  # Edit forms, also those from before a restart
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.metrics is not None:

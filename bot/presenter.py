@@ -65,9 +65,9 @@ class DiscordPresenter:
             self.tracks[job_id].status_sent = None
 
     async def submit(self, interaction: discord.Interaction, job: Job, content: Image.Image,
-                     style: Image.Image) -> Job:
+                     *styles: Image.Image, init: Image.Image | None = None) -> Job:
         """Store the job, queue it, tell the requester its position and post its public status message."""
-        active = await self.core.accept(job, content, style)
+        active = await self.core.accept(job, content, *styles, init=init)
         track = self.track(active.job, interaction)
         async with track.lock:  # held until the status message exists, so the first update edits it
             position = self.core.enqueue(active)

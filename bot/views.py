@@ -34,13 +34,17 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"nst:can
 
 
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button],
-                   template=r"nst:again:(?P<job>[0-9a-f]{16}):(?P<way>weaker|stronger|reroll|info|delete)"):
-    """A button on a posted result: re-run it (weaker, stronger, another seed), show its details, or delete it."""
+                   template=r"nst:again:(?P<job>[0-9a-f]{16}):"
+                            r"(?P<way>weaker|stronger|reroll|edit|upscale|info|delete)"):
+    """A button on a posted result: re-run it (weaker, stronger, another seed, edited, larger), show its details,
+    or delete it."""
 
     LOOKS = {  # way: (label, emoji, style), in the order they sit on the result
         "weaker": ("Weaker", "➖", discord.ButtonStyle.primary),
         "stronger": ("Stronger", "➕", discord.ButtonStyle.primary),
         "reroll": ("Re-roll", "🎲", discord.ButtonStyle.primary),
+        "edit": ("Edit", "🖋️", discord.ButtonStyle.primary),
+        "upscale": ("Upscale", "⬆️", discord.ButtonStyle.primary),
         "info": ("Info", "📋", discord.ButtonStyle.secondary),
         "delete": ("Delete", "❌", discord.ButtonStyle.danger),
     }

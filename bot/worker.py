@@ -169,7 +169,7 @@ class Worker:
     def _fetch(self, spec: JobSpec, folder: Path) -> JobSpec | None:
         """The job with its images written under ``folder``; ``None`` when it ended here (cancelled, expired)."""
         run = self.current[spec.job_id]
-        keys = [spec.content, *spec.styles]
+        keys = list(spec.inputs)
         cancelled, images = self._retrying(lambda: self.redis.pipeline().exists(cancel_key(run)).mget(keys).execute())
         if cancelled:
             self.cancelled.add(run)
@@ -187,8 +187,8 @@ class Worker:
         options = spec.options
         if self.config.engine.device != "auto":
             options = dataclasses.replace(options, device=self.config.engine.device)
-        return dataclasses.replace(spec, content=str(paths[0]), styles=tuple(map(str, paths[1:])),
-                                   result=str(self.results[spec.job_id]), options=options)
+        return dataclasses.replace(spec.with_inputs(tuple(map(str, paths))), result=str(self.results[spec.job_id]),
+                                   options=options)
 
     def _should_stop(self, job_id: str) -> bool:
         return self.stopping.is_set() or self.current.get(job_id) in self.cancelled

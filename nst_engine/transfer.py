@@ -96,6 +96,7 @@ class BatchRequest:
     content: ImageSource
     styles: Sequence[ImageSource]
     options: StylizeOptions = field(default_factory=StylizeOptions)
+    init_image: ImageSource | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -178,12 +179,16 @@ class Engine:
         return self._encoders[key]
 
     def stylize(self, content: ImageSource, styles: Sequence[ImageSource], options: StylizeOptions | None = None,
-                *, on_progress: ProgressCallback | None = None,
-                should_stop: StopCheck | object | None = None) -> StylizeResult:
-        """Stylise ``content`` with the blended ``styles``; see :class:`StylizeOptions` for the knobs."""
+                *, on_progress: ProgressCallback | None = None, should_stop: StopCheck | object | None = None,
+                init_image: ImageSource | None = None) -> StylizeResult:
+        """Stylise ``content`` with the blended ``styles``; see :class:`StylizeOptions` for the knobs.
+
+        ``init_image`` (say, an earlier, smaller result) is where the optimisation starts at the first scale,
+        instead of the content: an upscale refines that picture rather than starting over. The content still
+        sets the output's shape and the content loss."""
         stop = _stop_check(should_stop)
         report = (lambda _, progress: on_progress(progress)) if on_progress else None
-        result = self.stylize_batch([BatchRequest(content, styles, options or StylizeOptions())],
+        result = self.stylize_batch([BatchRequest(content, styles, options or StylizeOptions(), init_image)],
                                     on_progress=report, should_stop=lambda _: stop())[0]
         if result.error:
             raise NSTError(result.error)
@@ -216,6 +221,8 @@ class _Job:
         self.blend = self.options.normalized_style_weights(len(request.styles))
         self.content = load_image(request.content, what="content image")
         self.styles = [load_image(style, what="style image") for style in request.styles]
+        self.init_image = (load_image(request.init_image, what="starting image")
+                           if request.init_image is not None else None)
         options = self.options
         layer_weights = options.style_layer_weights or (1.0,) * len(options.style_layers)
         style_scale = options.style_weight * options.strength / sum(layer_weights)
@@ -252,23 +259,32 @@ class _Job:
         return content, styles
 
     def start_scale(self, content: torch.Tensor, previous: torch.Tensor | None) -> None:
-        """A fresh leaf image and optimiser for this scale, from the previous scale's result or the init."""
+        """A fresh leaf image and optimiser for this scale: from the previous scale's result, else from the
+        init image when the job has one, else as ``options.init`` says (a seed jitters the start)."""
         options = self.options
         if previous is not None:
             start = F.interpolate(previous.clamp(0, 1), size=content.shape[-2:], mode="bicubic",
                                   align_corners=False)
-        elif options.init == "noise":
+        elif options.init == "noise" and self.init_image is None:
             start = torch.rand(content.shape, generator=self._generator()).to(content.device)
-        elif options.seed:
-            jitter = torch.rand(content.shape, generator=self._generator()).mul_(2).sub_(1).mul_(SEED_JITTER)
-            start = content + jitter.to(content.device)
         else:
-            start = content
+            base = content if self.init_image is None else self._init_tensor(content)
+            if options.seed:
+                jitter = torch.rand(content.shape, generator=self._generator()).mul_(2).sub_(1).mul_(SEED_JITTER)
+                base = base + jitter.to(content.device)
+            start = base
         self.image = start.detach().clamp(0, 1).contiguous().requires_grad_(True)
         # The best evaluated image is what a scale hands on and a job returns: the step after the last
         # evaluation is never scored, and an overshoot there would otherwise be the result.
         self.best_loss, self.best_image = math.inf, self.image.detach().clone()
         self._new_optimizer()
+
+    def _init_tensor(self, content: torch.Tensor) -> torch.Tensor:
+        """The init image at the content's size (grey too when the job optimises luminance only)."""
+        height, width = content.shape[-2:]
+        image = to_tensor(self.init_image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0),
+                          content.device)
+        return color.luminance(image) if self.options.preserve_colors == "luminance" else image
 
     def _generator(self) -> torch.Generator:
         """A CPU generator seeded with the job's seed, so a seed gives the same start on every device."""

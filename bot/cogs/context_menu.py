@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..intake import RequestError, check_attachment
 from ..menu_picks import ImageLink, Pick, PickStore, new_pick_id
 from ..replies import warn
-from .stylize import OUR_FAULT, StylizeCog
+from .stylize import OUR_FAULT, StyleSlot, StylizeCog
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,8 @@ class ContextMenuCog(commands.Cog, name=COG_NAME):
         """The /stylize path with the chosen picture as the content and the preset as the style."""
         stylize: StylizeCog = self.bot.get_cog(StylizeCog.__cog_name__)
         log.info("stylize menu %s: image %d with preset %r", pick.id, pick.image, preset[:40])
-        await stylize.stylize(interaction, content=pick.chosen, style=None, preset=preset, quality=pick.quality,
-                              size=None, strength=None, preserve_colors=None)
+        await stylize.stylize(interaction, content=pick.chosen, slots=[StyleSlot(1, None, preset)],
+                              quality=pick.quality, size=None, strength=None, preserve_colors=None)
 
     def _usable(self, links: list[ImageLink]) -> tuple[list[ImageLink], int]:
         """The pictures that pass the checks made before a download, and how many did not; when none passes,

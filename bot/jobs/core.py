@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sqlite3
 from contextlib import AbstractContextManager
+from typing import Sequence
 
 from PIL import Image
 
@@ -37,13 +38,15 @@ CANCELLED_QUEUED, STOPPING, NOT_ACTIVE = "cancelled", "stopping", "not active"
 
 
 def kept_inputs(options: StylizeOptions, content: Image.Image,
-                style: Image.Image) -> tuple[Image.Image, Image.Image]:
+                styles: Sequence[Image.Image]) -> tuple[Image.Image, list[Image.Image]]:
     """The inputs shrunk to what the job and its re-runs (same size) can use: the content to the output size, the
-    style to the size the engine scales it to; never enlarged."""
-    def fit(image: Image.Image, long_side: int) -> Image.Image:
-        return resize_long_side(image, long_side) if max(image.size) > long_side else image
+    styles to the size the engine scales them to; never enlarged."""
+    style_side = max(16, round(options.size * options.style_scale))
+    return _fit(content, options.size), [_fit(style, style_side) for style in styles]
 
-    return fit(content, options.size), fit(style, max(16, round(options.size * options.style_scale)))
+
+def _fit(image: Image.Image, long_side: int) -> Image.Image:
+    return resize_long_side(image, long_side) if max(image.size) > long_side else image
 
 
 class JobCore:
@@ -105,13 +108,17 @@ class JobCore:
             raise UserError(refusal)
         return self.admission.admit(user_id, limits)
 
-    async def accept(self, job: Job, content: Image.Image, style: Image.Image) -> ActiveJob:
-        """Store a new job (a checked request) and its inputs. It counts against the limits from here on and
-        waits for the engine once passed to :meth:`enqueue`."""
-        content, style = kept_inputs(job.options, content, style)
-        self.disk.make_room(estimate_png_bytes(*content.size) + estimate_png_bytes(*style.size))
+    async def accept(self, job: Job, content: Image.Image, *styles: Image.Image,
+                     init: Image.Image | None = None) -> ActiveJob:
+        """Store a new job (a checked request) and its inputs: the content, one to ``MAX_STYLES`` styles and, for
+        an upscale, the image it starts from. It counts against the limits from here on and waits for the
+        engine once passed to :meth:`enqueue`."""
+        content, kept_styles = kept_inputs(job.options, content, styles)
+        kept_init = _fit(init, job.options.size) if init is not None else None
+        images = [content, *kept_styles, *([kept_init] if kept_init is not None else [])]
+        self.disk.make_room(sum(estimate_png_bytes(*image.size) for image in images))
         try:
-            await asyncio.to_thread(self._save_inputs, job.id, content, style)
+            await asyncio.to_thread(self._save_inputs, job.id, content, kept_styles, kept_init)
             self.store.add(job)
         except (OSError, sqlite3.Error) as error:  # operational: one line for the admins, a reply for the user
             log.warning("could not save job %s for user %s: %s", job.id, job.user_id, error)
@@ -120,8 +127,9 @@ class JobCore:
         self.lineup.add(active)
         return active
 
-    def _save_inputs(self, job_id: str, content: Image.Image, style: Image.Image) -> None:
-        self.store.save_inputs(job_id, content, style)
+    def _save_inputs(self, job_id: str, content: Image.Image, styles: list[Image.Image],
+                     init: Image.Image | None) -> None:
+        self.store.save_inputs(job_id, content, *styles, init=init)
         self.store.make_inputs_durable(job_id)  # on disk before the row that points at them
 
     def enqueue(self, active: ActiveJob) -> int:

@@ -114,9 +114,10 @@ class Dispatcher:
             await self.frontend.show(active)
 
     def _spec(self, active: ActiveJob) -> JobSpec:
-        job_id = active.id
-        return JobSpec(job_id, str(self.store.content_path(job_id)), (str(self.store.style_path(job_id)),),
-                       active.job.options, str(self.store.result_path(job_id)))
+        job_id, store = active.id, self.store
+        init = store.init_path(job_id)
+        return JobSpec(job_id, str(store.content_path(job_id)), tuple(map(str, store.style_paths(job_id))),
+                       active.job.options, str(store.result_path(job_id)), str(init) if init.is_file() else "")
 
     # -------------------------------------------------------------------------------------------- receiver
 

@@ -10,6 +10,7 @@ from nst_engine.options import StylizeOptions
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 ACTIVE_STATES = (QUEUED, RUNNING)
+MAX_STYLES = 3  # style images (uploads or presets) one job may blend
 
 
 def new_job_id() -> str:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from nst_engine.options import StylizeOptions
 
-from .model import ACTIVE_STATES, CANCELLED, FAILED, Job
+from .model import ACTIVE_STATES, CANCELLED, FAILED, MAX_STYLES, Job
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -94,25 +94,46 @@ class JobStore:
     def content_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "content.png"
 
-    def style_path(self, job_id: str) -> Path:
-        return self.job_dir(job_id) / "style.png"
+    def style_path(self, job_id: str, index: int = 0) -> Path:
+        """The job's first style image (``style.png``, as before blends), or its ``index``-th (``style-2.png``…)."""
+        return self.job_dir(job_id) / ("style.png" if index == 0 else f"style-{index + 1}.png")
+
+    def style_paths(self, job_id: str) -> list[Path]:
+        """The job's style images in blend order (one per style; a blend has up to ``MAX_STYLES``)."""
+        found = (self.style_path(job_id, index) for index in range(MAX_STYLES))
+        return [path for path in found if path.is_file()]
+
+    def init_path(self, job_id: str) -> Path:
+        """The image an upscale starts from (its parent's result); absent for other jobs."""
+        return self.job_dir(job_id) / "init.png"
 
     def result_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "result.png"
 
+    def input_paths(self, job_id: str) -> list[Path]:
+        """Every input file a job may have (those that exist or not)."""
+        styles = [self.style_path(job_id, index) for index in range(MAX_STYLES)]
+        return [self.content_path(job_id), *styles, self.init_path(job_id)]
+
     def inputs_kept(self, job_id: str) -> bool:
         return self.content_path(job_id).is_file() and self.style_path(job_id).is_file()
 
-    def save_inputs(self, job_id: str, content: Image.Image, style: Image.Image) -> None:
+    def save_inputs(self, job_id: str, content: Image.Image, *styles: Image.Image,
+                    init: Image.Image | None = None) -> None:
         """Write a job's input images (blocking; raises ``OSError`` when the disk is full or read-only)."""
+        if not 1 <= len(styles) <= MAX_STYLES:
+            raise ValueError(f"a job has 1 to {MAX_STYLES} style images, not {len(styles)}")
         self.job_dir(job_id).mkdir(parents=True, exist_ok=True)
         content.save(self.content_path(job_id), "PNG")
-        style.save(self.style_path(job_id), "PNG")
+        for index, style in enumerate(styles):
+            style.save(self.style_path(job_id, index), "PNG")
+        if init is not None:
+            init.save(self.init_path(job_id), "PNG")
 
-    def load_inputs(self, job_id: str) -> tuple[Image.Image, Image.Image]:
-        """A kept job's input images, for a re-run (blocking)."""
+    def load_inputs(self, job_id: str) -> tuple[Image.Image, list[Image.Image]]:
+        """A kept job's content and style images, for a re-run (blocking; an upscale's init is not re-used)."""
         return (Image.open(self.content_path(job_id)).convert("RGB"),
-                Image.open(self.style_path(job_id)).convert("RGB"))
+                [Image.open(path).convert("RGB") for path in self.style_paths(job_id)])
 
     def content_size(self, job_id: str) -> tuple[int, int]:
         """The kept content image's (width, height), read from its header only."""
@@ -179,9 +200,9 @@ class JobStore:
         self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def discard_inputs(self, job_id: str) -> None:
-        """Delete a job's content and style images but keep its row (and a result, if any): for a cancelled
-        or failed job, whose inputs no button can use again."""
-        for path in (self.content_path(job_id), self.style_path(job_id)):
+        """Delete a job's input images but keep its row (and a result, if any): for a cancelled or failed job,
+        whose inputs no button can use again."""
+        for path in self.input_paths(job_id):
             path.unlink(missing_ok=True)
 
     def finished_oldest_first(self) -> list[Job]:
@@ -200,7 +221,7 @@ class JobStore:
     def make_inputs_durable(self, job_id: str) -> None:
         """fsync a new job's input images and their folders, so the job row written next never outlives them
         after a power cut."""
-        for path in (self.content_path(job_id), self.style_path(job_id)):
+        for path in (path for path in self.input_paths(job_id) if path.is_file()):
             with path.open("rb") as stored:
                 os.fsync(stored.fileno())
         for directory in (self.job_dir(job_id), self.job_dir(job_id).parent):

@@ -23,13 +23,26 @@ from nst_engine.options import StylizeOptions
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job for the engine: input files where the engine can read them, options, where to write the result."""
+    """One job for the engine: input files where the engine can read them, options, where to write the result;
+    ``init``: an image to start from instead of the content (an upscale's earlier result), or empty."""
 
     job_id: str
     content: str
     styles: tuple[str, ...]
     options: StylizeOptions
     result: str
+    init: str = ""
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Every input file: the content, the styles, then the init image when there is one."""
+        return (self.content, *self.styles, *((self.init,) if self.init else ()))
+
+    def with_inputs(self, paths: tuple[str, ...]) -> "JobSpec":
+        """The same job reading its inputs from ``paths`` (in :attr:`inputs` order): how a backend moves them."""
+        styles = paths[1:1 + len(self.styles)]
+        return dataclasses.replace(self, content=paths[0], styles=tuple(styles),
+                                   init=paths[1 + len(self.styles)] if self.init else "")
 
 
 # ------------------------------------------------------------------------------------- core → engine (commands)
@@ -179,7 +192,8 @@ def from_json(text: str | bytes) -> Command | Event:
     try:
         if cls is RunJobs:
             values["jobs"] = tuple(JobSpec(spec["job_id"], spec["content"], tuple(spec["styles"]),
-                                           StylizeOptions.from_mapping(spec["options"]), spec["result"])
+                                           StylizeOptions.from_mapping(spec["options"]), spec["result"],
+                                           spec.get("init") or "")
                                    for spec in values["jobs"])
         if cls is Progress and values.get("preview") is not None:
             values["preview"] = base64.b64decode(values["preview"])

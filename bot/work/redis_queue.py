@@ -91,11 +91,10 @@ class RedisWorkQueue(RedisLink):
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for spec in jobs:
-                    keys = [input_key(runs[spec.job_id], index) for index in range(1 + len(spec.styles))]
+                    keys = tuple(input_key(runs[spec.job_id], index) for index in range(len(spec.inputs)))
                     for key, data in zip(keys, files[spec.job_id]):
                         pipe.set(key, data, ex=int(self.config.transfer_ttl))
-                    remote.append(dataclasses.replace(spec, content=keys[0], styles=tuple(keys[1:]),
-                                                      result=Path(spec.result).name))
+                    remote.append(dataclasses.replace(spec.with_inputs(keys), result=Path(spec.result).name))
                 pipe.xadd(JOBS, {"jobs": to_json(RunJobs(tuple(remote))), "runs": json.dumps(runs)})
                 entry = (await pipe.execute())[-1].decode()
         except RedisError as error:
@@ -103,7 +102,7 @@ class RedisWorkQueue(RedisLink):
             raise WorkUnavailable(unavailable_message(self.config)) from None
         self._entries[entry] = set(runs)
         for spec, sent in zip(jobs, remote):
-            self._runs[spec.job_id] = _Run(spec, runs[spec.job_id], entry, [sent.content, *sent.styles])
+            self._runs[spec.job_id] = _Run(spec, runs[spec.job_id], entry, list(sent.inputs))
             self._jobs_by_run[runs[spec.job_id]] = spec.job_id
 
     async def cancel(self, job_id: str) -> None:
@@ -249,7 +248,7 @@ class RedisWorkQueue(RedisLink):
 
 
 def _read_inputs(jobs: Sequence[JobSpec]) -> dict[str, list[bytes]]:
-    return {spec.job_id: [Path(path).read_bytes() for path in (spec.content, *spec.styles)] for spec in jobs}
+    return {spec.job_id: [Path(path).read_bytes() for path in spec.inputs] for spec in jobs}
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -37,7 +37,7 @@ def run_batch(engine: Engine, specs: Sequence[JobSpec], emit: Callable[[Event], 
     (say, out of GPU memory), its jobs run again one by one, so an error is reported against the job that causes
     it and the others still get their pictures. ``ConnectionError`` (nobody left to report to) propagates.
     """
-    requests = [BatchRequest(spec.content, spec.styles, spec.options) for spec in specs]
+    requests = [BatchRequest(spec.content, spec.styles, spec.options, spec.init or None) for spec in specs]
     iterations = [0] * len(specs)
     reported: set[int] = set()
 

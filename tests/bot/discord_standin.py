@@ -48,6 +48,9 @@ ALL_PERMISSIONS = (1 << 50) - 1
 UPLOAD_LIMIT = 10 * 1024 * 1024
 
 CALLBACK_MESSAGE, CALLBACK_DEFERRED, CALLBACK_DEFERRED_UPDATE, CALLBACK_UPDATE, CALLBACK_AUTOCOMPLETE = 4, 5, 6, 7, 8
+CALLBACK_MODAL = 9
+MODAL_SUBMIT = 5  # the interaction type of a filled-in modal
+LABEL, TEXT_INPUT, ACTION_ROW = 18, 4, 1  # the component types a text-input modal is made of
 OPTION_TYPES = {str: 3, int: 4, bool: 5, float: 10}
 ATTACHMENT_OPTION = 11
 
@@ -353,8 +356,14 @@ class DiscordStandin:
         if state is None or state.get("responded"):
             record.status = 400
             return self.error(400, 40060, "Interaction has already been acknowledged.")
-        state["responded"] = True
         kind, data = payload["type"], payload.get("data") or {}
+        if kind == CALLBACK_MODAL:
+            refusal = self.modal_refusal(state, data)
+            if refusal:
+                record.status = 400
+                return self.error(400, 50035, f"Invalid Form Body: {refusal}")
+            state["modal"] = copy.deepcopy(data)
+        state["responded"] = True
         response: dict[str, Any] = {"id": state["id"], "type": state["type"]}
         resource: dict[str, Any] = {"type": kind}
         if kind in (CALLBACK_MESSAGE, CALLBACK_DEFERRED):
@@ -377,6 +386,55 @@ class DiscordStandin:
             record.message_id = state["original"]
             resource["message"] = message
         return self.json({"interaction": response, "resource": resource})
+
+    # ---------------------------------------------------------------------------------------------- modals
+
+    @staticmethod
+    def modal_refusal(state: dict[str, Any], data: dict[str, Any]) -> str | None:
+        """Why Discord would refuse this MODAL response (None: it would show it), as its docs describe it: not
+        an answer to a modal submit; a custom id of 1–100 characters, a title of 1–45; 1–5 labels (or, the older
+        way, action rows) each holding one text input with its own custom id."""
+        if state["type"] == MODAL_SUBMIT:
+            return "a modal cannot answer a modal submit"
+        if not 1 <= len(str(data.get("custom_id") or "")) <= 100 or not 1 <= len(str(data.get("title") or "")) <= 45:
+            return "custom_id (1-100) or title (1-45) has a bad length"
+        components = data.get("components") or []
+        if not 1 <= len(components) <= 5:
+            return "a modal has 1 to 5 components"
+        seen = set()
+        for component in components:
+            if component.get("type") == LABEL:
+                inner, label = component.get("component") or {}, component.get("label") or ""
+                if not 1 <= len(label) <= 45:
+                    return "a label's text has 1 to 45 characters"
+            elif component.get("type") == ACTION_ROW and len(component.get("components") or []) == 1:
+                inner = component["components"][0]
+            else:
+                return f"unexpected component {component.get('type')}"
+            if inner.get("type") != TEXT_INPUT or not inner.get("custom_id") or inner["custom_id"] in seen:
+                return "each label holds one text input with its own custom id"
+            seen.add(inner["custom_id"])
+        return None
+
+    async def submit_modal(self, token: str, values: dict[str, str], who: dict[str, Any], *,
+                           place: tuple[int, int] | None = None) -> str:
+        """Fill in and submit the modal shown in answer to ``token``: a MODAL_SUBMIT interaction carrying every
+        text input's value (``values`` by custom id; a field not named keeps what it showed), shaped as the
+        modal was (label → component, or action row → components), with the message it was opened from."""
+        state = self.interactions[token]
+        modal = state["modal"]
+        submitted = []
+        for number, component in enumerate(modal["components"], start=1):
+            inner = component["component"] if component["type"] == LABEL else component["components"][0]
+            field = {"type": TEXT_INPUT, "id": number * 2, "custom_id": inner["custom_id"],
+                     "value": values.get(inner["custom_id"], inner.get("value") or "")}
+            submitted.append({"type": LABEL, "id": number * 2 - 1, "component": field}
+                             if component["type"] == LABEL else {"type": ACTION_ROW, "components": [field]})
+        message = self.messages.get(state["message_id"]) if state["message_id"] else None
+        data = {"custom_id": modal["custom_id"], "components": submitted}
+        origin = place or (int(state["payload"].get("guild_id", 0)) or None, state["channel_id"])
+        dm = origin[0] is None
+        return await self.interact(MODAL_SUBMIT, data, who, message=message, dm=dm, place=None if dm else origin)
 
     async def webhook(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
@@ -663,6 +721,15 @@ class StandinThread:
         """Pick ``values`` in a string select (component type 3) of ``message``."""
         data = {"custom_id": custom_id, "component_type": 3, "values": values}
         return self.call(self.standin.interact(3, data, who, message=message, dm=dm, place=place))
+
+    def modal(self, token: str) -> dict[str, Any] | None:
+        """The modal the bot showed in answer to ``token`` (custom id, title, components), if any."""
+        return self.call(lambda: copy.deepcopy(self.standin.interactions.get(token, {}).get("modal")))
+
+    def submit_modal(self, token: str, values: dict[str, str], who: dict[str, Any] = ALICE, *,
+                     place: tuple[int, int] | None = None) -> str:
+        """Fill in the modal shown for ``token`` and submit it (from the same channel unless ``place`` says)."""
+        return self.call(self.standin.submit_modal(token, values, who, place=place))
 
     # Controls ----------------------------------------------------------------------------------------
 

@@ -35,13 +35,13 @@ def refusal(standin: StandinThread, press: str) -> str:
     return data["content"]
 
 
-def test_result_buttons_sit_beside_weaker_and_stronger(bot: BotProcess, standin: StandinThread) -> None:
+def test_result_buttons_in_their_order(bot: BotProcess, standin: StandinThread) -> None:
     result = result_message(standin, stylize(standin, ALICE, quality="fast"))
     buttons = [(c["label"], c["custom_id"]) for row in result["components"] for c in row["components"]]
     job = job_of(result)
     assert buttons == [(label, f"nst:again:{job}:{way}") for label, way in
-                       (("Weaker", "weaker"), ("Stronger", "stronger"), ("Re-roll", "reroll"), ("Info", "info"),
-                        ("Delete", "delete"))]
+                       (("Weaker", "weaker"), ("Stronger", "stronger"), ("Re-roll", "reroll"), ("Edit", "edit"),
+                        ("Upscale", "upscale"), ("Info", "info"), ("Delete", "delete"))]
 
 
 def test_reroll_makes_a_different_image_of_the_same_size(bot: BotProcess, standin: StandinThread) -> None:

@@ -106,11 +106,13 @@ class ContextMenuCog(commands.Cog, name=COG_NAME):
         try:
             if interaction.guild_id is None and not self.config.discord.allow_dms:
                 raise UserError(SERVERS_ONLY)
+            effective = self.bot.settings.settings_for(interaction.guild_id, interaction.channel_id)
             images, left_out = self._usable(message_images(message))
             if not self.bot.presets.all(interaction.guild_id):
                 raise UserError(NO_PRESETS)
+            quality, _, _ = effective.fill(None, None, None, style_given=True)  # the server's default level
             pick = Pick(new_pick_id(), interaction.user.id, interaction.guild_id, interaction.channel_id, message.id,
-                        tuple(images[:MAX_OPTIONS]), 0, self.config.bot.default_quality, time.time())
+                        tuple(images[:MAX_OPTIONS]), 0, quality, time.time())
             self.picks.add(pick)
             note = f"\n{left_out} file(s) in the message are not usable pictures and are not offered."
             await interaction.response.send_message(self._text(pick) + (note if left_out else ""),

@@ -7,6 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from ..jobs.model import RUNNING
+from ..replies import fit
 from ..terminal import format_seconds
 
 QUEUE_LINES = 15
@@ -51,8 +52,11 @@ class InfoCog(commands.Cog, name="Info"):
         text = (
             "**Neural style transfer** repaints your picture in the style of another.\n"
             "- `/stylize content:<image> style:<image>` or `preset:<name>` — options: `quality`, `size` "
-            "(long side in px), `strength` (more or less style), `preserve_colors` (keep your colours).\n"
-            "- Buttons: **Cancel** on the progress message; **Stronger** / **Weaker** on a result re-run it.\n"
+            "(long side in px), `strength` (more or less style), `preserve_colors` (keep your colours); up to "
+            "three styles with `style2`/`preset2`, `style3`/`preset3`, `weights` and `style_scale`.\n"
+            "- Right-click a message with a picture → **Apps** → **Stylize image**.\n"
+            "- Buttons: **Cancel** on the progress message; on a result **Stronger** / **Weaker**, **Re-roll** (another "
+            "seed), **Edit** (change values), **Upscale** (next quality level), **Info** and **Delete**.\n"
             "- `/styles` shows the presets; `/queue` shows what is waiting.\n"
             "- Admins (Manage Server): `/preset add name image`, `/preset remove name`; `/nst-settings` for this "
             "server's defaults, channels and limits.\n"
@@ -61,7 +65,7 @@ class InfoCog(commands.Cog, name="Info"):
             f"megapixels · {limits.max_jobs_per_user} jobs each · one request every {limits.cooldown_seconds:g} s · "
             f"{engines(self.bot.core)}."
         )
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.response.send_message(fit(text), ephemeral=True)
 
 
 def engines(core) -> str:

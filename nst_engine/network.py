@@ -17,7 +17,7 @@ from .layers import LAYER_INDEX, VGG19_CONFIG
 # Padding of every 3×3 convolution. With zeros (torchvision's choice) each border looks to the network like a
 # frame of the mean colour, and the optimiser can paint a band along it; a reflected border looks like more of
 # the picture. Measured in benchmarks/quality.py (docs/quality.md): "reflect" brought the border jump from 1.4×
-# to 1.1× the picture's own ring-to-ring jump over five cases, for 0–11 % more time per iteration. Its batching
+# to 1.1× the picture's own ring-to-ring jump over five cases, for 0–16 % more time per iteration. Its batching
 # and bf16 test failures were rounding amplified by L-BFGS, as with zeros (same page), but it is not the default
 # yet: a rerun gave one case a worse border (1.93× at 256 px) and weakened colour preservation at 64 px
 # (the colour test of tests/engine/test_quality.py fails with it).

@@ -10,7 +10,7 @@ after) and ``benchmarks/out/quality.json``. Sections:
 
 - border: the jump in mean colour between the outermost 6-px ring of the picture and the next ring, beside the
   same jump between rings inside the picture (its own texture), with zero padding in the network's convolutions
-  (before), reflected padding (the engine's now) and replicated padding, at 256 and 512 px; border-presets: the
+  (the default), reflected padding (the candidate) and replicated padding, at 256 and 512 px; border-presets: the
   same at 128 px for three more presets (a short run, as in tests/engine/test_quality.py), and the time of one
   forward/backward pass per padding at 256 and 384 px (passes interleaved, so load from neighbours hits all);
 - rounding: per padding, how far one forward/backward pass of a batch of two lies from the same image's pass

@@ -10,9 +10,12 @@ after) and ``benchmarks/out/quality.json``. Sections:
 
 - border: the jump in mean colour between the outermost 6-px ring of the picture and the next ring, beside the
   same jump between rings inside the picture (its own texture), with zero padding in the network's convolutions
-  (before), reflected padding (the engine's now) and replicated padding, at 256 and 512 px; border-presets: the
+  (the default), reflected padding (the candidate) and replicated padding, at 256 and 512 px; border-presets: the
   same at 128 px for three more presets (a short run, as in tests/engine/test_quality.py), and the time of one
   forward/backward pass per padding at 256 and 384 px (passes interleaved, so load from neighbours hits all);
+- rounding: per padding, how far one forward/backward pass of a batch of two lies from the same image's pass
+  alone (gradient at every ReLU), and how far whole batched jobs end from their one-by-one results, beside
+  the same job alone run with 1 and with 2 threads (a change of rounding only);
 - detail: high-frequency energy at the output size against a long single-scale run at that size, with the
   geometric iteration split before and the finest scale's guaranteed share after, and the time each took;
 - colour: the style loss reached with luminance-only and histogram colour preservation, without the style
@@ -42,6 +45,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.engine import STYLE_FILE, content_scene  # noqa: E402
 from nst_engine import color, network, options as options_module, transfer  # noqa: E402
 from nst_engine.images import resize_long_side, scaled_size  # noqa: E402
+from nst_engine.layers import LAYER_INDEX  # noqa: E402
 from nst_engine.losses import gram, style_loss  # noqa: E402
 from nst_engine.options import StylizeOptions  # noqa: E402
 from nst_engine.transfer import Engine, to_tensor  # noqa: E402
@@ -49,7 +53,7 @@ from nst_engine.transfer import Engine, to_tensor  # noqa: E402
 OUT = REPO / "benchmarks" / "out"
 RING = 6  # pixels per ring of the border measure
 PADDINGS = ("zeros", "reflect", "replicate")
-SECTIONS = ("border", "border-presets", "detail", "colour", "seeds")
+SECTIONS = ("border", "border-presets", "rounding", "detail", "colour", "seeds")
 PRESETS = REPO / "bot" / "assets" / "presets"
 # What a section's "before" sets back: module, constant, earlier value.
 BEFORE = {
@@ -90,6 +94,11 @@ def inner_jump(image: Image.Image) -> float:
     """The same jump between rings 12 to 42 px inside the border (median): the picture's own variation, the
     floor a border jump is compared with."""
     return float(np.median([border_jump(image, offset) for offset in range(2 * RING, 7 * RING + 1, RING)]))
+
+
+def grey_levels(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute pixel difference of two pictures in grey levels (0..255)."""
+    return float(np.abs(np.asarray(a, float) - np.asarray(b, float)).mean())
 
 
 def high_frequency_energy(image: Image.Image) -> float:
@@ -202,6 +211,63 @@ class Bench:
         print(f"  one pass at {size} px: " + ", ".join(
             f"{mode} {value:.3f} s ({value / seconds['zeros']:.2f}×)" for mode, value in seconds.items()), flush=True)
         return seconds
+
+    def rounding(self) -> None:
+        """Batched and one-by-one jobs differ by rounding: the batch's convolutions are blocked differently.
+        Shows the size of that difference per layer and what L-BFGS makes of it, per padding mode."""
+        content = content_scene(48, 32)
+        style = Image.open(PRESETS / "embers.png").convert("RGB").resize((64, 64), Image.Resampling.LANCZOS)
+        jobs = [transfer.BatchRequest(content, [style], StylizeOptions(size=48, min_scale=24, iterations=10)),
+                transfer.BatchRequest(content.transpose(Image.Transpose.FLIP_LEFT_RIGHT), [style.rotate(90)],
+                                      StylizeOptions(size=48, min_scale=24, iterations=10, strength=3.0, seed=9))]
+        threads, rows = torch.get_num_threads(), {}
+        for mode in ("zeros", "reflect"):
+            with setting(network, "PADDING_MODE", mode):
+                engine = Engine(self.weights)
+                row = {"gradient": self.gradient_difference(engine, content, style)}
+                for iterations in (10, 14):
+                    requests = [transfer.BatchRequest(job.content, job.styles, job.options.replace(
+                        iterations=iterations)) for job in jobs]
+                    apart = {}
+                    for count in (1, 2):
+                        torch.set_num_threads(count)
+                        batched = engine.stylize_batch(requests)
+                        apart[count] = [engine.stylize(r.content, r.styles, r.options).image for r in requests]
+                        row[f"{iterations} its, batched vs alone, {count} thread(s)"] = [
+                            grey_levels(a.image, b) for a, b in zip(batched, apart[count])]
+                    row[f"{iterations} its, alone 1 vs 2 threads"] = [grey_levels(a, b)
+                                                                      for a, b in zip(*apart.values())]
+                torch.set_num_threads(threads)
+            rows[mode] = row
+            print(f"  {mode}: gradient |batched - alone| / max|alone| per ReLU: "
+                  + " ".join(f"{value:.0e}" for value in row["gradient"].values()), flush=True)
+            for label, values in row.items():
+                if label != "gradient":
+                    print(f"  {mode}: {label}: " + ", ".join(f"{value:.2f}" for value in values)
+                          + " grey levels (mean |difference|)", flush=True)
+        self.report["rounding"] = rows
+
+    def gradient_difference(self, engine: Engine, content: Image.Image, style: Image.Image) -> dict[str, float]:
+        """Relative difference of the style-loss gradient at every ReLU between a batch of two images (the
+        content and its mirror image) and the content alone."""
+        names = [name for name in LAYER_INDEX
+                 if name.startswith("relu") and LAYER_INDEX[name] <= LAYER_INDEX["relu5_1"]]
+        encoder = engine.encoder(torch.device("cpu"), "avg", "relu5_1")
+        cpu = torch.device("cpu")
+        image = to_tensor(content, cpu)
+        with torch.no_grad():
+            targets = {name: gram(value) for name, value in encoder(to_tensor(style, cpu), STYLE_LAYERS).items()}
+
+        def gradients(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+            features = encoder(batch.contiguous(memory_format=engine.memory_format).requires_grad_(True), names)
+            for value in features.values():
+                value.retain_grad()
+            sum(style_loss(gram(features[name]), targets[name]).sum() for name in STYLE_LAYERS).backward()
+            return {name: value.grad[:1] for name, value in features.items()}
+
+        together, alone = gradients(torch.cat([image, image.flip(-1)])), gradients(image)
+        return {name: float((together[name] - alone[name]).abs().max() / alone[name].abs().max())
+                for name in names}
 
     def detail(self) -> None:
         """A four-scale schedule (like 1024 px with min_scale 128) at a size this CPU runs in minutes."""

@@ -16,9 +16,11 @@ from .layers import LAYER_INDEX, VGG19_CONFIG
 
 # Padding of every 3×3 convolution. With zeros (torchvision's choice) each border looks to the network like a
 # frame of the mean colour, and the optimiser can paint a band along it; a reflected border looks like more of
-# the picture. Measured in benchmarks/quality.py (docs/quality.md): "reflect" brings the border jump from 1.4×
-# to 1.1× the picture's own ring-to-ring jump on average, for up to 9 % more time per iteration, but it is not
-# the default yet: batched jobs then no longer match their one-by-one results (tests/speed/test_batching.py).
+# the picture. Measured in benchmarks/quality.py (docs/quality.md): "reflect" brought the border jump from 1.4×
+# to 1.1× the picture's own ring-to-ring jump over five cases, for 0–16 % more time per iteration. Its batching
+# and bf16 test failures were rounding amplified by L-BFGS, as with zeros (same page), but it is not the default
+# yet: a rerun gave one case a worse border (1.93× at 256 px) and weakened colour preservation at 64 px
+# (the colour test of tests/engine/test_quality.py fails with it).
 PADDING_MODE = "zeros"
 SMALL_MAP = 8
 # torchvision's VGG19 expects ImageNet-normalised input.

@@ -261,7 +261,7 @@ QUALITY_LEVELS: dict[str, QualityLevel] = {
     level.name: level
     for level in (
         QualityLevel("fast", 256, 45, "quick look, about 15 s on a 2-core CPU"),
-        QualityLevel("standard", 512, 80, "good default, under a minute on a 2-core CPU"),
-        QualityLevel("high", 768, 120, "large and detailed, about three minutes on a 2-core CPU"),
+        QualityLevel("standard", 512, 80, "good default, about a minute on a 2-core CPU"),
+        QualityLevel("high", 768, 120, "large and detailed, about four minutes on a 2-core CPU"),
     )
 }

@@ -11,9 +11,17 @@ from nst_engine.options import StylizeOptions
 from nst_engine.transfer import BatchRequest, Engine
 from tests.conftest import make_content, make_style
 
-# On the CPU every job's arithmetic is the same alone and in a batch; on a GPU the convolution algorithms
-# differ with the batch size, and L-BFGS amplifies that rounding (tests/speed/test_cuda.py checks the GPU).
-SMALL = dict(size=48, min_scale=24, iterations=10, device="cpu")
+SMALL = dict(size=48, min_scale=24, iterations=10, device="cpu")  # a GPU: tests/speed/test_cuda.py
+# A batch of two runs its convolutions blocked differently from one image, so activations and gradients differ
+# by rounding (about 1e-6 relative; more where a ReLU input sits within rounding of 0), and L-BFGS amplifies
+# that over the iterations, with zero as with reflected padding (benchmarks/quality.py --only rounding,
+# docs/quality.md: after 10 iterations batched and alone differ by up to 1.4 grey levels, after 14 by up to 6).
+# Here, with OMP_NUM_THREADS=1, the first job differs by 1.8 grey levels with reflected padding, exactly as much
+# as the same job alone differs between 1 and 2 threads, and its end loss by 2.6 % (1.1110 alone with 1 thread,
+# 1.1404 alone with 2 and batched with either). So: the first iteration starts from the same image and agrees
+# to rounding (a seed-0 start's content loss is rounding itself, about 0); the end agrees within these.
+CHAOS_GREY_LEVELS = 4.0
+CHAOS_LOSS = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +44,22 @@ def two_jobs(**overrides) -> list[BatchRequest]:
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_batched_jobs_match_their_one_by_one_results(engine, optimizer):
     requests = two_jobs(optimizer=optimizer, learning_rate=0.05)
-    batched = engine.stylize_batch(requests)
-    alone = [engine.stylize(r.content, r.styles, r.options) for r in requests]
+    first: dict[tuple[str, int], dict[str, float]] = {}
+
+    def keep_first(run: str, index: int, progress) -> None:
+        first.setdefault((run, index), progress.losses)
+
+    batched = engine.stylize_batch(requests, on_progress=lambda i, p: keep_first("batched", i, p))
+    alone = [engine.stylize(r.content, r.styles, r.options, on_progress=lambda p, i=i: keep_first("alone", i, p))
+             for i, r in enumerate(requests)]
     assert [r.batch_size for r in batched] == [2, 2] and alone[0].batch_size == 1
-    for together, single in zip(batched, alone):
+    for index, (together, single) in enumerate(zip(batched, alone)):
+        for name, value in first[("alone", index)].items():
+            assert first[("batched", index)][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
         difference = np.abs(pixels(together.image) - pixels(single.image))
         print(f"{optimizer}: mean |batched - alone| = {difference.mean():.3f} / 255, max {difference.max():.0f}")
-        assert difference.mean() < 1.0 and together.iterations == single.iterations == 10
-        assert together.losses["total"] == pytest.approx(single.losses["total"], rel=0.02)
+        assert difference.mean() < CHAOS_GREY_LEVELS and together.iterations == single.iterations == 10
+        assert together.losses["total"] == pytest.approx(single.losses["total"], rel=CHAOS_LOSS)
     # The two jobs really are different (a batch that mixed them up would fail the comparison above).
     assert np.abs(pixels(batched[0].image) - pixels(batched[1].image)).mean() > 10
 
@@ -58,7 +74,7 @@ def test_a_cancelled_job_stops_and_the_others_go_on(engine):
     assert results[1].image.size == results[0].image.size == (48, 32)  # a usable partial result
     # The survivor's path is unchanged by its neighbour leaving the batch.
     alone = engine.stylize(requests[0].content, requests[0].styles, requests[0].options)
-    assert np.abs(pixels(results[0].image) - pixels(alone.image)).mean() < 1.0
+    assert np.abs(pixels(results[0].image) - pixels(alone.image)).mean() < CHAOS_GREY_LEVELS
 
 
 def test_incompatible_jobs_are_optimised_in_separate_batches(engine):

@@ -119,7 +119,7 @@ class StylizeCog(commands.Cog, name="Stylize"):
         """Sizes the chosen quality level really allows, largest first, so nobody picks a size that is then capped."""
         name = str(getattr(interaction.namespace, "quality", None) or self.config.bot.default_quality).lower()
         level = self.config.quality.get(name) or self.config.quality[self.config.bot.default_quality]
-        largest = min(level.size, self.config.limits.max_size)
+        largest = min(level.size, self.bot.settings.limits_for(interaction.guild_id).max_size)  # the server's cap
         typed = "".join(ch for ch in str(current or "") if ch.isdigit())[:5]
         sizes = sorted({largest, *(size for size in SUGGESTED_SIZES if size < largest)}, reverse=True)
         choices = [app_commands.Choice(name=f"{size} px" + (f" (the most for {level.name})" if size == largest else ""),

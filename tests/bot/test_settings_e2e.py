@@ -100,6 +100,8 @@ def test_server_limits_stay_within_the_configs_and_apply_at_once(standin: Standi
     assert "⚠️ `max_jobs_per_user` 5 is beyond the bot's cap; set to 3" in shown
     assert "size 1024 px (1024) · jobs per member 3 (3)" in shown
     assert "size 32 px (1024) · jobs per member 1 (3)" in settings(standin, "limits", max_size=32, max_jobs=1)
+    sizes = callback(standin, standin.autocomplete("stylize", "size", "", kind=4, others={"quality": "standard"}))
+    assert sizes["data"]["choices"][0] == {"name": "32 px (the most for standard)", "value": 32}  # the server's cap
     assert "· 1 jobs each ·" in callback(standin, standin.command("help"))["data"]["content"]
 
     small = stylize(standin, CAROL, quality="standard")

@@ -103,33 +103,34 @@ class ButtonHandlers:
             original = self._kept_original(job_id)
             self._check_place(interaction, original)
             if way == "upscale":
-                await self._upscale(interaction, original)
+                await self._upscale(interaction, original, self._settings_at(original))
             else:
-                await self._again(interaction, original, way)
+                await self._again(interaction, original, self._settings_at(original), way)
         except UserError as error:
             await warn(interaction, str(error))
 
-    async def _again(self, interaction: discord.Interaction, original: Job, way: str) -> None:
+    async def _again(self, interaction: discord.Interaction, original: Job, effective: Effective, way: str) -> None:
         factor = RERUNS[way]
         bounds = option_spec("strength")
         strength = min(bounds.high, max(bounds.low, original.options.strength * factor))
         if way != "reroll" and strength == original.options.strength:
             raise UserError(f"The strength is already at its {'maximum' if factor > 1 else 'minimum'} "
                             f"({strength:g}).")
-        options, notes = self._options(original, original.quality, size=original.options.size, strength=strength)
+        options, notes = self._options(original, effective, original.quality, size=original.options.size,
+                                       strength=strength)
         if way == "reroll":
             options = dataclasses.replace(options, seed=next_seed(original.options.seed))
-        await self._rerun(interaction, original, original.quality, options, notes)
+        await self._rerun(interaction, original, effective, original.quality, options, notes)
 
-    async def _upscale(self, interaction: discord.Interaction, original: Job) -> None:
+    async def _upscale(self, interaction: discord.Interaction, original: Job, effective: Effective) -> None:
         """A new job at the next quality level's size that starts from this result (sharper, not redone)."""
-        level = upscale_level(self._settings_at(original).config, original)
+        level = upscale_level(effective.config, original)
         result = self.core.store.result_path(original.id)
         if original.state != DONE or not result.is_file():
             raise UserError("This image's result is no longer kept, so it cannot be upscaled.")
-        options, notes = self._options(original, level.name)
+        options, notes = self._options(original, effective, level.name)
         init = await asyncio.to_thread(_open_rgb, result)
-        await self._rerun(interaction, original, level.name, options, notes, init=init)
+        await self._rerun(interaction, original, effective, level.name, options, notes, init=init)
 
     async def on_edit_submit(self, interaction: discord.Interaction) -> None:
         """An Edit form's submit (any interaction is offered; others are left alone): checked like a press of
@@ -142,11 +143,12 @@ class ButtonHandlers:
         try:
             original = self._kept_original(job_id)
             self._check_place(interaction, original)
-            await self._edited(interaction, original, submitted_values(interaction))
+            await self._edited(interaction, original, self._settings_at(original), submitted_values(interaction))
         except UserError as error:
             await warn(interaction, str(error))
 
-    async def _edited(self, interaction: discord.Interaction, original: Job, values: EditValues) -> None:
+    async def _edited(self, interaction: discord.Interaction, original: Job, effective: Effective,
+                      values: EditValues) -> None:
         quality = (values.quality or original.quality).lower()
         if values.colours and values.colours.lower() not in COLORS.choices:
             raise UserError(f"Colours must be one of {', '.join(COLORS.choices)}, not `{values.colours[:40]}`.")
@@ -161,13 +163,14 @@ class ButtonHandlers:
                 raise UserError(f"There is no preset called `{discord.utils.escape_markdown(values.preset[:40])}`; "
                                 "see /styles for the list.")
         same_quality = quality == original.quality
-        options, notes = self._options(original, quality, size=original.options.size if same_quality else None,
+        options, notes = self._options(original, effective, quality,
+                                       size=original.options.size if same_quality else None,
                                        strength=strength,
                                        preserve_colors=values.colours or original.options.preserve_colors,
                                        single_style=preset is not None)
         if preset is None and options == original.options and same_quality:
             raise UserError("Nothing was changed; edit a value to make a new image.")
-        await self._rerun(interaction, original, quality, options, notes, preset=preset)
+        await self._rerun(interaction, original, effective, quality, options, notes, preset=preset)
 
     def _kept_original(self, job_id: str) -> Job:
         """The job a re-run starts from, when its inputs are still kept."""
@@ -182,23 +185,25 @@ class ButtonHandlers:
         """The server's settings where ``original`` was made; refuses a channel the bot no longer answers in."""
         return self.settings.settings_for(original.guild_id, original.channel_id)
 
-    def _options(self, original: Job, quality: str, *, size: int | None = None, strength: float | None = None,
-                 preserve_colors: str | None = None,
+    def _options(self, original: Job, effective: Effective, quality: str, *, size: int | None = None,
+                 strength: float | None = None, preserve_colors: str | None = None,
                  single_style: bool = False) -> tuple[StylizeOptions, list[str]]:
-        """A re-run's options: validated and capped as ``/stylize`` does, with the parent's seed and blend (its
-        style weights and scale; none when the re-run uses a single preset instead)."""
+        """A re-run's options: validated and capped as ``/stylize`` does under ``effective`` (the settings where
+        the parent was made), with the parent's seed and blend (its style weights and scale; none when the re-run
+        uses a single preset instead)."""
         parent = original.options
-        options, notes = build_options(self._settings_at(original).config, quality, size=size,
+        options, notes = build_options(effective.config, quality, size=size,
                                        strength=parent.strength if strength is None else strength,
                                        preserve_colors=preserve_colors or parent.preserve_colors)
         options = with_blend(options, () if single_style else parent.style_weights, parent.style_scale)
         return dataclasses.replace(options, seed=parent.seed), notes
 
-    async def _rerun(self, interaction: discord.Interaction, original: Job, quality: str, options: StylizeOptions,
-                     notes: list[str], *, preset: StylePreset | None = None, init: Image.Image | None = None) -> None:
+    async def _rerun(self, interaction: discord.Interaction, original: Job, effective: Effective, quality: str,
+                     options: StylizeOptions, notes: list[str], *, preset: StylePreset | None = None,
+                     init: Image.Image | None = None) -> None:
         """Queue a child of ``original`` with its kept inputs (or a preset in place of its styles)."""
         user = interaction.user
-        with self.core.admit(user.id, self._settings_at(original).limits):
+        with self.core.admit(user.id, effective.limits):
             content, styles = await asyncio.to_thread(self.core.store.load_inputs, original.id)
             label = original.style_label
             if preset is not None:

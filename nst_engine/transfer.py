@@ -172,7 +172,7 @@ class Engine:
         key = (str(device), pooling, last_layer)
         if key not in self._encoders:
             # cuDNN's autotuner (torch.backends.cudnn.benchmark) stays off: every upload's aspect ratio is new
-            # shapes to tune, which cost 1-7 s per job on an H200 and saved nothing per iteration
+            # shapes to tune, which cost 1-4 s per job on an H200 and saved nothing per iteration
             # (benchmarks/gpu.py, benchmarks/README.md).
             encoder = VGGEncoder(self._convs, last_layer, pooling)
             self._encoders[key] = encoder.to(device, memory_format=self.memory_format)

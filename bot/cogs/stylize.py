@@ -156,7 +156,7 @@ class StylizeCog(commands.Cog, name="Stylize"):
                 label = blend_label([label for _, label in styles], blend)
                 user = interaction.user
                 job = Job(new_job_id(), user.id, user.display_name, interaction.guild_id, interaction.channel_id,
-                          label, (quality or self.config.bot.default_quality).lower(), options, notes)
+                          label, quality.lower(), options, notes)  # fill() gave the default level
                 await self.bot.presenter.submit(interaction, job, content_image, *(image for image, _ in styles))
         except UserError as error:
             await warn(interaction, str(error))

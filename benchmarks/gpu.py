@@ -13,14 +13,15 @@ starting, so a run on a lent machine always returns what it measured. Sections:
   cuDNN's autotuner) and second run, and the peak GPU memory of each;
 - tuning: each level's first and second job with cuDNN's autotuner off (the default) and on, on new shapes;
 - layout: seconds per iteration at one scale for precision (fp32/bf16/fp16) × memory format, with cuDNN
-  autotuning on, and with reflected padding, beside the FLOP floor of the device;
+  autotuning on, and without the border frame (zero padding only), beside the FLOP floor of the device;
 - batching: the same jobs one by one and in batches of 2, 4 and 8 (``Engine.stylize_batch``): jobs per minute;
 - precision: one standard job in fp32, bf16 and fp16, scored by the reference objective (benchmarks/reference.py);
 - stability: the same standard job three times, and with three seeds, in fp32 and bf16 (how far repeats and
   seeds lie apart, the loss and score each reaches), and three times with cuDNN's deterministic algorithms;
-- border: the border jump (benchmarks/quality.py) with zero and reflected padding at 512 and 1024 px;
+- border: the border jump (benchmarks/quality.py) without and with the border frame at 512 and 1024 px (one
+  seed; ``benchmarks/quality.py --only border --device cuda`` averages seeds and compares more candidates);
 - detail: a real 1024 px job with the old 8:4:2:1 split and the finest scale's share, against a long run;
-- quality: time to the classic reference's score (benchmarks/engine.py), zero and reflected padding;
+- quality: time to the classic reference's score (benchmarks/engine.py), without and with the border frame;
 - compile: torch.compile of the network at 512 px (one-off cost against each pass's saving).
 """
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -45,13 +45,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks import engine as engine_bench  # noqa: E402
-from benchmarks.quality import border_jump, contact_sheet, high_frequency_energy, inner_jump, setting  # noqa: E402
+from benchmarks.quality import (border_jump, border_setting, contact_sheet, engine_border,  # noqa: E402
+                                high_frequency_energy, inner_jump, setting)
 from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg  # noqa: E402
-from nst_engine import network, options as options_module  # noqa: E402
+from nst_engine import options as options_module  # noqa: E402
 from nst_engine.images import scaled_size  # noqa: E402
 from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
 from nst_engine.transfer import BatchRequest, Engine, resolve_device  # noqa: E402
 
+FRAMED = engine_border() or "frame 8"  # the engine's border handling, compared with zero padding alone
 SECTIONS = ("cli", "levels", "tuning", "layout", "batching", "precision", "stability", "border", "detail", "quality", "compile")
 BF16_DENSE_TFLOPS = {"H100": 989.0, "H200": 989.0}  # NVIDIA's dense bf16 tensor-core peak (SXM), for the floor
 
@@ -182,7 +184,7 @@ def layout_section(run: Run) -> dict:
             "bf16 channels_last (default)": lambda: seconds_per_iteration(run, size, run.engine, precision="bf16"),
             "fp16 channels_last": lambda: seconds_per_iteration(run, size, run.engine, precision="fp16"),
             "bf16 channels_last, cuDNN autotune on": lambda: tuned(run, size),
-            "bf16 channels_last, reflect padding": lambda: reflected(run, size),
+            "bf16 channels_last, no border frame": lambda: unframed(run, size),
         }
         width, height = scaled_size(*run.content.size, size)
         flops = 2 * engine_bench.vgg_flops(width, height)
@@ -205,8 +207,8 @@ def tuned(run: Run, size: int) -> float:
         torch.backends.cudnn.benchmark = False
 
 
-def reflected(run: Run, size: int) -> float:
-    with setting(network, "PADDING_MODE", "reflect"):
+def unframed(run: Run, size: int) -> float:
+    with border_setting("zeros"):
         return seconds_per_iteration(run, size, Engine(run.weights), precision="bf16")
 
 
@@ -309,21 +311,21 @@ def border_section(run: Run) -> dict:
     rows = {}
     for size in run.plan.border_sizes:
         images = {}
-        for mode in ("zeros", "reflect"):
-            with setting(network, "PADDING_MODE", mode):
+        for mode in ("zeros", FRAMED):
+            with border_setting(mode):
                 result, _ = run.job(size, iterations, engine=Engine(run.weights))
             images[mode] = result.image
             rows[f"{size} {mode}"] = {"border": border_jump(result.image), "inside": inner_jump(result.image),
                                       "seconds": result.elapsed}
             row = rows[f"{size} {mode}"]
-            print(f"  {size} px {mode:7s}: border {row['border']:.4f} / inside {row['inside']:.4f} = "
+            print(f"  {size} px {mode:8s}: border {row['border']:.4f} / inside {row['inside']:.4f} = "
                   f"{row['border'] / row['inside']:.2f}, {row['seconds']:.2f} s", flush=True)
         content = run.content.resize(images["zeros"].size, Image.Resampling.LANCZOS)
         rows[f"{size} content"] = {"border": border_jump(content), "inside": inner_jump(content)}
         contact_sheet(run.out / f"gpu-border-{size}.png",
                       [("content (corner)", crop(content)), ("zeros (corner)", crop(images["zeros"])),
-                       ("reflect (corner)", crop(images["reflect"])), ("zeros", images["zeros"]),
-                       ("reflect", images["reflect"])], height=240)
+                       (f"{FRAMED} (corner)", crop(images[FRAMED])), ("zeros", images["zeros"]),
+                       (FRAMED, images[FRAMED])], height=240)
     return rows
 
 
@@ -354,11 +356,11 @@ def detail_section(run: Run) -> dict:
 def quality_section(run: Run) -> dict:
     rows = {}
     content = engine_bench.content_scene()  # the CPU benchmark's 640×480 scene, so the figures compare
-    for mode in ("zeros", "reflect"):
+    for mode in ("zeros", FRAMED):
         report: dict = {}
-        ladder_dir = run.out / f"ladder-{mode}"
+        ladder_dir = run.out / f"ladder-{mode.replace(' ', '-')}"
         ladder_dir.mkdir(exist_ok=True)
-        with setting(network, "PADDING_MODE", mode):
+        with border_setting(mode):
             engine_bench.quality_section(run.plan.quality, Path(run.weights), content, run.style, ladder_dir, report,
                                          run.device_name, run.precision)
         rows[mode] = report["time_to_quality"]

@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py                    # every section at the sizes below
     python benchmarks/quality.py --only border      # one section (repeatable)
+    python benchmarks/quality.py --only border --device cuda --border-size 512:80 --border "frame 8"
 
 Not a timed test: each section runs the engine as it is and with one choice set back to its earlier value
 ("before"), on the same content/style pair and seeded random VGG19 (no pretrained weights here), then prints
@@ -9,10 +10,11 @@ the figure and writes a contact sheet ``benchmarks/out/quality-SECTION.png`` (co
 after) and ``benchmarks/out/quality.json``. Sections:
 
 - border: the jump in mean colour between the outermost 6-px ring of the picture and the next ring, beside the
-  same jump between rings inside the picture (its own texture), with zero padding in the network's convolutions
-  (the default), reflected padding (the candidate) and replicated padding, at 256 and 512 px; border-presets: the
-  same at 128 px for three more presets (a short run, as in tests/engine/test_quality.py), and the time of one
-  forward/backward pass per padding at 256 and 384 px (passes interleaved, so load from neighbours hits all);
+  same jump between rings inside the picture (its own texture), each averaged over several seeds' results
+  first, for every way of treating the border in ``BORDERS`` (zero padding, reflected or replicated padding in
+  every convolution, mirrored frames around the input) and every preset in ``BORDER_PRESETS``, at the sizes of
+  ``--border-size`` (``--device cuda`` for real sizes); on the CPU also one forward/backward pass per
+  candidate at 256 and 384 px (passes interleaved, so load from neighbours hits all);
 - rounding: per padding, how far one forward/backward pass of a batch of two lies from the same image's pass
   alone (gradient at every ReLU), and how far whole batched jobs end from their one-by-one results, beside
   the same job alone run with 1 and with 2 threads (a change of rounding only);
@@ -52,8 +54,22 @@ from nst_engine.transfer import Engine, to_tensor  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 RING = 6  # pixels per ring of the border measure
-PADDINGS = ("zeros", "reflect", "replicate")
-SECTIONS = ("border", "border-presets", "rounding", "detail", "colour", "seeds")
+SECTIONS = ("border", "rounding", "detail", "colour", "seeds")
+# Ways to treat the picture's border, as settings of nst_engine/network.py, each complete (so the figures do
+# not depend on the engine's current default): zero padding in every convolution (torchvision's), reflected or
+# replicated padding in every convolution (maps under SMALL_MAP px keep zeros), or a mirrored frame of FRAME px
+# around the input, cropped off every feature map.
+ZEROS = {"PADDING_MODE": "zeros", "SMALL_MAP": 8, "FRAME": 0}
+BORDERS = {
+    "zeros": ZEROS,
+    "reflect": {**ZEROS, "PADDING_MODE": "reflect"},
+    "reflect >= 16 px": {**ZEROS, "PADDING_MODE": "reflect", "SMALL_MAP": 16},
+    "replicate": {**ZEROS, "PADDING_MODE": "replicate"},
+    "frame 8": {**ZEROS, "FRAME": 8},
+    "frame 16": {**ZEROS, "FRAME": 16},
+    "frame 32": {**ZEROS, "FRAME": 32},
+}
+BORDER_PRESETS = ("mosaic", "embers", "pointillist", "cubist")
 PRESETS = REPO / "bot" / "assets" / "presets"
 # What a section's "before" sets back: module, constant, earlier value.
 BEFORE = {
@@ -70,6 +86,21 @@ def before(section: str) -> contextlib.AbstractContextManager:
 
 
 @contextlib.contextmanager
+def border_setting(name: str) -> Iterator[None]:
+    """The network with border candidate ``name`` of :data:`BORDERS`."""
+    with contextlib.ExitStack() as stack:
+        for constant, value in BORDERS[name].items():
+            stack.enter_context(setting(network, constant, value))
+        yield
+
+
+def engine_border() -> str | None:
+    """Which candidate the engine uses today."""
+    return next((name for name, values in BORDERS.items()
+                 if all(getattr(network, key) == value for key, value in values.items())), None)
+
+
+@contextlib.contextmanager
 def setting(module: object, name: str, value: object) -> Iterator[None]:
     kept = getattr(module, name)
     setattr(module, name, value)
@@ -79,21 +110,45 @@ def setting(module: object, name: str, value: object) -> Iterator[None]:
         setattr(module, name, kept)
 
 
-def border_jump(image: Image.Image, offset: int = 0, ring: int = RING) -> float:
-    """Mean over the four sides and the colour channels of |mean of one ring − mean of the next ring|, pixels
-    in 0..1; the first ring starts ``offset`` pixels in from the border. At offset 0 a frame or band along the
-    border shows up as a jump."""
-    pixels = np.asarray(image, float) / 255
+def ring_jumps(image: Image.Image, offset: int = 0, ring: int = RING) -> np.ndarray:
+    """Signed jump of the mean colour from one ring to the next, per side (top, bottom, left, right) and colour
+    channel (4 × 3, pixels in 0..1); the first ring starts ``offset`` pixels in from the border."""
+    pixels = np.asarray(image.convert("RGB"), float) / 255
     columns = pixels.transpose(1, 0, 2)
-    jumps = [np.abs(side[offset:offset + ring].mean((0, 1)) - side[offset + ring:offset + 2 * ring].mean((0, 1)))
-             for side in (pixels, pixels[::-1], columns, columns[::-1])]
-    return float(np.mean(jumps))
+    return np.array([side[offset:offset + ring].mean((0, 1)) - side[offset + ring:offset + 2 * ring].mean((0, 1))
+                     for side in (pixels, pixels[::-1], columns, columns[::-1])])
+
+
+def border_jump(image: Image.Image, offset: int = 0, ring: int = RING) -> float:
+    """Mean over the four sides and the colour channels of |mean of one ring − mean of the next ring|. At
+    offset 0 a frame or band along the border shows up as a jump."""
+    return float(np.abs(ring_jumps(image, offset, ring)).mean())
+
+
+INNER_OFFSETS = range(2 * RING, 7 * RING + 1, RING)  # rings 12 to 42 px inside: the picture's own variation
 
 
 def inner_jump(image: Image.Image) -> float:
-    """The same jump between rings 12 to 42 px inside the border (median): the picture's own variation, the
-    floor a border jump is compared with."""
-    return float(np.median([border_jump(image, offset) for offset in range(2 * RING, 7 * RING + 1, RING)]))
+    """The same jump between rings 12 to 42 px inside the border (median): the floor a border jump is
+    compared with."""
+    return float(np.median([border_jump(image, offset) for offset in INNER_OFFSETS]))
+
+
+def systematic_jump(images: list[Image.Image]) -> tuple[float, float]:
+    """Border and inside jumps of results of one job with different seeds, each signed jump averaged over the
+    seeds before its size is taken. On one result, texture blobs as large as a ring move its mean as much as
+    a frame does; they differ from seed to seed and cancel, a frame the network paints is in every result and
+    stays. Returns (border, median inside)."""
+    def averaged(offset: int) -> float:
+        return float(np.abs(np.mean([ring_jumps(image, offset) for image in images], axis=0)).mean())
+
+    return averaged(0), float(np.median([averaged(offset) for offset in INNER_OFFSETS]))
+
+
+def mean_image(images: list[Image.Image]) -> Image.Image:
+    """The pixel-wise mean of same-sized pictures: what results of several seeds share, a frame among it."""
+    stacked = np.mean([np.asarray(image.convert("RGB"), float) for image in images], axis=0)
+    return Image.fromarray(stacked.round().astype(np.uint8))
 
 
 def grey_levels(a: Image.Image, b: Image.Image) -> float:
@@ -113,9 +168,10 @@ def style_distance(engine: Engine, image: Image.Image, style: torch.Tensor) -> f
     """Sum over the default style layers of the normalised Gram error to ``style`` (an N×3×H×W tensor), in
     fp32 with the engine's network: the style loss, evaluated outside the optimisation."""
     encoder = engine.encoder(torch.device("cpu"), "avg", "relu5_1")
+    frame = network.frame_for(image.size)  # both seen as a job of the image's size sees them
     with torch.no_grad():
-        a = encoder(to_tensor(image, torch.device("cpu")), STYLE_LAYERS)
-        b = encoder(style, STYLE_LAYERS)
+        a = encoder(to_tensor(image, torch.device("cpu")), STYLE_LAYERS, frame)
+        b = encoder(style, STYLE_LAYERS, frame)
         return float(sum(style_loss(gram(a[name]), gram(b[name])) for name in STYLE_LAYERS))
 
 
@@ -137,8 +193,10 @@ def contact_sheet(path: Path, tiles: list[tuple[str, Image.Image]], height: int 
 class Bench:
     """The shared inputs: weights, content, style, and the results of every section."""
 
-    def __init__(self, weights: Path, quick: bool) -> None:
-        self.weights, self.quick = str(weights), quick
+    def __init__(self, weights: Path, quick: bool, device: str = "cpu", seeds: int = 8,
+                 border_cases: tuple[tuple[str, int, int], ...] = ()) -> None:
+        self.weights, self.quick, self.device, self.seeds = str(weights), quick, device, seeds
+        self.border_cases = border_cases
         self.content, self.style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
         self.report: dict = {"torch": torch.__version__, "quick": quick}
         # Colour and seed runs: output size and iterations (two scales, 2:1).
@@ -158,58 +216,69 @@ class Bench:
         return result.image, result.elapsed
 
     def border(self) -> None:
-        rows = {}
-        for size, iterations in ((128, 40), (256, 20)) if self.quick else ((256, 80), (512, 40)):
-            images, row = {}, {"iterations": iterations,
-                               "content": border_jump(self.at(size)[0])}
-            for mode in PADDINGS:
-                with setting(network, "PADDING_MODE", mode):
-                    images[mode], seconds = self.run(size=size, iterations=iterations)
-                row[mode] = {"edge": border_jump(images[mode]), "inner": inner_jump(images[mode]), "seconds": seconds}
-            rows[size] = row
-            print(f"  border jump at {size} px, {iterations} its (content itself {row['content']:.4f}): " + "; ".join(
-                f"{mode} {row[mode]['edge']:.4f} (inside {row[mode]['inner']:.4f}, "
-                f"{row[mode]['seconds'] / row['zeros']['seconds']:.2f}× the time)" for mode in PADDINGS), flush=True)
-            contact_sheet(OUT / f"quality-border-{size}.png", [("content", self.content), ("style", self.style)]
-                          + [(f"{mode} padding" + (" (engine)" if mode == network.PADDING_MODE else ""), images[mode])
-                             for mode in PADDINGS])
+        """Every border candidate on every case, over several seeds: the frame each leaves (the seed-averaged
+        ring jump) and what it costs (job seconds on a GPU; interleaved passes on a CPU, where whole jobs swing
+        with the load)."""
+        rows: dict = {}
+        device = torch.device(transfer.resolve_device(self.device))
+        for preset, size, iterations in self.border_cases:
+            style = Image.open(PRESETS / f"{preset}.png").convert("RGB")
+            content = content_scene(size, size * 3 // 4)
+            options = StylizeOptions(size=size, iterations=iterations, min_scale=min(128, size // 2),
+                                     device=self.device)
+            case, averaged, first = rows.setdefault(f"{preset} {size} px {iterations} its", {}), {}, {}
+            for name in BORDERS:
+                with border_setting(name):
+                    engine = Engine(self.weights)
+                    if device.type == "cuda":  # a warm-up job: the first one pays CUDA's start-up
+                        engine.stylize(content, [style], options.replace(iterations=2))
+                    results = [engine.stylize(content, [style], options.replace(seed=seed))
+                               for seed in range(self.seeds)]
+                images = [result.image for result in results]
+                edge, inside = systematic_jump(images)
+                case[name] = {"edge": edge, "inside": inside, "ratio": edge / inside,
+                              "single_ratio": float(np.mean([border_jump(i) / inner_jump(i) for i in images])),
+                              "seconds": float(np.median([result.elapsed for result in results]))}
+                averaged[name], first[name] = mean_image(images), images[0]
+            case["content"] = {"edge": border_jump(content), "inside": inner_jump(content)}
+            print(f"  {preset} {size} px, {iterations} its, {self.seeds} seeds: frame / inside (seed-averaged) "
+                  + ", ".join(f"{name} {case[name]['ratio']:.2f} ({case[name]['seconds'] / case['zeros']['seconds']:.2f}× "
+                              f"the time)" for name in BORDERS), flush=True)
+            if preset == "mosaic":
+                for label, tiles in (("seed0", first), ("mean", averaged)):
+                    contact_sheet(OUT / f"quality-border-{size}-{label}.png",
+                                  [("content", content), ("style", style)]
+                                  + [(name + (" (engine)" if name == engine_border() else ""), image)
+                                     for name, image in tiles.items()], height=150)
+        summary = {name: float(np.mean([case[name]["ratio"] for case in rows.values()])) for name in BORDERS}
+        print("  mean frame / inside over the cases: "
+              + ", ".join(f"{name} {ratio:.2f}" for name, ratio in summary.items()), flush=True)
+        rows["mean ratio"] = summary
         self.report["border"] = rows
-
-    def border_presets(self) -> None:
-        rows = {}
-        content = content_scene(128, 96)
-        for name in ("embers", "pointillist", "cubist"):
-            style = Image.open(PRESETS / f"{name}.png").convert("RGB").resize((64, 64), Image.Resampling.LANCZOS)
-            rows[name] = {}
-            for mode in PADDINGS:
-                with setting(network, "PADDING_MODE", mode):
-                    image = Engine(self.weights).stylize(content, [style], StylizeOptions(
-                        size=128, min_scale=64, iterations=16)).image
-                rows[name][mode] = border_jump(image) / inner_jump(image)
-            print(f"  {name} at 128 px, border jump / inside jump: "
-                  + ", ".join(f"{mode} {ratio:.2f}" for mode, ratio in rows[name].items()), flush=True)
-        self.report["border_presets"] = rows
-        self.report["padding_pass_seconds"] = {size: self.padding_speed(size) for size in (256, 384)}
+        if device.type == "cpu":
+            self.report["border_pass_seconds"] = {size: self.padding_speed(size) for size in (256, 384)}
 
     def padding_speed(self, size: int, repeats: int = 5) -> dict[str, float]:
-        """Median seconds of one forward/backward pass through the network per padding mode at ``size``."""
+        """Median seconds of one forward/backward pass through the network per border candidate at ``size``."""
         layers = (StylizeOptions().content_layer, *STYLE_LAYERS)
         encoders = {}
-        for mode in PADDINGS:
-            with setting(network, "PADDING_MODE", mode):
-                encoders[mode] = Engine(self.weights).encoder(torch.device("cpu"), "avg", "relu5_1")
+        for name in BORDERS:
+            with border_setting(name):
+                engine = Engine(self.weights)
+                encoders[name] = (engine.encoder(torch.device("cpu"), "avg", "relu5_1"), network.FRAME)
         image = to_tensor(self.at(size)[0], torch.device("cpu")).contiguous(memory_format=torch.channels_last)
         image.requires_grad_(True)
-        times: dict[str, list[float]] = {mode: [] for mode in PADDINGS}
+        times: dict[str, list[float]] = {name: [] for name in BORDERS}
         for _ in range(repeats + 1):
-            for mode, encoder in encoders.items():
-                started = time.perf_counter()
-                sum(feature.square().mean() for feature in encoder(image, layers).values()).backward()
-                times[mode].append(time.perf_counter() - started)
+            for name, (encoder, frame) in encoders.items():
+                with setting(network, "FRAME", frame):  # the encoder reads it per pass
+                    started = time.perf_counter()
+                    sum(feature.square().mean() for feature in encoder(image, layers).values()).backward()
+                    times[name].append(time.perf_counter() - started)
                 image.grad = None
-        seconds = {mode: float(np.median(values[1:])) for mode, values in times.items()}
+        seconds = {name: float(np.median(values[1:])) for name, values in times.items()}
         print(f"  one pass at {size} px: " + ", ".join(
-            f"{mode} {value:.3f} s ({value / seconds['zeros']:.2f}×)" for mode, value in seconds.items()), flush=True)
+            f"{name} {value:.3f} s ({value / seconds['zeros']:.2f}×)" for name, value in seconds.items()), flush=True)
         return seconds
 
     def rounding(self) -> None:
@@ -350,18 +419,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
     parser.add_argument("--quick", action="store_true", help="half sizes and budgets (checks the script)")
+    parser.add_argument("--device", default="cpu", help="where the border section runs (cpu, cuda)")
+    parser.add_argument("--seeds", type=int, default=8, help="results per border case, averaged")
+    parser.add_argument("--border-size", action="append", metavar="SIZE:ITERATIONS",
+                        help="border cases to run (each with every preset); default 128:16")
+    parser.add_argument("--border", action="append", choices=BORDERS, help="border candidates to compare")
+    parser.add_argument("--preset", action="append", choices=BORDER_PRESETS, help="border cases' styles")
+    parser.add_argument("--name", help="name of the JSON written under benchmarks/out (default from --only)")
     args = parser.parse_args()
+    sizes = [tuple(int(part) for part in value.split(":")) for value in args.border_size or ["128:16"]]
+    if args.quick:
+        sizes = [(96, 6)]
+    for name in set(BORDERS) - set(args.border or BORDERS) - {"zeros"}:  # zeros: the baseline of every ratio
+        del BORDERS[name]
+    cases = tuple((preset, size, iterations) for size, iterations in sizes for preset in args.preset or BORDER_PRESETS)
     OUT.mkdir(parents=True, exist_ok=True)
     from nst_engine.testing import write_random_vgg19
 
     with tempfile.TemporaryDirectory() as scratch:
-        bench = Bench(write_random_vgg19(Path(scratch) / "vgg19-random.pth", seed=0), args.quick)
+        bench = Bench(write_random_vgg19(Path(scratch) / "vgg19-random.pth", seed=0), args.quick, args.device,
+                      2 if args.quick else args.seeds, cases)
         started = time.perf_counter()
         for section in args.only or SECTIONS:
             print(f"{section} …", flush=True)
             getattr(bench, section.replace("-", "_"))()
     bench.report["wall_s"] = time.perf_counter() - started
-    name = "quality.json" if not args.only else f"quality-{'-'.join(args.only)}.json"
+    name = args.name or ("quality.json" if not args.only else f"quality-{'-'.join(args.only)}.json")
     (OUT / name).write_text(json.dumps(bench.report, indent=2, default=str))
     print(f"wrote {OUT / name}")
     return 0

@@ -5,7 +5,7 @@ Only the layers up to the deepest one a request uses are built, so no time is sp
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,15 +14,21 @@ from torch import nn
 from .errors import WeightsError
 from .layers import LAYER_INDEX, VGG19_CONFIG
 
-# Padding of every 3×3 convolution. With zeros (torchvision's choice) each border looks to the network like a
-# frame of the mean colour, and the optimiser can paint a band along it; a reflected border looks like more of
-# the picture. Measured in benchmarks/quality.py (docs/quality.md): "reflect" brought the border jump from 1.4×
-# to 1.1× the picture's own ring-to-ring jump over five cases, for 0–16 % more time per iteration. Its batching
-# and bf16 test failures were rounding amplified by L-BFGS, as with zeros (same page), but it is not the default
-# yet: a rerun gave one case a worse border (1.93× at 256 px) and weakened colour preservation at 64 px
-# (the colour test of tests/engine/test_quality.py fails with it).
+# The picture's border. Zero padding (torchvision's choice) makes every border look to the network like a frame of
+# the mean colour, and the optimiser paints a band along it. So the input gets a mirrored frame of FRAME px (0:
+# none) before the network, and every feature map is cropped back to the positions that see picture: zero padding
+# then meets the frame's edge, and the picture's border looks like more picture. Measured in benchmarks/quality.py
+# (docs/quality.md): over ten cases at 256–1024 px on a GPU the border jump fell from 2.2× to 1.7× the picture's own
+# ring-to-ring jump, for the frame's pixels (1.15× at 256×192, 1.04× at 1024×768) on a CPU and no measurable time on
+# the GPU. Per-convolution reflected or replicated padding (PADDING_MODE; maps under SMALL_MAP px keep zeros) did no
+# better there; they stay for that comparison.
 PADDING_MODE = "zeros"
 SMALL_MAP = 8
+FRAME = 8
+# Scales with a shorter side than this go unframed, their style images too: on the 64×43 px pictures of
+# tests/engine/test_transfer.py the frame loosened the content (luminance correlation 0.79 → 0.58), at 128 px it did
+# not. The fast level's first scale (128×96) is framed.
+MIN_FRAMED = 64
 # torchvision's VGG19 expects ImageNet-normalised input.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,6 +70,11 @@ def features_state(state: Mapping[str, torch.Tensor]) -> dict[int, tuple[torch.T
     return convs
 
 
+def frame_for(size: Sequence[int]) -> int:
+    """The mirrored frame for a picture of this size (either order): ``FRAME``, or 0 under ``MIN_FRAMED``."""
+    return FRAME if min(size) >= MIN_FRAMED else 0
+
+
 class BorderConv(nn.Conv2d):
     """A 3×3 convolution padded by ``PADDING_MODE``, except maps narrower than ``SMALL_MAP`` pixels (the deep
     layers of tiny images): reflecting those repeats the whole map, which measurably loosened the content at
@@ -100,17 +111,25 @@ class VGGEncoder(nn.Module):
                 layers.append(nn.ReLU(inplace=False))
         self.layers = nn.Sequential(*layers)
         self.names = {index: name for name, index in LAYER_INDEX.items() if index <= last}
+        self.strides = {index: 2 ** sum(pool <= index for pool in POOL_INDICES) for index in self.names}
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, image: torch.Tensor, wanted: Iterable[str]) -> dict[str, torch.Tensor]:
-        """``image`` is N×3×H×W RGB in 0..1; returns {layer name: activation} for the ``wanted`` layers."""
+    def forward(self, image: torch.Tensor, wanted: Iterable[str], frame: int | None = None) -> dict[str, torch.Tensor]:
+        """``image`` is N×3×H×W RGB in 0..1; returns {layer name: activation} for the ``wanted`` layers. ``frame``:
+        the mirrored frame's width (by default :func:`frame_for` the image's size; a job passes its scale's, so
+        its style images are seen as its picture is)."""
         wanted = set(wanted)
         deepest = max(LAYER_INDEX[name] for name in wanted)
         out: dict[str, torch.Tensor] = {}
         x = (image - self.mean) / self.std
+        frame = frame_for(image.shape[-2:]) if frame is None else frame
+        if frame >= min(image.shape[-2:]):
+            frame = 0  # a mirror needs more picture than frame (a tiny style image)
+        if frame:
+            x = F.pad(x, (frame, frame, frame, frame), mode="reflect")
         for index, layer in enumerate(self.layers):
             if isinstance(layer, nn.ReLU) and self.names.get(index - 1) not in wanted:
                 # In place: the conv's output is not needed for its backward, and this halves the memory
@@ -120,7 +139,13 @@ class VGGEncoder(nn.Module):
                 x = layer(x)
             name = self.names.get(index)
             if name in wanted:
-                out[name] = x
+                out[name] = self._crop(x, self.strides[index], frame, image.shape[-2:]) if frame else x
             if index >= deepest:
                 break
         return out
+
+    @staticmethod
+    def _crop(x: torch.Tensor, stride: int, frame: int, size: Sequence[int]) -> torch.Tensor:
+        """The positions of a framed feature map that see any of the picture (``size``: its height, width)."""
+        start = frame // stride
+        return x[..., start:-(-(frame + size[0]) // stride), start:-(-(frame + size[1]) // stride)]

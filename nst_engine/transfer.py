@@ -29,7 +29,7 @@ from .errors import NSTError, OptionError
 from .images import ImageSource, load_image, resize_long_side, scaled_size
 from .layers import LAYER_INDEX
 from .losses import content_loss, gram, style_loss, tv_loss
-from .network import VGGEncoder
+from .network import VGGEncoder, frame_for
 from .options import Scale, StylizeOptions
 from .weights import load_weights
 
@@ -376,7 +376,7 @@ class _Batch:
 
     def _features(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         with self._autocast():
-            return self.encoder(image.contiguous(memory_format=self.memory_format), layers)
+            return self.encoder(image.contiguous(memory_format=self.memory_format), layers, self.frame)
 
     def run(self) -> Iterator[tuple[int, StylizeResult]]:
         self.started = time.perf_counter()
@@ -411,6 +411,7 @@ class _Batch:
     def _start_scale(self, jobs: list[_Job], scale: Scale) -> None:
         """Targets (content features, blended style Grams) and starting images for each job at this scale."""
         size = scaled_size(*self.out_size, scale.long_side)
+        self.frame = frame_for(size)  # the picture's, for its style images too
         for job in jobs:
             content, styles = job.prepared_inputs(size, self.device)
             job.content_target = self._features(content, [self.content_layer])[self.content_layer]

@@ -47,12 +47,14 @@ def style_distance(engine, image: Image.Image, style: Image.Image) -> float:
     import torch
 
     from nst_engine.losses import gram, style_loss
+    from nst_engine.network import frame_for
     from nst_engine.transfer import to_tensor
 
     layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     encoder = engine.encoder(torch.device("cpu"), "avg", layers[-1])
+    frame = frame_for(image.size)  # both seen as a job of the image's size sees them
     with torch.no_grad():
-        ours, theirs = (encoder(to_tensor(picture.convert("RGB"), torch.device("cpu")), layers)
+        ours, theirs = (encoder(to_tensor(picture.convert("RGB"), torch.device("cpu")), layers, frame)
                         for picture in (image, style))
         return float(sum(style_loss(gram(ours[name]), gram(theirs[name])).sum() for name in layers) / len(layers))
 

@@ -36,8 +36,9 @@ class InfoCog(commands.Cog, name="Info"):
                 place = f"**{core.position(job.id)}.**"
             lines.append(f"{place} <@{job.user_id}> · {job.quality} · {state}")
         more = f"\n…and {len(active) - QUEUE_LINES} more" if len(active) > QUEUE_LINES else ""
-        limits = self.bot.config.limits
-        footer = (f"\n-# {len(active)}/{limits.max_queue} jobs · at most {limits.max_jobs_per_user} per person · "
+        # The queue is the bot's; the per-member limit is this server's (/nst-settings limits).
+        per_member = self.bot.settings.limits_for(interaction.guild_id).max_jobs_per_user
+        footer = (f"\n-# {len(active)}/{self.bot.config.limits.max_queue} jobs · at most {per_member} per person · "
                   f"{engines(core)}")
         await interaction.response.send_message("\n".join(lines) + more + footer, ephemeral=True,
                                                 allowed_mentions=discord.AllowedMentions.none())

@@ -112,6 +112,8 @@ def test_server_limits_stay_within_the_configs_and_apply_at_once(standin: Standi
     status = status_message(standin, long_job)
     second = wait_original(standin, stylize(standin, BOB, quality="fast"), "⚠️")
     assert "You already have 1 job(s) queued or running (the limit is 1)" in second
+    queue = callback(standin, standin.command("queue"))["data"]["content"]
+    assert "at most 1 per person" in queue  # the server's limit, not the config's 3
     standin.press(status, custom_id(status, "nst:cancel:"), BOB)
     wait_status(standin, int(status["id"]), "🛑 Cancelled")
 

@@ -89,12 +89,16 @@ class NSTBot(commands.Bot):
         await self.core.start(self.presenter)
         await shared_pool(self.config.limits).start()
         self._background = [
-            asyncio.create_task(heartbeat_loop(heartbeat_path(self.config), self.is_ready), name="nst-heartbeat"),
+            asyncio.create_task(heartbeat_loop(heartbeat_path(self.config), self.connection), name="nst-heartbeat"),
             asyncio.create_task(self._purge_loop(), name="nst-purge"),
             asyncio.create_task(self.presenter.status_loop(), name="nst-status"),
             asyncio.create_task(self._close_if_no_engine(), name="nst-engine-watch"),
         ]
         await self.sync_commands()
+
+    def connection(self) -> dict[str, Any]:
+        """What the heartbeat says of the gateway connection."""
+        return {"connected": self.is_ready()}
 
     async def sync_commands(self) -> None:
         """Sync slash commands only when they (or the target guilds) changed since the last sync.
@@ -146,6 +150,11 @@ class NSTBot(commands.Bot):
             tidy(self.store)
             await asyncio.sleep(PURGE_EVERY)
 
+    @property
+    def closing(self) -> bool:
+        """Whether :meth:`close` has begun."""
+        return self._closed
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -164,6 +173,10 @@ class ShardedNSTBot(NSTBot, commands.AutoShardedBot):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config, shard_count=None if config.discord.shards == "auto" else config.discord.shards)
+
+    def connection(self) -> dict[str, Any]:
+        return {**super().connection(),
+                "shards": {str(shard_id): not shard.is_closed() for shard_id, shard in sorted(self.shards.items())}}
 
     async def on_shard_connect(self, shard_id: int) -> None:
         log.info("shard %d of %d connected", shard_id, self.shard_count)
@@ -201,7 +214,14 @@ async def _run(config: Config, token: str) -> int:
         loop.add_signal_handler(signum, lambda: asyncio.create_task(bot.close()))
     try:
         async with bot:
-            await bot.start(token)
+            try:
+                await bot.start(token)
+            except Exception:
+                # Our own close() (no engine, SIGTERM) can land while the gateway connection is half open;
+                # aiohttp then fails inside its connect (seen once: "assert transport is not None"). A failure
+                # before any close is the real error, raised as it is.
+                if not bot.closing:
+                    raise
     except discord.LoginFailure:
         raise ConfigError("Discord rejected the token (401 Unauthorized); check DISCORD_TOKEN.") from None
     except discord.PrivilegedIntentsRequired:

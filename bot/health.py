@@ -2,7 +2,8 @@
 
 The heartbeat names the bot's process (pid and start time), so the check fails at once when that process is
 gone, and ``nst-bot run`` marks it "stopped" when it exits; a stale heartbeat catches a stuck event loop. It
-also carries the event loop's lag (how late a short sleep wakes up), sampled every 50 ms, so
+also says whether the bot is connected to Discord (and, for a sharded bot, which shards are), and carries
+the event loop's lag (how late a short sleep wakes up), sampled every 50 ms, so
 ``benchmarks/event_loop_lag.py`` can read what the loop felt while a job ran.
 """
 
@@ -58,8 +59,9 @@ def process_running(pid: int, started: str | None) -> bool:
     return started is None or now is None or now == started
 
 
-async def heartbeat_loop(path: Path, connected: Callable[[], bool]) -> None:
-    """Write the heartbeat, with the loop-lag samples since the previous one, until cancelled.
+async def heartbeat_loop(path: Path, connection: Callable[[], dict[str, Any]]) -> None:
+    """Write the heartbeat, with ``connection()`` (``connected``, and ``shards`` where there are several) and the
+    loop-lag samples since the previous one, until cancelled.
 
     A failed write (full disk, read-only data folder) is logged once and retried at the next beat: the loop
     never dies, so the heartbeat comes back by itself when the disk does.
@@ -75,7 +77,7 @@ async def heartbeat_loop(path: Path, connected: Callable[[], bool]) -> None:
         samples.append((loop.time() - before - LAG_PROBE) * 1000)
         if loop.time() >= next_beat:
             lag = [round(max(0.0, s), 3) for s in samples]
-            beat = {"time": time.time(), **identity, "state": "running", "connected": connected(),
+            beat = {"time": time.time(), **identity, "state": "running", **connection(),
                     "lag_ms": {"p50": percentile(lag, 0.5), "p99": percentile(lag, 0.99),
                                "max": max(lag, default=0.0), "samples": lag}}
             try:
@@ -135,5 +137,16 @@ def check_health(config: Config) -> int:
         print(f"unhealthy: the last heartbeat is {age:.0f} s old (limit {STALE_AFTER:.0f} s)")
         return 1
     state = "connected to Discord" if beat.get("connected") else "not connected to Discord yet"
-    print(f"healthy: heartbeat {age:.1f} s ago, {state}, loop lag p99 {beat['lag_ms']['p99']:.1f} ms")
+    print(f"healthy: heartbeat {age:.1f} s ago, {state}{shard_summary(beat.get('shards'))}, "
+          f"loop lag p99 {beat['lag_ms']['p99']:.1f} ms")
     return 0
+
+
+def shard_summary(shards: object) -> str:
+    """", shards 2 of 3 connected (shard 1 is not)" for a sharded bot's heartbeat; "" otherwise. A shard that
+    lost its connection reconnects by itself; its servers get no answers meanwhile, which is why it is named."""
+    if not isinstance(shards, dict) or not shards:
+        return ""
+    down = sorted((shard for shard, up in shards.items() if not up), key=lambda shard: int(shard))
+    missing = f" (shard{'s' if len(down) > 1 else ''} {', '.join(down)} {'are' if len(down) > 1 else 'is'} not)"
+    return f", shards {len(shards) - len(down)} of {len(shards)} connected" + (missing if down else "")

@@ -334,7 +334,7 @@ def test_the_heartbeat_survives_write_errors(tmp_path: Path, monkeypatch: pytest
     path = blocker / "heartbeat.json"
 
     async def scenario() -> dict:
-        beating = asyncio.create_task(health.heartbeat_loop(path, lambda: True))
+        beating = asyncio.create_task(health.heartbeat_loop(path, lambda: {"connected": True}))
         await asyncio.sleep(0.5)
         assert not beating.done()
         blocker.unlink()

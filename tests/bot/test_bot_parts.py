@@ -92,6 +92,20 @@ def test_healthcheck_needs_a_fresh_heartbeat(tmp_path: Path, capsys: pytest.Capt
     assert check_health(config) == 0
 
 
+def test_healthcheck_names_the_shards_that_are_not_connected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_with(tmp_path)
+    path = heartbeat_path(config)
+    path.parent.mkdir(parents=True)
+    beat = {"time": time.time(), "connected": True, "lag_ms": {"p99": 1.0}}
+    path.write_text(json.dumps({**beat, "shards": {"0": True, "1": False, "2": True}}))
+    assert check_health(config) == 0  # it reconnects by itself: said, not a reason to restart the bot
+    assert "connected to Discord, shards 2 of 3 connected (shard 1 is not)," in capsys.readouterr().out
+    path.write_text(json.dumps({**beat, "shards": {"0": True, "1": True}}))
+    assert check_health(config) == 0 and ", shards 2 of 2 connected, loop lag" in capsys.readouterr().out
+    path.write_text(json.dumps(beat))  # an unsharded bot's heartbeat
+    assert check_health(config) == 0 and "shards" not in capsys.readouterr().out
+
+
 def test_the_example_config_loads_and_documents_every_key() -> None:
     example = REPO / "config.example.toml"
     config = load_config(example)
@@ -105,3 +119,27 @@ def test_the_example_config_loads_and_documents_every_key() -> None:
 def test_an_unusable_batch_size_is_refused_clearly(batch_size: float) -> None:
     with pytest.raises(ConfigError, match=r"batch_size must be|\[engine\] batch_size"):
         parse_config({"engine": {"batch_size": batch_size}}, REPO)
+
+
+@pytest.mark.parametrize("closed_first", [True, False])
+def test_a_connection_torn_down_by_the_bots_own_close_is_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                          closed_first: bool) -> None:
+    """When the engine cannot start, the bot closes itself, possibly while discord.py is still opening the gateway
+    connection, and aiohttp then fails inside its connect (seen once in the Redis password test: "assert
+    transport is not None"). That is the engine's one clear line; the same failure without a close still raises.
+    discord.py's connect is replaced here (the race is too narrow to provoke over a real socket)."""
+    import asyncio
+
+    from bot import app
+    from nst_engine.errors import NSTError
+
+    class HalfOpen(app.NSTBot):
+        async def start(self, token: str, *, reconnect: bool = True) -> None:
+            if closed_first:
+                self.exit_message = "Redis at 127.0.0.1:1/0 refused the connection"
+                await self.close()
+            raise AssertionError("assert transport is not None")  # what aiohttp raised
+
+    monkeypatch.setattr(app, "new_bot", HalfOpen)
+    with pytest.raises(NSTError if closed_first else AssertionError, match="refused the connection|transport"):
+        asyncio.run(app._run(config_with(tmp_path), "a-token"))

@@ -4,8 +4,12 @@ against the stand-in, which, like Discord, delivers each server's events only on
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -42,6 +46,7 @@ def test_a_sharded_bot_serves_a_server_on_each_shard(shards: str | int, standin:
         log = bot.output()
         assert "shard 0 of 2 connected" in log and "shard 1 of 2 connected" in log
         assert "shard 0 of 2 ready with 1 guild(s)" in log and "shard 1 of 2 ready with 1 guild(s)" in log
+        assert wait_for(lambda: "shards 2 of 2 connected" in healthcheck(config))
     finally:
         assert bot.stop() == 0
 
@@ -70,6 +75,22 @@ def test_shards_setting_accepts_off_auto_or_a_count(value: str, parsed: str | in
 def test_shards_setting_refuses_anything_else(value: str) -> None:
     with pytest.raises(ConfigError, match=r"\[discord\] shards must be"):
         parse_config({"discord": {"shards": _toml(value)}}, Path("."))
+
+
+def healthcheck(config: Path) -> str:
+    """What ``nst-bot healthcheck`` prints for the bot of this config."""
+    return subprocess.run([sys.executable, "-m", "bot", "healthcheck", "--config", str(config)],
+                          capture_output=True, text=True, timeout=30).stdout
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> bool:
+    """Poll ``condition`` (the heartbeat is written every 2 s)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def _toml(value: str) -> object:

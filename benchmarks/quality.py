@@ -261,20 +261,19 @@ class Bench:
     def padding_speed(self, size: int, repeats: int = 5) -> dict[str, float]:
         """Median seconds of one forward/backward pass through the network per border candidate at ``size``."""
         layers = (StylizeOptions().content_layer, *STYLE_LAYERS)
+        image = to_tensor(self.at(size)[0], torch.device("cpu")).contiguous(memory_format=torch.channels_last)
+        image.requires_grad_(True)
         encoders = {}
         for name in BORDERS:
             with border_setting(name):
-                engine = Engine(self.weights)
-                encoders[name] = (engine.encoder(torch.device("cpu"), "avg", "relu5_1"), network.FRAME)
-        image = to_tensor(self.at(size)[0], torch.device("cpu")).contiguous(memory_format=torch.channels_last)
-        image.requires_grad_(True)
+                encoder = Engine(self.weights).encoder(torch.device("cpu"), "avg", "relu5_1")
+                encoders[name] = (encoder, network.frame_for(image.shape[-2:]))
         times: dict[str, list[float]] = {name: [] for name in BORDERS}
         for _ in range(repeats + 1):
             for name, (encoder, frame) in encoders.items():
-                with setting(network, "FRAME", frame):  # the encoder reads it per pass
-                    started = time.perf_counter()
-                    sum(feature.square().mean() for feature in encoder(image, layers).values()).backward()
-                    times[name].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                sum(feature.square().mean() for feature in encoder(image, layers, frame).values()).backward()
+                times[name].append(time.perf_counter() - started)
                 image.grad = None
         seconds = {name: float(np.median(values[1:])) for name, values in times.items()}
         print(f"  one pass at {size} px: " + ", ".join(

@@ -357,6 +357,7 @@ class _Batch:
         last_layer = max((self.content_layer, *self.style_layers), key=LAYER_INDEX.__getitem__)
         self.encoder = engine.encoder(self.device, options.pooling, last_layer)
         self.memory_format = engine.memory_format
+        self.frame = 0  # the mirrored frame of the current scale (network.frame_for), set by _start_scale
         self.total = options.iterations
         self.schedule = options.schedule()
         self.out_size = scaled_size(*jobs[0].content.size, options.size)

@@ -264,11 +264,13 @@ check_bot() {
     # The backup and restore of docs/self-hosting.md: the entry point runs other programs as given, and the image's tar
     # streams /data out, then into an empty volume.
     in_container "${mounts[@]}" "$container" -- nst-bot-entrypoint tar -czf - -C /data . >"$WORK/backup.tar.gz"
-    tar -tzf "$WORK/backup.tar.gz" | grep -qx "./jobs.sqlite3" || fail "the backup has no jobs.sqlite3"
+    # Listed to a file: `tar | grep -q` fails under pipefail when grep's early exit meets tar with SIGPIPE.
+    tar -tzf "$WORK/backup.tar.gz" >"$WORK/backup.list"
+    grep -qx "./jobs.sqlite3" "$WORK/backup.list" || fail "the backup has no jobs.sqlite3: $(tr '\n' ' ' <"$WORK/backup.list")"
     user_dir "$WORK/restored"
     in_container -v "$WORK/restored:/data" "$container" -- nst-bot-entrypoint tar -xzf - -C /data <"$WORK/backup.tar.gz"
     diff -r "$WORK/data" "$WORK/restored" || fail "the restored /data differs from the original"
-    echo "backup and restore of /data: $(tar -tzf "$WORK/backup.tar.gz" | wc -l) entries"
+    echo "backup and restore of /data: $(wc -l <"$WORK/backup.list") entries"
 }
 
 redis_workers() { REDISCLI_AUTH=$(cat "$WORK/worker/secrets/redis_password") redis-cli -p "$1" --scan --pattern 'nst:worker:*'; }
@@ -329,7 +331,7 @@ check_bake() {
     setsid "$PYTHON" -u -m http.server --bind 127.0.0.1 --directory "$served" 0 >"$WORK/http.log" 2>&1 &
     BACKGROUND+=($!)
     wait_for 30 "the weights server" grep -q "port" "$WORK/http.log"
-    port=$(grep -o 'port [0-9]*' "$WORK/http.log" | head -n 1 | cut -d' ' -f2)
+    port=$(grep -m 1 -o 'port [0-9]*' "$WORK/http.log" | cut -d' ' -f2)
     build_image "$IMAGE-baked" --build-arg BAKE_WEIGHTS=1 --build-arg NST_WEIGHTS_URL="http://127.0.0.1:$port/$name"
     grep -q "GET /$name" "$WORK/http.log" || fail "the build never downloaded the weights"
 

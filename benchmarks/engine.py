@@ -212,7 +212,8 @@ def compile_section(plan: Plan, weights: Path, content: Image.Image, report: dic
     fast = per_pass(compiled)
     saved = eager - fast
     report["compile"] = {
-        "size": [width, height], "device": str(device), "precision": precision, "precision": str(precision or "fp32"), "eager_s": eager, "compiled_s": fast, "first_compiled_pass_s": first,
+        "size": [width, height], "device": str(device), "precision": str(precision or "fp32"),
+        "eager_s": eager, "compiled_s": fast, "first_compiled_pass_s": first,
         "compile_s": first - fast,
         "break_even_iterations": (first - fast) / saved if saved > 0 else None,
     }

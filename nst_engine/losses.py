@@ -12,16 +12,46 @@ import torch
 
 def gram(features: torch.Tensor) -> torch.Tensor:
     """N×C×H×W → N×C×C Gram matrices averaged over positions, accumulated in fp32."""
+    return _Gram.apply(features)
+
+
+class _Gram(torch.autograd.Function):
+    """The Gram matrix, keeping only the feature map itself for the backward pass.
+
+    Autograd's own matmul would keep its flattened input, and for a map cropped out of its border frame
+    (nst_engine/network.py) or in bf16/fp16 that input is a copy: about 100 MB more peak memory at 512 px on the
+    CPU. Flattening again in the backward pass costs one map's copy at a time instead.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, features: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(features)
+        flat = _flat(features)
+        return torch.bmm(flat, flat.transpose(1, 2)) / flat.shape[2]
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (features,) = ctx.saved_tensors
+        n, c, h, w = features.shape
+        flat = _flat(features)
+        symmetric = (grad + grad.transpose(1, 2)) / (h * w)
+        if features.stride(1) == 1:  # channels_last: the gradient in the map's own layout
+            grad_features = torch.bmm(flat.transpose(1, 2), symmetric).view(n, h, w, c).permute(0, 3, 1, 2)
+        else:
+            grad_features = torch.bmm(symmetric, flat).view(n, c, h, w)
+        return grad_features.to(features.dtype)
+
+
+def _flat(features: torch.Tensor) -> torch.Tensor:
+    """N×C×(H·W), positions outermost for a channels_last map (a view of a whole map; a crop's copy is made in
+    memory order), bf16/fp16 raised to fp32: products in low precision would lose the small entries, and the Gram
+    is a few percent of an iteration's FLOPs (benchmarks/README.md)."""
     n, c, h, w = features.shape
     if features.dtype in (torch.bfloat16, torch.float16):
-        # Products in low precision would lose the small entries; an fp32 matmul keeps them. The Gram is a few
-        # percent of an iteration's FLOPs (benchmarks/README.md), so exactness costs little.
         features = features.float()
-    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
-        flat = features.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view in NHWC: no copy
-        return torch.bmm(flat.transpose(1, 2), flat) / (h * w)
-    flat = features.reshape(n, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    if features.stride(1) == 1:
+        return features.permute(0, 2, 3, 1).reshape(n, h * w, c).transpose(1, 2)
+    return features.reshape(n, c, h * w)
 
 
 def style_loss(current_gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:

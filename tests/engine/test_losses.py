@@ -1,5 +1,6 @@
 """Losses and Gram matrices on tensors whose answers are known by hand."""
 
+import pytest
 import torch
 
 from nst_engine.losses import content_loss, gram, style_loss, tv_loss
@@ -23,6 +24,52 @@ def test_gram_is_batched_and_size_independent():
 def test_gram_of_low_precision_features_is_fp32():
     features = torch.rand(1, 4, 3, 3).to(torch.bfloat16)
     assert gram(features).dtype == torch.float32
+
+
+def _frame_crop(features: torch.Tensor) -> torch.Tensor:
+    """A crop of a framed map, as nst_engine/network.py hands the losses."""
+    return features[..., 2:7, 1:9]
+
+
+@pytest.mark.parametrize("layout, view", [(torch.contiguous_format, torch.clone), (torch.channels_last, torch.clone),
+                                          (torch.channels_last, _frame_crop)], ids=["nchw", "channels_last", "crop"])
+def test_gram_gradient_in_every_layout(layout: torch.memory_format, view) -> None:
+    torch.manual_seed(0)
+    source = torch.rand(2, 4, 9, 11, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda tensor: gram(view(tensor)), (source,))
+    features = view(source)
+    assert torch.allclose(gram(features), gram(features.contiguous()))
+    # The gradient comes back in the map's own layout: no conversion for the layers below.
+    handed_back: list[torch.Tensor] = []
+    features.register_hook(handed_back.append)
+    gram(features).sum().backward()
+    assert handed_back[0].is_contiguous(memory_format=layout)
+
+
+def test_gram_keeps_only_the_map_for_backward():
+    # Autograd's matmul would keep a flattened copy of a cropped map (about 100 MB at 512 px, benchmarks/README.md);
+    # every tensor saved for the backward pass must share the framed map's memory, or be small.
+    torch.manual_seed(1)
+    framed = torch.rand(2, 4, 9, 11).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    saved: list[torch.Tensor] = []
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        result = gram(_frame_crop(framed))
+    own = [t for t in saved if t.untyped_storage().data_ptr() != framed.untyped_storage().data_ptr()]
+    assert sum(t.numel() * t.element_size() for t in own) < _frame_crop(framed).numel(), [t.shape for t in own]
+    result.sum().backward()
+    assert framed.grad[..., :2, :].abs().sum() == 0 and _frame_crop(framed.grad).abs().sum() > 0
+
+
+def test_gram_of_low_precision_features_passes_gradient_in_their_precision():
+    features = torch.rand(1, 4, 5, 5).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    leaf = features[..., 1:4, 1:4].detach().requires_grad_(True)
+    gram(leaf).sum().backward()
+    assert leaf.grad.dtype == torch.bfloat16
 
 
 def test_style_loss_is_normalised_by_target():

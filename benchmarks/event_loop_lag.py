@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.health import LAG_PROBE, percentile  # noqa: E402
-from tests.bot.discord_standin import StandinThread  # noqa: E402
-from tests.bot.harness import BotProcess, png_bytes, write_config  # noqa: E402
+from bot.ops.health import LAG_PROBE, percentile  # noqa: E402
+from tests.face.discord_standin import StandinThread  # noqa: E402
+from tests.face.harness import BotProcess, png_bytes, write_config  # noqa: E402
 from tests.conftest import make_content, make_style  # noqa: E402
 
 

@@ -1,5 +1,5 @@
 """What hostile uploads cost the bot, before (decoding in the bot's process, as the ``main`` branch does) and
-after (the sandboxed decoder pool of :mod:`bot.decoder`).
+after (the sandboxed decoder pool of :mod:`bot.intake.decoder`).
 
 1. Per file: a fresh Python process takes in the file the old way (``probe_image`` + ``load_image`` +
    resize, in-process) or the new way (``DecoderPool.decode``); printed are the CPU seconds and peak memory
@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests import hostile_files  # noqa: E402
+from tests.intake import hostile_files  # noqa: E402
 
 MAX_PIXELS, KEEP_SIDE = 25_000_000, 2048  # the default [limits] max_pixels, and 2 × max_size
 ANSWER_CAP = 300.0  # seconds an ordinary request is waited for before it counts as unanswered
@@ -77,7 +77,7 @@ def measure_before(data: bytes, old_code: Path) -> dict[str, float]:
 
 
 async def measure_after(data: bytes) -> dict[str, float]:
-    from bot.decoder import DecodeRequest, DecoderPool
+    from bot.intake.decoder import DecodeRequest, DecoderPool
     from nst_engine.errors import ImageError
 
     idle = DecoderPool(workers=1)
@@ -151,8 +151,8 @@ def _file_line(row: dict) -> str:
 # --- answer time through the real bot ----------------------------------------------------------------------
 
 def answer_times(checkout: Path, hostile: dict[str, bytes], count: int, repeats: int, work: Path) -> dict:
-    from tests.bot.discord_standin import StandinThread, user
-    from tests.bot.harness import BotProcess, png_bytes, write_config
+    from tests.face.discord_standin import StandinThread, user
+    from tests.face.harness import BotProcess, png_bytes, write_config
     from nst_engine.testing import write_random_vgg19
     from tests.conftest import make_content, make_style
 

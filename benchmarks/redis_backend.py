@@ -37,7 +37,7 @@ from bot.work.redis_queue import RedisWorkQueue  # noqa: E402
 from bot.work.runner import run_batch  # noqa: E402
 from nst_engine.testing import write_random_vgg19  # noqa: E402
 from nst_engine.transfer import Engine  # noqa: E402
-from tests.redis.helpers import Driver, RedisServer, WorkerProcess, job, queue_config, wait_workers  # noqa: E402
+from tests.work.redis.helpers import Driver, RedisServer, WorkerProcess, job, queue_config, wait_workers  # noqa: E402
 
 
 def in_process_seconds(folder: Path, weights: Path, jobs: int, size: int, iterations: int) -> list[float]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -20,9 +19,10 @@ from nst_engine.errors import NSTError
 from nst_engine.options import StylizeOptions, option_specs
 from nst_engine.weights import resolve_weights, verify_cache
 
+from bot.ops.terminal import ProgressBar, format_seconds
+from bot.work.protocol import Done, Progress, to_json
+
 from .config import Config, ConfigError, discord_token, load_config
-from .terminal import ProgressBar, format_seconds
-from .work.protocol import Done, Progress, to_json
 
 # Options with their own flags in docs/commands.md; the others are listed under "advanced options".
 PRIMARY = ("size", "iterations", "strength", "style_weights", "preserve_colors", "seed", "device")
@@ -231,7 +231,7 @@ def cmd_options(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_fetch_assets(args: argparse.Namespace, config: Config) -> int:
-    from .assets import fetch_assets
+    from bot.ops.assets import fetch_assets
 
     fetch_assets(config)
     return 0
@@ -244,17 +244,13 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     check_data_dir(config)
     if config.queue.backend == "local":  # with Redis the workers load the weights, not the bot
         check_weights(config)
-    import aiohttp
-    import discord
-
-    from .app import run_bot
-    from .health import mark_stopped
+    from bot.face.app import BotStopped, run_bot
+    from bot.ops.health import mark_stopped
 
     try:
         return run_bot(config)
-    except (OSError, aiohttp.ClientError, discord.HTTPException, discord.GatewayNotFound, discord.ConnectionClosed,
-            sqlite3.OperationalError) as error:
-        raise CLIError(run_failure(config, error)) from None
+    except BotStopped as error:
+        raise CLIError(str(error)) from None
     finally:
         mark_stopped(config)
 
@@ -272,42 +268,14 @@ def check_data_dir(config: Config) -> None:
         raise CLIError(f"cannot use [storage] data_dir {data_dir}: {reason}") from None
 
 
-def run_failure(config: Config, error: BaseException) -> str:
-    """One line for what stopped the bot: Discord out of reach, an answer it did not expect, the disk."""
-    import aiohttp
-    import discord
-
-    from nst_engine.download import network_reason
-
-    api = config.discord.api_base
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return (f"cannot reach Discord at {api}: {network_reason(error.os_error)}. Check this machine's network "
-                "(firewall, proxy) and [discord] api_base in the config.")
-    if isinstance(error, discord.HTTPException):
-        said = " ".join(error.text.split())[:120] if error.text and not error.text.lstrip().startswith("<") else ""
-        return (f"Discord at {api} answered HTTP {error.status} {error.response.reason}{': ' + said if said else ''}."
-                " If this persists, check [discord] api_base.")
-    if isinstance(error, discord.ConnectionClosed):
-        reason = f": {error.reason}" if error.reason else ""
-        return f"Discord closed the gateway connection (code {error.code}{reason})."
-    if isinstance(error, discord.GatewayNotFound):
-        return "Discord did not say where its gateway is (it may be down); try again in a few minutes."
-    if isinstance(error, (aiohttp.ClientError, TimeoutError)):
-        return f"the connection to Discord at {api} failed: {network_reason(error)}."
-    if isinstance(error, sqlite3.OperationalError):
-        return f"the job store in {config.storage.data_dir} failed: {error}."
-    where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
-    return f"the bot stopped: {network_reason(error)}{where}."
-
-
 def cmd_healthcheck(args: argparse.Namespace, config: Config) -> int:
-    from .health import check_health
+    from bot.ops.health import check_health
 
     return check_health(config)
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
-    from .worker import run_worker
+    from bot.work.worker import run_worker
 
     return run_worker(config)
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine import content_scene  # noqa: E402
-from bot.terminal import bar  # noqa: E402
+from bot.ops.terminal import bar  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
 STYLE = ROOT / "bot" / "assets" / "presets" / "mosaic.png"

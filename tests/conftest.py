@@ -13,6 +13,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS_SEED = 0
+# The stand-in and a running bot, for the end-to-end modules of every folder (tests/face, tests/intake, ...).
+pytest_plugins = ("tests.face.running_bot",)
 
 
 def make_content(width: int = 96, height: int = 64) -> Image.Image:

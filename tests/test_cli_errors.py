@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.harness import TOKEN, BotProcess, write_config
+from tests.face.harness import TOKEN, BotProcess, write_config
 from tests.conftest import REPO, make_content, make_style
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (INFO|WARNING) ")  # the bot's own log format
@@ -316,7 +316,7 @@ def signal_for(how: str) -> int:
 
 @pytest.fixture()
 def standin():
-    from tests.bot.discord_standin import StandinThread
+    from tests.face.discord_standin import StandinThread
 
     with StandinThread() as running:
         yield running
@@ -326,7 +326,7 @@ def test_the_heartbeat_survives_write_errors(tmp_path: Path, monkeypatch: pytest
                                              caplog: pytest.LogCaptureFixture) -> None:
     """A data folder that cannot take the heartbeat (here: a file in its place) is logged once and retried; the
     heartbeat comes back when the folder does."""
-    from bot import health
+    from bot.ops import health
 
     monkeypatch.setattr(health, "HEARTBEAT_EVERY", 0.1)
     blocker = tmp_path / "data"

@@ -13,9 +13,10 @@ from collections import defaultdict
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from ..config import LimitsConfig
-from ..errors import UserError
-from ..terminal import format_seconds
+from bot.config import LimitsConfig
+from bot.errors import UserError
+from bot.ops.terminal import format_seconds
+
 from .lineup import Lineup
 
 

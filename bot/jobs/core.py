@@ -17,9 +17,10 @@ from PIL import Image
 from nst_engine.images import resize_long_side
 from nst_engine.options import StylizeOptions
 
-from ..config import LimitsConfig
-from ..errors import UserError
-from ..work.queue import WorkQueue
+from bot.config import LimitsConfig
+from bot.errors import UserError
+from bot.work.queue import WorkQueue
+
 from .admission import Admission
 from .disk import DiskBudget, estimate_png_bytes
 from .dispatch import Dispatcher, Recorder

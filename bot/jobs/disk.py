@@ -16,7 +16,8 @@ import shutil
 import time
 from pathlib import Path
 
-from ..errors import UserError
+from bot.errors import UserError
+
 from .store import JobStore
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,9 @@ import logging
 import time
 from typing import Protocol
 
-from ..work.protocol import Done, Event, Failed, Fatal, JobSpec, Lost, Progress, Ready
-from ..work.queue import WorkQueue, WorkUnavailable
+from bot.work.protocol import Done, Event, Failed, Fatal, JobSpec, Lost, Progress, Ready
+from bot.work.queue import WorkQueue, WorkUnavailable
+
 from .batching import choose_batch
 from .estimates import work_units
 from .frontend import DeliveryFailed, Frontend
@@ -29,7 +30,7 @@ OUR_FAULT = "Something went wrong on our side; please try again."
 
 
 class Recorder(Protocol):
-    """What the dispatcher reports for operators (``bot.metrics.Metrics``, when metrics are on)."""
+    """What the dispatcher reports for operators (``bot.ops.metrics.Metrics``, when metrics are on)."""
 
     def job_started(self, waited: float) -> None: ...
     def job_ended(self, outcome: str, ran: float | None = None) -> None: ...

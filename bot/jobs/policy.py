@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..terminal import format_seconds
+from bot.ops.terminal import format_seconds
+
 from .model import CANCELLED, FAILED, QUEUED, ActiveJob
 
 MAX_ATTEMPTS = 2  # a job whose engine dies is retried once, alone

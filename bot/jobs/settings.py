@@ -5,7 +5,7 @@ results are posted as spoilers.
 They live in the job store's SQLite file (table ``server_settings``: one row per value, ``channel_id`` 0 for
 the whole server) and are read on every request, so a change applies to the very next one and survives a
 restart. Discord-free: the entry points (``/stylize``, the re-run buttons) call :meth:`ServerSettings.settings_for`
-and use what it returns; :mod:`bot.cogs.settings` is the admins' face.
+and use what it returns; :mod:`bot.face.cogs.settings` is the admins' face.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, Callable, Mapping
 
 from nst_engine.options import option_spec
 
-from ..config import Config, LimitsConfig
-from ..errors import UserError
+from bot.config import Config, LimitsConfig
+from bot.errors import UserError
 
 SERVER_WIDE = 0  # the channel id of a row that holds for the whole server
 DEFAULT_NAMES = ("quality", "preset", "preserve_colors")  # per server, or per channel over the server's
@@ -62,7 +62,7 @@ class Stored:
 @dataclass(frozen=True)
 class Effective:
     """What holds for one request in one place: the defaults to fill in, the limits, and the config with those
-    limits in place of its own (what :func:`bot.intake.build_options` takes)."""
+    limits in place of its own (what :func:`bot.intake.options.build_options` takes)."""
 
     defaults: Defaults
     limits: LimitsConfig

@@ -1,6 +1,6 @@
 """The Redis side both ends of the redis work queue share: key layout, connection, worker heartbeats.
 
-:mod:`bot.work.redis_queue` (the bot's backend) documents the layout; ``nst-bot worker`` (:mod:`bot.worker`)
+:mod:`bot.work.redis_queue` (the bot's backend) documents the layout; ``nst-bot worker`` (:mod:`bot.work.worker`)
 writes what :class:`WorkerRoster` reads.
 """
 
@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import redis.asyncio
 from redis.exceptions import AuthenticationError, RedisError
 
-from ..config import QueueConfig, redis_password
+from bot.config import QueueConfig, redis_password
+
 from .protocol import Ready
 from .queue import WorkQueue, WorkUnavailable
 

@@ -35,7 +35,8 @@ from typing import Sequence
 
 from redis.exceptions import RedisError, ResponseError
 
-from ..config import QueueConfig
+from bot.config import QueueConfig
+
 from .protocol import Done, Event, Failed, JobSpec, Lost, Progress, RunJobs, Started, from_json, to_json
 from .queue import WorkUnavailable
 from .redis_link import (EVENTS, GROUP, JOBS, RedisLink, cancel_key, input_key, result_key, unavailable_message,

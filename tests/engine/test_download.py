@@ -153,7 +153,7 @@ def full_vgg19(tmp_path_factory) -> tuple[bytes, str]:
 
 
 def test_fetch_assets_installs_verified_features(server, isolated_cache, full_vgg19, monkeypatch, capsys):
-    from bot.assets import fetch_weights
+    from bot.ops.assets import fetch_weights
 
     data, name = full_vgg19
     server.files[name] = data
@@ -172,7 +172,7 @@ def test_fetch_assets_installs_verified_features(server, isolated_cache, full_vg
 
 
 def test_fetch_assets_refuses_a_file_whose_hash_does_not_match_its_name(server, isolated_cache, full_vgg19):
-    from bot.assets import fetch_weights
+    from bot.ops.assets import fetch_weights
 
     data, _ = full_vgg19
     server.files["vgg19-00000000.pth"] = data
@@ -182,7 +182,7 @@ def test_fetch_assets_refuses_a_file_whose_hash_does_not_match_its_name(server, 
 
 
 def test_a_failed_weights_download_names_the_offline_routes(server, isolated_cache):
-    from bot.assets import fetch_weights
+    from bot.ops.assets import fetch_weights
 
     with pytest.raises(DownloadError) as error:
         fetch_weights(server.url("vgg19-dcbb9e9d.pth"))

@@ -10,7 +10,7 @@ from PIL import Image
 
 from nst_engine.errors import ImageError
 from nst_engine.images import MAX_JPEG_SCANS, encode_image, load_image, probe_image, resize_long_side, save_image
-from tests import hostile_files
+from tests.intake import hostile_files
 from tests.conftest import png_bytes
 
 

@@ -16,9 +16,9 @@ from PIL import Image
 
 from bot.config import LimitsConfig
 from bot.jobs.core import JobCore
+from bot.jobs.disk import DiskBudget
 from bot.jobs.frontend import DeliveryFailed
 from bot.jobs.model import ActiveJob, Job, new_job_id
-from bot.jobs.disk import DiskBudget
 from bot.jobs.store import JobStore
 from bot.work.protocol import Event, JobSpec
 from bot.work.queue import WorkQueue, WorkUnavailable

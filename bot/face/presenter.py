@@ -1,0 +1,165 @@
+"""The Discord face of the job core: each job's status message, kept current, and its result, posted once.
+
+It implements the core's :class:`~bot.jobs.frontend.Frontend`: the core says what happened, this shows it.
+Status edits are throttled to one per job every ``[bot] progress_interval`` seconds; a failed edit never fails
+a job. The result is posted exactly once, looked for first whenever an earlier try may have reached Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import discord
+from PIL import Image
+
+from nst_engine.images import encode_image
+
+from bot.jobs.core import JobCore
+from bot.jobs.frontend import DeliveryFailed
+from bot.jobs.model import RUNNING, ActiveJob, Job
+from bot.ops.terminal import format_seconds
+
+from .delivery import DISCORD_TROUBLE, JobMessages
+from .status import final_status, live_status
+from .views import result_view, status_view
+
+log = logging.getLogger(__name__)
+
+DELIVERY_RETRIES = (2.0, 10.0, 30.0)  # seconds to wait before each further try to post a result
+NOT_POSTED = "The image was made but could not be posted here (does the bot have permission to send files?)."
+
+
+@dataclass
+class Track:
+    """What the face keeps per active job: where its messages go and what they show now."""
+
+    messages: JobMessages
+    status_sent: str | None = None
+    preview_sent: bytes | None = None
+    posted_before: bool = False  # its result was found already posted (a run before a restart)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one status-message request at a time
+
+
+class DiscordPresenter:
+    def __init__(self, bot: discord.Client, core: JobCore, progress_interval: float) -> None:
+        self.bot, self.core, self.progress_interval = bot, core, progress_interval
+        self.tracks: dict[str, Track] = {}
+
+    def track(self, job: Job, interaction: discord.Interaction | None = None) -> Track:
+        """The job's messages: through the interaction while it lives; a resumed job's through its channel."""
+        if job.id not in self.tracks:
+            self.tracks[job.id] = self._new_track(job, interaction)
+        return self.tracks[job.id]
+
+    def _new_track(self, job: Job, interaction: discord.Interaction | None = None) -> Track:
+        return Track(JobMessages(self.bot, job.channel_id, interaction, status_message_id=job.status_message_id))
+
+    def forget(self, job_id: str) -> None:
+        """The job ended outside the core's view (cancelled while queued, shown by the button's own reply)."""
+        self.tracks.pop(job_id, None)
+
+    def status_replaced(self, job_id: str) -> None:
+        """The status message was changed by a button's reply: the next refresh must edit it again."""
+        if job_id in self.tracks:
+            self.tracks[job_id].status_sent = None
+
+    async def submit(self, interaction: discord.Interaction, job: Job, content: Image.Image,
+                     *styles: Image.Image, init: Image.Image | None = None) -> Job:
+        """Store the job, queue it, tell the requester its position and post its public status message."""
+        active = await self.core.accept(job, content, *styles, init=init)
+        track = self.track(active.job, interaction)
+        async with track.lock:  # held until the status message exists, so the first update edits it
+            position = self.core.enqueue(active)
+            await interaction.edit_original_response(content=f"✅ Queued at position **{position}**. "
+                                                     "Progress is shown in the channel.")
+            text = self._status(active)
+            await track.messages.post_status(text, status_view(active.id))
+            track.status_sent = text
+        self.core.note_status_message(active.job, track.messages.status_message_id)
+        return active.job
+
+    def _status(self, active: ActiveJob) -> str:
+        return live_status(active, self.core.position(active.id), self.core.eta_until_start(active.id))
+
+    # ----------------------------------------------------------------------------------- status messages
+
+    async def show(self, active: ActiveJob) -> None:
+        await self.refresh(active)
+
+    async def refresh(self, active: ActiveJob) -> None:
+        track = self.track(active.job)
+        async with track.lock:
+            if not active.job.active:
+                return
+            text = self._status(active)
+            preview = active.preview if active.job.state == RUNNING and not active.stopping_by else None
+            if text == track.status_sent and preview == track.preview_sent:
+                return
+            view = None if active.stopping_by else status_view(active.id)
+            try:
+                await track.messages.edit_status(text, preview=preview, view=view)
+                track.status_sent, track.preview_sent = text, preview
+                self.core.note_status_message(active.job, track.messages.status_message_id)
+            except DISCORD_TROUBLE as error:  # a failed progress edit never fails the job
+                log.warning("status edit for job %s failed: %s", active.id, describe(error))
+
+    async def status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.progress_interval)
+            for active in self.core.active_jobs():
+                try:
+                    await self.refresh(active)
+                except Exception:  # a bug in one job's status must not stop every job's updates
+                    log.exception("status update for job %s failed", active.id)
+
+    async def concluded(self, active: ActiveJob) -> None:
+        track = self.tracks.pop(active.id, None) or self._new_track(active.job)
+        if track.posted_before:  # said only now that the store records it
+            log.info("job %s was already delivered (message %s); not posting it again", active.id,
+                     active.job.result_message_id)
+        async with track.lock:
+            try:
+                await track.messages.edit_status(final_status(active.job), view=None)
+                self.core.note_status_message(active.job, track.messages.status_message_id)
+            except DISCORD_TROUBLE as error:
+                log.warning("final status edit for job %s failed: %s", active.id, describe(error))
+
+    # ------------------------------------------------------------------------------------------- results
+
+    async def deliver(self, job: Job, elapsed: float | None, result: str) -> int:
+        track = self.track(job)
+        messages = track.messages
+        image = await asyncio.to_thread(lambda: Image.open(result).convert("RGB"))
+        limit = await messages.upload_limit_bytes()
+        # Leave room for the multipart envelope around the file.
+        data, extension = await asyncio.to_thread(encode_image, image, limit - min(64 * 1024, limit // 50))
+        size_note = "" if extension == "png" else f" · {extension.upper()} (the PNG was over the upload limit)"
+        took = f" · {format_seconds(elapsed)}" if elapsed is not None else ""
+        text = (f"<@{job.user_id}> here is your image — {job.style_label} · {job.quality} · "
+                f"{image.width}×{image.height} · strength {job.options.strength:g}{took}{size_note}")
+        spoiler = "SPOILER_" if self.bot.settings.spoiler(job.guild_id) else ""  # the server's choice of now
+        filename = f"{spoiler}stylized-{job.id}.{extension}"
+        may_exist = elapsed is None  # resumed after a restart: the last run may have posted it
+        for wait in (*DELIVERY_RETRIES, None):
+            try:
+                found = await messages.find_result(job.id, job.created) if may_exist else None
+                if found:
+                    track.posted_before = True
+                    return found
+                return await messages.deliver(text, data, filename, job.user_id,
+                                              result_view(job.id), job.id)
+            except DISCORD_TROUBLE as error:
+                log.warning("delivering job %s failed: %s", job.id, describe(error))
+                if wait is None or isinstance(error, discord.Forbidden):
+                    break
+                may_exist = True
+                await asyncio.sleep(wait)
+        raise DeliveryFailed(NOT_POSTED)
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, discord.HTTPException):
+        return f"HTTP {error.status} (code {error.code})"
+    return type(error).__name__

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -37,6 +37,7 @@ MAX_JPEG_SCANS = 100
 START_OF_SCAN = b"\xff\xda"
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 STRIP_PIXELS = 1 << 20  # high-depth conversion works on strips of about this many pixels
+JPEG_IN_TIFF = ("jpeg", "tiff_jpeg")  # Pillow's names for the TIFF compressions that hold JPEG scans
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, wha
             raise ImageError(f"The {what} is too long and thin ({info.width}×{info.height}); please use one at "
                              f"most {max_aspect:g} times longer than wide.")
         try:
-            if long_side is not None and image.format == "JPEG" and max(image.size) > long_side:
+            if long_side is not None and _is_jpeg(image) and max(image.size) > long_side:
                 image.draft(image.mode, scaled_size(*image.size, long_side))
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
@@ -116,11 +117,20 @@ def _open(source: ImageSource, what: str, max_pixels: int) -> Image.Image:
         raise ImageError(f"The {what} needs more memory to decode than this bot allows.") from None
     except Exception:  # noqa: BLE001 - a header parser failing in any way means a damaged file
         raise ImageError(f"The {what} could not be read: its header is damaged.") from None
-    if image.format == "JPEG" and _jpeg_scans(stream) > MAX_JPEG_SCANS:
+    if image.format == "TIFF" and image.info.get("compression") in JPEG_IN_TIFF:
+        image.close()
+        raise ImageError(f"The {what} is a TIFF holding JPEG-compressed pixels, which this bot does not decode; "
+                         "please upload it as an ordinary JPEG or PNG.")
+    if _is_jpeg(image) and _jpeg_scans(stream) > MAX_JPEG_SCANS:
         image.close()
         raise ImageError(f"The {what} is a JPEG with an abnormal number of scans (over {MAX_JPEG_SCANS}), so it "
                          "was not decoded; please save it again as an ordinary JPEG or PNG.")
     return image
+
+
+def _is_jpeg(image: Image.Image) -> bool:
+    """Whether libjpeg decodes it: a JPEG, or a JPEG that Pillow opened as another format (MPO)."""
+    return isinstance(image, JpegImagePlugin.JpegImageFile)
 
 
 def _jpeg_scans(stream: BinaryIO) -> int:

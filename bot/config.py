@@ -96,6 +96,7 @@ class LimitsConfig:
     decode_memory_mb: int = bounded(1024, 0, 1_000_000)  # address space of one decoder process; 0 = unlimited
     decode_budget_seconds: float = bounded(30.0, 0, 86400)  # decoder CPU time per member per window; 0 = no cap
     decode_budget_window: float = bounded(600.0, 1, 86400)
+    max_menus_per_user: int = bounded(5, 1, 100)  # open "Stylize image" menus kept per member
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import redis.asyncio
 from redis.exceptions import AuthenticationError, RedisError
 
-from bot.config import QueueConfig, redis_password
+from bot.config import MAX_BATCH_SIZE, QueueConfig, redis_password
 
 from .protocol import Ready
 from .queue import WorkQueue, WorkUnavailable
@@ -118,8 +118,7 @@ class RedisLink(WorkQueue):
 
     async def _scan_workers(self) -> None:
         for name, info, restarted in await self.roster.refresh():
-            await self.events.put(Ready(str(info.get("device", "?")), name, int(info.get("batch_size", 1)),
-                                        restarted))
+            await self.events.put(Ready(info["device"], name, info["batch_size"], restarted))
 
     async def _request_stop(self, run: str, job_id: str) -> None:
         """Ask whichever worker holds run ``run`` to stop it (a key for one not started yet, a message otherwise)."""
@@ -142,7 +141,7 @@ class WorkerRoster:
 
     def capacity(self) -> int:
         """Jobs the live workers can run at once."""
-        return sum(max(1, int(info.get("batch_size", 1))) for info in self.live.values())
+        return sum(info["batch_size"] for info in self.live.values())
 
     async def refresh(self) -> list[tuple[str, dict, bool]]:
         """Re-read the heartbeats; returns the workers that connected since the last call, each with whether it
@@ -178,8 +177,16 @@ class WorkerRoster:
 
 
 def _parse_heartbeat(beat: bytes) -> dict:
+    """A heartbeat's fields, each checked (any process that can write to Redis can write one): a device name,
+    a batch size from 1 to the largest the bot allows, and the process's start time; what is not so is replaced
+    by a harmless value (device "?", batch size 1, no start time)."""
     try:
         info = json.loads(beat)
     except ValueError:
-        return {}
-    return info if isinstance(info, dict) else {}
+        info = None
+    info = info if isinstance(info, dict) else {}
+    device, batch_size, started = info.get("device"), info.get("batch_size"), info.get("started")
+    if not (isinstance(batch_size, int) and not isinstance(batch_size, bool) and 1 <= batch_size <= MAX_BATCH_SIZE):
+        batch_size = 1
+    return {"device": device[:40] if isinstance(device, str) and device else "?", "batch_size": batch_size,
+            "started": started if isinstance(started, (int, float, str)) and not isinstance(started, bool) else None}

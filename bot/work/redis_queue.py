@@ -40,7 +40,7 @@ from bot.intake.decoder import DecoderPool
 
 from .protocol import Done, Event, Failed, JobSpec, Lost, Progress, RunJobs, Started, from_json, to_json
 from .queue import WorkUnavailable
-from .worker_output import UnusableResult, checked_result, png_byte_cap, preview_fits
+from .worker_output import UnusableResult, fetch_checked_result, without_odd_preview
 from .redis_link import (EVENTS, GROUP, JOBS, RedisLink, cancel_key, input_key, result_key, unavailable_message,
                          where)
 
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 NOT_SAVED = "The result could not be saved on the bot's disk; the admins can see the log."
 UNUSABLE = "The engine sent back a picture that is not what was asked for; the admins can see the log."
-STOPPED_RUNS_KEPT = 1000  # superseded runs remembered as told to stop (so each is told once)
 
 
 @dataclass
@@ -65,11 +64,9 @@ class RedisWorkQueue(RedisLink):
     """Hands jobs to ``nst-bot worker`` processes through Redis and relays their events (see the module doc)."""
 
     def __init__(self, config: QueueConfig, decoder: DecoderPool | None = None) -> None:
-        """``decoder``: where results are checked (the bot's shared pool; by default a one-process pool)."""
         super().__init__(config)
         self._own_decoder = decoder is None
-        self.decoder = decoder or DecoderPool(workers=1)
-        self._told_to_stop: dict[str, None] = {}  # superseded runs, oldest first
+        self.decoder = decoder or DecoderPool(workers=1)  # where results are checked: the bot passes its own
         self._runs: dict[str, _Run] = {}  # by job id
         self._jobs_by_run: dict[str, str] = {}
         self._entries: dict[str, set[str]] = {}  # stream entry id → job ids still running from it
@@ -160,10 +157,8 @@ class RedisWorkQueue(RedisLink):
         run_id = fields.get(b"run", b"").decode(errors="replace")
         job_id = self._jobs_by_run.get(run_id)
         event, problem = _parsed(fields)
-        if job_id is None:  # an attempt this backend has already concluded, or an earlier bot's
-            if isinstance(event, (Started, Progress)):
-                await self._stop_superseded(run_id)
-            return
+        if job_id is None:  # an attempt this backend has already concluded, or an earlier bot's: stop its worker
+            return await self._stop_superseded(run_id) if isinstance(event, (Started, Progress)) else None
         if event is None:
             log.warning("ignoring a malformed worker event for job %s: %s", job_id, problem)
             return
@@ -171,11 +166,8 @@ class RedisWorkQueue(RedisLink):
             log.warning("ignoring an event that names job %r under job %s's run", getattr(event, "job", None), job_id)
             return
         run = self._runs[job_id]
-        if isinstance(event, Progress) and event.preview is not None and not preview_fits(event.preview, run.spec):
-            log.warning("job %s: dropped a preview that is not a PNG of the job's preview size", job_id)
-            event = dataclasses.replace(event, preview=None)
         if isinstance(event, (Started, Progress)):
-            await self.events.put(event)
+            await self.events.put(without_odd_preview(event, run.spec) if isinstance(event, Progress) else event)
         elif isinstance(event, Done) and not event.cancelled:  # the worker's output path means nothing here
             await self._end(run, await self._fetch_result(run, event))
         elif isinstance(event, (Done, Failed, Lost)):
@@ -184,34 +176,20 @@ class RedisWorkQueue(RedisLink):
     async def _fetch_result(self, run: _Run, done: Done) -> Done | Lost | Failed:
         """Check the worker's result and write it to the job's result path: ``done`` with the checked size, a
         ``Lost`` when it is not in Redis any more, a ``Failed`` when it is not the picture the job asked for."""
-        job_id, key = run.spec.job_id, result_key(run.run)
-        if await self.redis.strlen(key) > png_byte_cap(run.spec.options.size):  # never fetched into the bot
-            log.warning("job %s: its worker's result is larger than a %d-pixel PNG; refused", job_id,
-                        run.spec.options.size)
-            return Failed(job_id, UNUSABLE)
-        data = await self.redis.get(key)
-        if data is None:
-            return Lost(job_id, "its result expired in Redis before the bot could fetch it")
+        job_id = run.spec.job_id
         try:
-            png, (width, height) = await checked_result(data, run.spec, self.decoder)
-            await asyncio.to_thread(_write_atomically, Path(run.spec.result), png)
+            checked = await fetch_checked_result(self.redis, result_key(run.run), run.spec, self.decoder)
+            if checked is None:
+                return Lost(job_id, "its result expired in Redis before the bot could fetch it")
+            await asyncio.to_thread(_write_atomically, Path(run.spec.result), checked[0])
         except UnusableResult as error:
             log.warning("job %s: its worker's result was refused: %s", job_id, error)
             return Failed(job_id, UNUSABLE)
         except OSError as error:
             log.warning("job %s: cannot write its result: %s", job_id, error)
             return Failed(job_id, NOT_SAVED)
+        width, height = checked[1]
         return dataclasses.replace(done, output=run.spec.result, width=width, height=height)
-
-    async def _stop_superseded(self, run_id: str) -> None:
-        """Tell the worker still computing a run that no job waits for any more (once per run) to stop."""
-        if run_id in self._told_to_stop or not run_id:
-            return
-        self._told_to_stop[run_id] = None
-        while len(self._told_to_stop) > STOPPED_RUNS_KEPT:
-            del self._told_to_stop[next(iter(self._told_to_stop))]
-        log.info("a worker is still running superseded run %s; asked it to stop", run_id[:40])
-        await self._request_stop(run_id, f"of run {run_id[:40]}")
 
     async def _end(self, run: _Run, event: Event) -> None:
         """Forget ``run``, clean its keys, acknowledge its stream entry once all its jobs ended, pass ``event`` on."""

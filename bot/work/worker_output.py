@@ -7,17 +7,22 @@ preview is kept only when its PNG header says it is the size the job's previews 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import logging
 import struct
 
 from PIL import Image
+from redis.asyncio import Redis
 
 from nst_engine.errors import ImageError
 
 from bot.intake.decoder import DecoderPool, DecoderUnavailable, DecodeRequest
 from bot.intake.download import MAX_ASPECT
 
-from .protocol import JobSpec
+from .protocol import JobSpec, Progress
+
+log = logging.getLogger("bot.work.redis_queue")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_SLACK = 1 << 16  # chunk framing, zlib overhead and small metadata on top of the raw pixels
@@ -32,15 +37,30 @@ def png_byte_cap(long_side: int) -> int:
     return long_side * (long_side * 4 + 1) + PNG_SLACK
 
 
-async def checked_result(data: bytes, spec: JobSpec, decoder: DecoderPool) -> tuple[bytes, tuple[int, int]]:
-    """The result as a PNG the bot wrote itself, and its size; raises :class:`UnusableResult`."""
+async def fetch_checked_result(redis: Redis, key: str, spec: JobSpec,
+                               decoder: DecoderPool) -> tuple[bytes, tuple[int, int]] | None:
+    """The result at ``key`` as a PNG the bot wrote itself, and its size; None when the key is gone. Raises
+    :class:`UnusableResult`; an outsize value is refused from its length, never fetched into the bot."""
     size = spec.options.size
+    if await redis.strlen(key) > png_byte_cap(size):
+        raise UnusableResult(f"it is larger than a {size}-pixel PNG")
+    data = await redis.get(key)
+    if data is None:
+        return None
     request = DecodeRequest("result", max_pixels=size * size, long_side=size, max_aspect=MAX_ASPECT)
     try:
         picture = await decoder.decode(data, request)
     except (ImageError, DecoderUnavailable) as error:
         raise UnusableResult(str(error)) from None
     return await asyncio.to_thread(_png, picture), picture.size
+
+
+def without_odd_preview(progress: Progress, spec: JobSpec) -> Progress:
+    """``progress``, without its preview unless that fits the job (logged: a worker should never send one)."""
+    if progress.preview is None or preview_fits(progress.preview, spec):
+        return progress
+    log.warning("job %s: dropped a preview that is not a PNG of the job's preview size", spec.job_id)
+    return dataclasses.replace(progress, preview=None)
 
 
 def preview_fits(preview: bytes, spec: JobSpec) -> bool:

@@ -96,6 +96,24 @@ def jpeg_in_tiff(width: int = 32, height: int = 32) -> bytes:
     return encoded(noise(width, height), "TIFF", compression="jpeg")
 
 
+def rle_loop_bmp(width: int, height: int) -> bytes:
+    """An 8-bit run-length BMP of one pixel then an end-of-line code per row (4 bytes a row): Pillow's
+    run-length decoder is pure Python and pads each row a byte at a time, so the cost is the pixel count."""
+    rows = (b"\x01\x00\x00\x00" * height) + b"\x00\x01"
+    palette = bytes(range(256)) * 4
+    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    offset = 14 + len(header) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header + palette + rows
+
+
+def chunk_flood_png(chunks: int) -> bytes:
+    """A small valid PNG with ``chunks`` empty private ancillary chunks before its pixels (12 bytes each)."""
+    png = encoded(noise(8, 8), "PNG")
+    flood = struct.pack(">I", 0) + b"flOd" + struct.pack(">I", zlib.crc32(b"flOd"))
+    header_end = 8 + 25  # signature, IHDR
+    return png[:header_end] + flood * chunks + png[header_end:]
+
+
 def many_page_tiff(pages: int, size: int = 4) -> bytes:
     """A TIFF of ``pages`` tiny greyscale pages sharing one strip, written by hand (about 100 bytes a page).
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, JpegImagePlugin
 
 from nst_engine.errors import ImageError
-from nst_engine.images import MAX_JPEG_SCANS, load_image
+from nst_engine.images import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, load_image
 from tests.intake import hostile_files
 
 
@@ -36,3 +36,16 @@ def test_jpeg_coded_tiff_is_refused_with_a_clear_message() -> None:
     with pytest.raises(ImageError, match="TIFF holding JPEG-compressed pixels") as refused:
         load_image(hostile_files.jpeg_in_tiff())
     assert "ordinary JPEG or PNG" in str(refused.value)
+
+
+def test_a_large_run_length_bmp_is_refused_from_its_header_and_a_small_one_decoded() -> None:
+    with pytest.raises(ImageError, match="run-length compressed BMP over 1,000,000 pixels"):
+        load_image(hostile_files.rle_loop_bmp(20000, 1250))  # 6 KB, 25 megapixels of Python loop
+    small = load_image(hostile_files.rle_loop_bmp(40, 30))
+    assert small.size == (40, 30)
+
+
+def test_a_png_chunk_flood_is_refused_before_pillow_parses_it() -> None:
+    with pytest.raises(ImageError, match=r"abnormal number of pieces \(over 20,000 chunks\)"):
+        load_image(hostile_files.chunk_flood_png(MAX_PNG_CHUNKS + 1))
+    assert load_image(hostile_files.chunk_flood_png(1000)).size == (8, 8)  # many chunks, but not a flood

@@ -63,6 +63,8 @@ class MenuSelect(discord.ui.DynamicItem[discord.ui.Select],
         return cls(item, match["pick"], match["part"])
 
     async def callback(self, interaction: discord.Interaction) -> Any:
+        if not isinstance(self.item, discord.ui.Select):  # a menu's id on a button: a forged component
+            return await warn(interaction, NOT_OFFERED)
         cog = interaction.client.get_cog(COG_NAME)
         await cog.on_choice(interaction, self.pick_id, self.part, list(self.item.values))
 

@@ -30,6 +30,7 @@ from nst_engine.options import StylizeOptions
 MAX_TEXT = 4000  # characters in one text field (ids, paths, messages for people)
 MAX_NUMBER = 10**12  # magnitude of any number field
 MAX_PREVIEW_BYTES = 4 << 20  # a preview is at most a 1024-px PNG: about 3 MB of incompressible pixels
+MAX_MESSAGE_BYTES = MAX_PREVIEW_BYTES * 4 // 3 + (1 << 20)  # a preview in base64, and room for the rest
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ def to_json(message: Command | Event, *, previews: bool = True) -> str:
 
 def from_json(text: str | bytes) -> Command | Event:
     """Parse :func:`to_json`'s output; raises ``ValueError`` for anything else (the input may come from a network)."""
+    if len(text) > MAX_MESSAGE_BYTES:  # refused before parsing: no copies of an outsize message are made
+        raise ValueError(f"a message of {len(text)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("a message must be a JSON object")

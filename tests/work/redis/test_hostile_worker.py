@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -19,16 +17,6 @@ from tests.intake import hostile_files
 from tests.work.redis.helpers import RedisServer, job, queue_config
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def flat_png(width: int, height: int) -> bytes:
-    """A greyscale PNG of one colour: a few hundred KB however many pixels it claims."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    compressor = zlib.compressobj(9)
-    body = b"".join(compressor.compress(b"\x00" + bytes(width)) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
 class Impostor:
@@ -82,7 +70,7 @@ async def test_a_bomb_result_is_refused_without_decoding_it_in_the_bot(tmp_path:
     impostor = Impostor(redis_server)
     spec = job(tmp_path, "bomb", size=64)
     run = await handed_over(queue, impostor, spec)
-    bomb = flat_png(12000, 14000)
+    bomb = hostile_files.flat_grey_png(12000, 14000)
     assert len(bomb) < 600_000  # small in Redis, 168 megapixels once decoded
     await impostor.redis.set(result_key(run), bomb)
     await impostor.send(run, Done(spec.job_id, 4, 1.0, width=12000, height=14000, output="x"))

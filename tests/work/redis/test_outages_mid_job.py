@@ -4,6 +4,7 @@ that dies between storing its result and reporting it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from pathlib import Path
 
@@ -20,8 +21,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.mark.slow
-async def test_redis_restarted_without_its_data_mid_job_runs_the_job_again_once(tmp_path: Path,
-                                                                              vgg_weights: Path) -> None:
+async def test_redis_restarted_without_its_data_mid_job_runs_the_job_again_once(tmp_path: Path, vgg_weights: Path,
+                                                                              caplog) -> None:
+    caplog.set_level(logging.INFO, "bot.work.redis_queue")
     server = RedisServer(tmp_path / "redis", "--appendonly", "no").start()  # a restart loses everything
     queue = RedisWorkQueue(queue_config(server.url))
     await queue.start()
@@ -40,6 +42,7 @@ async def test_redis_restarted_without_its_data_mid_job_runs_the_job_again_once(
         assert [type(event) for event in ends] == [Lost, Done], ends
         assert "Redis restarted without its data" in ends[0].reason
         assert Path(spec.result).is_file()
+        assert "is still running superseded run" in caplog.text  # the first run's worker was told to stop
     finally:
         worker.stop(signal.SIGKILL)
         await queue.close()

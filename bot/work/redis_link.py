@@ -28,7 +28,7 @@ EVENTS = "nst:events"
 EVENTS_KEPT = 10_000  # the events stream is trimmed to about this many entries
 CANCEL_CHANNEL = "nst:cancel"
 WORKER_PREFIX = "nst:worker:"
-STOPPED_RUNS_KEPT = 1000  # superseded runs remembered as told to stop (so each is told once)
+CONCLUDED_RUNS_KEPT = 1000  # ended runs remembered, so a worker still computing one can be told to stop
 def input_key(run: str, index: int) -> str:
     return f"nst:input:{run}:{index}"
 
@@ -71,7 +71,7 @@ class RedisLink(WorkQueue):
         self._closing = asyncio.Event()
         self._up_since = 0.0
         self._prepared = False  # whether this bot has cleared an earlier bot's streams and made the group
-        self._told_to_stop: dict[str, None] = {}  # superseded runs, oldest first
+        self._concluded: dict[str, None] = {}  # runs this bot has ended, oldest first (see _stop_superseded)
 
     async def _connect_first(self) -> None:
         """Connect, or leave it to the reconnect loop when Redis cannot be reached; a refused password is fatal."""
@@ -133,15 +133,20 @@ class RedisLink(WorkQueue):
             log.warning("could not ask the workers to stop job %s: %s", job_id, error)
 
 
+    def _conclude(self, run: str) -> None:
+        """Remember that no job waits for ``run`` any more (it ended, was lost or was given up on)."""
+        self._concluded[run] = None
+        while len(self._concluded) > CONCLUDED_RUNS_KEPT:
+            del self._concluded[next(iter(self._concluded))]
+
     async def _stop_superseded(self, run: str) -> None:
-        """Tell the worker still computing a run that no job waits for any more (once per run) to stop."""
-        if run in self._told_to_stop or not run:
+        """Tell the worker still computing a run this bot has ended to stop (once per run). A run it does not
+        know is left alone: its events may arrive before the submit that made it is recorded."""
+        if run not in self._concluded:
             return
-        self._told_to_stop[run] = None
-        while len(self._told_to_stop) > STOPPED_RUNS_KEPT:
-            del self._told_to_stop[next(iter(self._told_to_stop))]
-        log.info("a worker is still running superseded run %s; asked it to stop", run[:40])
-        await self._request_stop(run, f"of run {run[:40]}")
+        del self._concluded[run]
+        log.info("a worker is still running superseded run %s; asked it to stop", run)
+        await self._request_stop(run, f"of run {run}")
 
 
 class WorkerRoster:

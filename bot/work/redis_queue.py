@@ -157,7 +157,7 @@ class RedisWorkQueue(RedisLink):
         run_id = fields.get(b"run", b"").decode(errors="replace")
         job_id = self._jobs_by_run.get(run_id)
         event, problem = _parsed(fields)
-        if job_id is None:  # an attempt this backend has already concluded, or an earlier bot's: stop its worker
+        if job_id is None:  # an attempt this backend has already concluded (its worker is told to stop), or unknown
             return await self._stop_superseded(run_id) if isinstance(event, (Started, Progress)) else None
         if event is None:
             log.warning("ignoring a malformed worker event for job %s: %s", job_id, problem)
@@ -195,6 +195,7 @@ class RedisWorkQueue(RedisLink):
         """Forget ``run``, clean its keys, acknowledge its stream entry once all its jobs ended, pass ``event`` on."""
         del self._runs[run.spec.job_id]
         del self._jobs_by_run[run.run]
+        self._conclude(run.run)
         remaining = self._entries.get(run.entry, set())
         remaining.discard(run.spec.job_id)
         try:

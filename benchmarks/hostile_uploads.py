@@ -12,6 +12,7 @@ after (the sandboxed decoder pool of :mod:`bot.intake.decoder`).
 Nothing is asserted; figures are printed and written to benchmarks/out/hostile_uploads.json.
 
     python benchmarks/hostile_uploads.py [--before /path/to/main/checkout] [--cap 60] [--hostile 6]
+        [--files NAME-PART] [--skip-bot] [--bot-file "MPO (JPEG + MPF index), 20000 tiny scans, 4 MP"]
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def corpus() -> dict[str, bytes]:
         "16-bit greyscale PNG, 25 MP": hostile_files.sixteen_bit_grey_png(5000, 5000),
         "float greyscale TIFF, 2.25 MP": hostile_files.float_tiff(1500, 1500),
         "PostScript sent as PNG": hostile_files.endless_postscript(),
+        "MPO (JPEG + MPF index), 20000 tiny scans, 4 MP": hostile_files.many_scan_mpo(2000, 2000, 20_000),
+        "run-length BMP, end-of-line loops, 25 MP": hostile_files.rle_loop_bmp(20000, 1250),
+        "PNG, 830000 empty chunks": hostile_files.chunk_flood_png(830_000),
         "ordinary photo JPEG, 24 MP": hostile_files.encoded(hostile_files.noise(600, 400).resize((6000, 4000)),
                                                             "JPEG", quality=90),
     }
@@ -110,10 +114,12 @@ def old_code_dir(before: Path, into: Path) -> Path:
     return into
 
 
-def per_file(before: Path, cap: float, work: Path) -> list[dict]:
+def per_file(before: Path, cap: float, work: Path, only: str = "") -> list[dict]:
     old = old_code_dir(before, work)
     rows = []
     for name, data in corpus().items():
+        if only not in name:
+            continue
         path = work / "upload.bin"
         path.write_bytes(data)
         row = {"file": name, "bytes": len(data)}
@@ -166,6 +172,8 @@ def answer_times(checkout: Path, hostile: dict[str, bytes], count: int, repeats:
         folder = work / checkout.name
         folder.mkdir(exist_ok=True)
         config = write_config(folder, standin, weights, limits=limits)
+        origin = f'"http://127.0.0.1:{standin.port}"'  # the bare host too, as the old bot matched hosts alone
+        config.write_text(config.read_text().replace(f"[{origin}]", f'["127.0.0.1", {origin}]'))
         here = os.getcwd()
         os.chdir(checkout)  # ``python -m bot`` imports the package from the working directory first
         try:
@@ -213,6 +221,9 @@ def main() -> None:
     parser.add_argument("--hostile", type=int, default=6, help="hostile uploads in flight")
     parser.add_argument("--repeats", type=int, default=3, help="ordinary requests per phase")
     parser.add_argument("--skip-bot", action="store_true", help="only the per-file figures")
+    parser.add_argument("--files", default="", help="only the corpus files whose name contains this")
+    parser.add_argument("--bot-file", default="progressive JPEG, 3000 tiny scans, 25 MP",
+                        help="the hostile file sent through the real bot beside ordinary requests")
     parser.add_argument("--measure", choices=("before", "after"), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--old-code", type=Path, help=argparse.SUPPRESS)
@@ -226,15 +237,12 @@ def main() -> None:
     print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores; load average now {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
-        report = {"files": per_file(args.before.resolve(), args.cap, work)}
+        report = {"files": per_file(args.before.resolve(), args.cap, work, args.files)}
         if not args.skip_bot:
-            files = corpus()
-            hostile = {name: files[name] for name in ("progressive JPEG, 3000 tiny scans, 25 MP",
-                                                       "16-bit greyscale PNG, 25 MP")}
+            hostile = {args.bot_file: corpus()[args.bot_file]}
             report["answer_s"] = {}
-            for label, checkout, kinds in (("before", args.before.resolve(), list(hostile)[:1]),
-                                           ("after", REPO, list(hostile))):
-                times = answer_times(checkout, {k: hostile[k] for k in kinds}, args.hostile, args.repeats, work)
+            for label, checkout in (("before", args.before.resolve()), ("after", REPO)):
+                times = answer_times(checkout, hostile, args.hostile, args.repeats, work)
                 report["answer_s"][label] = times
                 baseline = statistics.median(times["none in flight"])
                 for phase, values in times.items():
@@ -243,7 +251,8 @@ def main() -> None:
                           f"{max(values):6.2f} s ({median / baseline:5.1f}× none in flight)", flush=True)
     out = REPO / "benchmarks" / "out"
     out.mkdir(exist_ok=True)
-    (out / "hostile_uploads.json").write_text(json.dumps(report, indent=2))
+    name = "hostile_uploads" + (f"-{args.files}" if args.files else "") + ("" if args.skip_bot else "-bot")
+    (out / f"{name.replace(' ', '_')}.json").write_text(json.dumps(report, indent=2))
 
 
 def _cpu_name() -> str:

@@ -94,6 +94,9 @@ class LimitsConfig:
     decode_workers: int = bounded(2, 1, 64)  # sandboxed image decoder processes (see docs/security.md)
     decode_seconds: float = bounded(10.0, 0.1, 600)  # CPU time allowed to decode one upload
     decode_memory_mb: int = bounded(1024, 0, 1_000_000)  # address space of one decoder process; 0 = unlimited
+    decode_budget_seconds: float = bounded(30.0, 0, 86400)  # decoder CPU time per member per window; 0 = no cap
+    decode_budget_window: float = bounded(600.0, 1, 86400)
+    max_menus_per_user: int = bounded(5, 1, 100)  # open "Stylize image" menus kept per member
 
 
 @dataclass(frozen=True)

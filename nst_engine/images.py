@@ -5,6 +5,9 @@ Torch-free. Policy for inputs, which may come from strangers:
   file to other programs such as Ghostscript);
 - the pixel count is checked from the header, before any pixel is decoded, so decompression bombs are refused;
   JPEGs with far more scans than any encoder writes are refused too (each scan costs a pass over the picture);
+- PNGs with more chunks than any encoder writes are refused from a scan of the chunk headers, before Pillow
+  parses them one by one; run-length BMPs (decoded by Pillow in pure Python, a byte at a time) only up to
+  ``MAX_RLE_BMP_PIXELS``;
 - only the first frame or page is decoded, and frames are never counted;
 - EXIF orientation is applied, so the picture is upright as phones show it;
 - transparency is composited onto white (the output is an opaque RGB picture);
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -37,6 +40,13 @@ MAX_JPEG_SCANS = 100
 START_OF_SCAN = b"\xff\xda"
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 STRIP_PIXELS = 1 << 20  # high-depth conversion works on strips of about this many pixels
+JPEG_IN_TIFF = ("jpeg", "tiff_jpeg")  # Pillow's names for the TIFF compressions that hold JPEG scans
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Encoders split the pixels into chunks of 8 KB or more: a 10 MB upload holds about a thousand. An empty chunk
+# is 12 bytes, so a flood of them puts 800,000 in 10 MB, each parsed by Pillow in Python.
+MAX_PNG_CHUNKS = 20_000
+MAX_RLE_BMP_PIXELS = 1_000_000  # about a fifth of a CPU second in Pillow's run-length decoder
+BMP_RLE = (1, 2)  # BI_RLE8, BI_RLE4
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, wha
             raise ImageError(f"The {what} is too long and thin ({info.width}×{info.height}); please use one at "
                              f"most {max_aspect:g} times longer than wide.")
         try:
-            if long_side is not None and image.format == "JPEG" and max(image.size) > long_side:
+            if long_side is not None and _is_jpeg(image) and max(image.size) > long_side:
                 image.draft(image.mode, scaled_size(*image.size, long_side))
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
@@ -100,6 +110,9 @@ def _open(source: ImageSource, what: str, max_pixels: int) -> Image.Image:
         stream = io.BytesIO(bytes(source))
     else:
         stream = source
+    if _png_chunks(stream) > MAX_PNG_CHUNKS:
+        raise ImageError(f"The {what} is a PNG split into an abnormal number of pieces (over {MAX_PNG_CHUNKS:,} "
+                         "chunks), so it was not decoded; please save it again as an ordinary PNG or JPEG.")
     try:
         with warnings.catch_warnings():
             # We enforce our own pixel cap in _check_header; silence Pillow's softer warning.
@@ -116,11 +129,43 @@ def _open(source: ImageSource, what: str, max_pixels: int) -> Image.Image:
         raise ImageError(f"The {what} needs more memory to decode than this bot allows.") from None
     except Exception:  # noqa: BLE001 - a header parser failing in any way means a damaged file
         raise ImageError(f"The {what} could not be read: its header is damaged.") from None
-    if image.format == "JPEG" and _jpeg_scans(stream) > MAX_JPEG_SCANS:
+    if image.format == "TIFF" and image.info.get("compression") in JPEG_IN_TIFF:
+        image.close()
+        raise ImageError(f"The {what} is a TIFF holding JPEG-compressed pixels, which this bot does not decode; "
+                         "please upload it as an ordinary JPEG or PNG.")
+    if image.format == "BMP" and image.info.get("compression") in BMP_RLE and \
+            image.width * image.height > MAX_RLE_BMP_PIXELS:
+        image.close()
+        raise ImageError(f"The {what} is a run-length compressed BMP over {MAX_RLE_BMP_PIXELS:,} pixels, "
+                         "which this bot does not decode; please upload it as a PNG or JPEG.")
+    if _is_jpeg(image) and _jpeg_scans(stream) > MAX_JPEG_SCANS:
         image.close()
         raise ImageError(f"The {what} is a JPEG with an abnormal number of scans (over {MAX_JPEG_SCANS}), so it "
                          "was not decoded; please save it again as an ordinary JPEG or PNG.")
     return image
+
+
+def _is_jpeg(image: Image.Image) -> bool:
+    """Whether libjpeg decodes it: a JPEG, or a JPEG that Pillow opened as another format (MPO)."""
+    return isinstance(image, JpegImagePlugin.JpegImageFile)
+
+
+def _png_chunks(stream: BinaryIO) -> int:
+    """How many chunks a PNG holds, counted from their length fields up to one past the cap (0 for a file that
+    is not a PNG); the stream is left where it was."""
+    position = stream.tell()
+    count = 0
+    try:
+        if stream.read(8) != PNG_SIGNATURE:
+            return 0
+        while count <= MAX_PNG_CHUNKS and len(header := stream.read(8)) == 8:
+            count += 1
+            if header[4:] == b"IEND":
+                break
+            stream.seek(int.from_bytes(header[:4], "big") + 4, io.SEEK_CUR)
+        return count
+    finally:
+        stream.seek(position)
 
 
 def _jpeg_scans(stream: BinaryIO) -> int:

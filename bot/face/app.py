@@ -53,7 +53,7 @@ PURGE_EVERY = 300.0  # also how soon a cancelled or failed job's inputs go (afte
 def work_queue(config: Config) -> WorkQueue:
     """Where jobs run: ``nst-bot worker`` processes through Redis, or this machine's own engine process."""
     if config.queue.backend == "redis":
-        return RedisWorkQueue(config.queue)
+        return RedisWorkQueue(config.queue, shared_pool(config.limits))  # results are decoded there
     return LocalWorkQueue(None, config.engine.weights or None)
 
 

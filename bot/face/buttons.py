@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 NOT_YOURS = "Only the person who asked for this image, or a member with Manage Server, can cancel it."
 NOT_YOURS_TO_DELETE = "Only the person who asked for this image, or a member with Manage Server, can delete it."
+NOT_THIS_MESSAGE = "This button does not belong to this message, so nothing was deleted."
 ELSEWHERE = "These buttons work only in the channel where the image was made."
 SERVERS_ONLY = "This bot works in servers only; please use /stylize in a server channel."
 
@@ -218,6 +219,10 @@ class ButtonHandlers:
         file; the job's row stays."""
         if not may_remove(interaction, job):
             raise UserError(NOT_YOURS_TO_DELETE)
+        if interaction.message is None or interaction.message.id != job.result_message_id:
+            log.warning("user %s pressed job %s's Delete on message %s, not on its result", interaction.user.id,
+                        job.id, interaction.message.id if interaction.message else None)
+            raise UserError(NOT_THIS_MESSAGE)  # the custom id came from elsewhere: another member's image
         try:
             await interaction.response.defer()  # a button's silent acknowledgement; the message is the original
         except (discord.InteractionResponded, discord.HTTPException):

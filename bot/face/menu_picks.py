@@ -15,8 +15,10 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-# Discord's file links are signed for about a day, and a private menu is gone once its owner reloads Discord.
-PICK_LIFETIME = 12 * 3600
+# A private menu is gone once its owner reloads Discord; an hour is enough to pick, and keeps the table small.
+PICK_LIFETIME = 3600
+MAX_OPEN_PICKS = 5  # per member: opening another closes their oldest, so a burst of menus stays a few rows
+WAL_LIMIT_BYTES = 1 << 20  # SQLite truncates its write-ahead log to this after a checkpoint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS picks (
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS picks (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS picks_created ON picks (created);
+CREATE INDEX IF NOT EXISTS picks_user ON picks (user_id, created);
 """
 
 
@@ -71,20 +74,25 @@ def new_pick_id() -> str:
 
 
 class PickStore:
-    def __init__(self, data_dir: Path, lifetime: float = PICK_LIFETIME) -> None:
+    def __init__(self, data_dir: Path, lifetime: float = PICK_LIFETIME, max_open: int = MAX_OPEN_PICKS) -> None:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
-        self.lifetime = lifetime
+        self.lifetime, self.max_open = lifetime, max_open
         self.db = sqlite3.connect(Path(data_dir) / "menus.sqlite3", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self.db.executescript(SCHEMA)
 
-    def add(self, pick: Pick) -> None:
-        """Keep a new menu's pick; menus past their lifetime go at the same time."""
+    def add(self, pick: Pick) -> int:
+        """Keep a new menu's pick; menus past their lifetime, and the member's beyond ``max_open`` (oldest
+        first), go at the same time. Returns how many of the member's open menus were closed for it."""
         self.db.execute("DELETE FROM picks WHERE created < ?", (time.time() - self.lifetime,))
         row = asdict(pick)
         row["images"] = json.dumps(row["images"])
         self.db.execute(f"INSERT INTO picks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                         tuple(row.values()))
+        return self.db.execute("DELETE FROM picks WHERE user_id = ? AND id NOT IN (SELECT id FROM picks WHERE "
+                               "user_id = ? ORDER BY created DESC, rowid DESC LIMIT ?)",
+                               (pick.user_id, pick.user_id, self.max_open)).rowcount
 
     def get(self, pick_id: str) -> Pick | None:
         """The pick, or None when unknown or past its lifetime."""

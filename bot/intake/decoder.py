@@ -32,6 +32,8 @@ from nst_engine.images import load_image
 
 from bot.config import LimitsConfig
 
+from .decode_budget import DecodeBudget
+
 log = logging.getLogger(__name__)
 
 # The limit counts CPU seconds (enforced in the worker by RLIMIT_CPU), so a busy machine does not turn an
@@ -166,10 +168,13 @@ class DecoderWorker:
 
 class DecoderPool:
     """Up to ``workers`` decodes at once, each limited to ``time_limit`` CPU seconds (and a multiple of that in
-    wall time) and its process to ``memory_limit`` bytes of address space."""
+    wall time) and its process to ``memory_limit`` bytes of address space; ``budget`` bounds each requester's
+    decode time over a window (none by default)."""
 
-    def __init__(self, workers: int = 2, time_limit: float = 10.0, memory_limit: int = 1 << 30) -> None:
+    def __init__(self, workers: int = 2, time_limit: float = 10.0, memory_limit: int = 1 << 30,
+                 budget: DecodeBudget | None = None) -> None:
         self.workers, self.time_limit, self.memory_limit = workers, time_limit, memory_limit
+        self.budget = budget or DecodeBudget(0, 1)
         self._slots = FairSlots(workers)
         self._idle: list[DecoderWorker] = []
         self._busy: set[DecoderWorker] = set()
@@ -193,13 +198,14 @@ class DecoderPool:
         async with self._slots.hold(request.requester):
             if self._closed:
                 raise DecoderUnavailable("the bot is shutting down")
+            self.budget.check(request.requester, request.what)  # here, so charges of earlier waiters count
             worker = self._idle_worker() or await DecoderWorker.start(self.memory_limit)
             self._busy.add(worker)
-            keep = False
+            keep, charged = False, self.time_limit  # a decode that had to be stopped costs the whole limit
             try:
                 reply, pixels = await asyncio.wait_for(worker.decode(request, data, self.time_limit),
                                                        self.time_limit * WALL_TIME_FACTOR)
-                keep = not reply.get("retire")
+                keep, charged = not reply.get("retire"), float(reply.get("cpu_s", 0.0))
             except asyncio.TimeoutError:
                 raise self._too_long(request) from None
             except (EOFError, OSError, ValueError, asyncio.IncompleteReadError):
@@ -211,6 +217,7 @@ class DecoderPool:
                 raise ImageError(f"The {request.what} could not be decoded within this bot's memory and safety "
                                  "limits; please upload a smaller PNG or JPEG.") from None
             finally:
+                self.budget.charge(request.requester, charged)
                 self._busy.discard(worker)
                 if keep and not self._closed:
                     self._idle.append(worker)
@@ -248,7 +255,8 @@ def shared_pool(limits: LimitsConfig) -> DecoderPool:
     """The bot's pool, created on first use with the ``[limits]`` from its config."""
     global _shared_pool
     if _shared_pool is None:
-        _shared_pool = DecoderPool(limits.decode_workers, limits.decode_seconds, limits.decode_memory_mb << 20)
+        budget = DecodeBudget(limits.decode_budget_seconds, limits.decode_budget_window)
+        _shared_pool = DecoderPool(limits.decode_workers, limits.decode_seconds, limits.decode_memory_mb << 20, budget)
     return _shared_pool
 
 
@@ -268,18 +276,24 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     while line := requests.readline():
         header = json.loads(line)
         data = requests.read(header["bytes"])
+        started = _cpu_used()
         _limit_cpu(header["cpu_seconds"])
         reply, pixels = decode_one(data, header)
+        reply["cpu_s"] = round(_cpu_used() - started, 4)
         replies.write(json.dumps(reply).encode() + b"\n" + pixels)
         replies.flush()
         if reply.get("retire"):
             return
 
 
+def _cpu_used() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _limit_cpu(seconds: float) -> None:
     """Let the kernel stop this process (SIGXCPU) once the coming decode has used ``seconds`` of CPU."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
+    soft = math.ceil(_cpu_used() + seconds)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
 
 

@@ -31,6 +31,7 @@ CHUNK = 1 << 16
 # Inputs are kept at most this much larger than the biggest output, so disk use stays bounded.
 INPUT_OVERSIZE = 2
 MAX_ASPECT = 20  # longer than this to one, the short side vanishes at the network's coarse scales
+DEFAULT_PORTS = {"https": 443, "http": 80}
 MARKDOWN = re.compile(r"[\\*_~`|>]")  # what Discord would read as formatting in a file name
 
 
@@ -88,9 +89,27 @@ def check_attachment(attachment: Upload, config: Config, what: str) -> None:
         raise RequestError(f"The {what} is an SVG drawing; please upload a {SUPPORTED} file.")
     if attachment.size > limits.max_upload_bytes:
         raise RequestError(f"The {what} is {_mb(attachment.size)}; the limit is {_mb(limits.max_upload_bytes)}.")
-    host = (urlsplit(attachment.url).hostname or "").lower()
-    if host not in config.bot.allowed_attachment_hosts:
+    if not allowed_origin(attachment.url, config.bot.allowed_attachment_hosts):
         raise RequestError(f"The {what} does not come from Discord's file servers, so it was not downloaded.")
+
+
+def allowed_origin(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether ``url``'s scheme, host and port are allowed: a bare host in ``allowed`` means https on port 443,
+    an origin (``scheme://host[:port]``) exactly that one (a test stand-in's ``http://127.0.0.1:8080``, say)."""
+    wanted = _origin(url)
+    return wanted is not None and any(_origin(entry if "://" in entry else f"https://{entry}") == wanted
+                                      for entry in allowed)
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, the port filled in; None for anything else or a bad port."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    return (scheme, (parts.hostname or "").lower(), port) if port and parts.hostname else None
 
 
 async def _download_checked(session: aiohttp.ClientSession, attachment: Upload, config: Config,

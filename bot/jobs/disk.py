@@ -1,7 +1,9 @@
 """The data dir's disk budget, and the housekeeping that keeps it from filling up.
 
 Everything the bot writes lives under ``[storage] data_dir``: the job store, each job's input and result images,
-presets added from Discord. ``[storage] max_disk_mb`` caps the total. Before a new job is stored,
+presets added from Discord, the open menus. ``[storage] max_disk_mb`` caps the files (images), not the SQLite
+databases and their write-ahead logs: those are bounded on their own (menus per member and by age, logs
+truncated after checkpoints), and counting them would let one member's menus evict other people's jobs. Before a new job is stored,
 :meth:`DiskBudget.make_room` deletes the files and rows of the jobs that finished longest ago until the job fits
 (in the budget and in the file system's free space); when even that is not enough, it raises
 :class:`DiskFull`, whose message is meant for the requester. :func:`tidy` is the periodic pass: inputs of
@@ -10,6 +12,7 @@ cancelled and failed jobs (no button can use them again) and folders that belong
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -28,6 +31,7 @@ REMEASURE_AFTER = 30.0  # seconds a measured total is trusted (jobs admitted mea
 INPUTS_GRACE = 300.0  # seconds a cancelled or failed job's inputs are kept (a late look at them is harmless)
 ORPHAN_GRACE = 600.0  # a job folder is written just before its row; younger folders are left alone
 PNG_OVERHEAD = 4096  # signature, header and end chunks, zlib framing
+DATABASES = "*.sqlite3*"  # the SQLite files at the data dir's top level, with their -wal and -shm files
 
 
 class DiskFull(UserError):
@@ -58,6 +62,15 @@ def bytes_under(path: Path) -> int:
     return total
 
 
+def database_bytes(root: Path) -> int:
+    """Bytes in the SQLite files at the top of the data dir (outside the budget)."""
+    total = 0
+    for path in root.glob(DATABASES):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
+
+
 class DiskBudget:
     """Keeps the data dir under ``max_bytes`` (0: no budget, only the file system's free space counts).
 
@@ -76,7 +89,7 @@ class DiskBudget:
     def usage(self) -> int:
         """Bytes used under the data dir, re-measured when the last measurement is stale."""
         if self._used is None or time.monotonic() - self._measured_at > REMEASURE_AFTER:
-            self._used = bytes_under(self.store.root)
+            self._used = bytes_under(self.store.root) - database_bytes(self.store.root)
             self._measured_at = time.monotonic()
         return self._used
 
@@ -110,10 +123,12 @@ class DiskBudget:
 
 
 def tidy(store: JobStore, now: float | None = None) -> tuple[int, int]:
-    """Drop the inputs of cancelled and failed jobs after a grace period, and job folders with no job row.
+    """Drop the inputs of cancelled and failed jobs after a grace period, and job folders with no job row;
+    checkpoint the job store's write-ahead log, so it shrinks back to its limit.
 
     Returns (jobs whose inputs were dropped, orphan folders removed)."""
     now = time.time() if now is None else now
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     dropped = 0
     for job_id in store.ended_without_result(before=now - INPUTS_GRACE):
         if store.content_path(job_id).exists() or store.style_path(job_id).exists():

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS server_settings (
 
 # Columns added after the first release: (name, SQL type), added to older stores when they are opened.
 ADDED_COLUMNS = (("device", "TEXT"),)
+WAL_LIMIT_BYTES = 1 << 20  # SQLite truncates its write-ahead log to this after a checkpoint
 _JSON_COLUMNS = ("options", "notes")
 _COLUMNS = tuple(f.name for f in fields(Job))
 
@@ -72,6 +73,7 @@ class JobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.root / "jobs.sqlite3", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")  # the log shrinks back after checkpoints
         self.db.execute("PRAGMA synchronous=FULL")  # an accepted job survives a power cut (NORMAL may lose it)
         self.db.executescript(SCHEMA)
         self._add_missing_columns()

@@ -7,18 +7,30 @@ plug-ins (job id ``stylize`` there; docs/plugins.md lists the fields). Options t
 JSON form: one object per message with ``"event"`` (or ``"op"`` for commands) naming the type, e.g.
 ``{"event": "progress", "job": "…", "iteration": 3, "total": 40, "fraction": 0.075, "eta": 12.5, "loss": 0.61}``.
 Preview images (PNG bytes) are base64 in JSON and left out of the CLI's lines.
+
+:func:`from_json` trusts nothing: the JSON may come from any process that can write to Redis, so every field is
+checked against its declared type (no ``"lots"`` for a count, no NaN for a time) and size (text, previews).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any, Union
 
 from nst_engine.errors import NSTError
 from nst_engine.options import StylizeOptions
+
+MAX_TEXT = 4000  # characters in one text field (ids, paths, messages for people)
+MAX_NUMBER = 10**12  # magnitude of any number field
+MAX_PREVIEW_BYTES = 4 << 20  # a preview is at most a 1024-px PNG: about 3 MB of incompressible pixels
+MAX_MESSAGE_BYTES = MAX_PREVIEW_BYTES * 4 // 3 + (1 << 20)  # a preview in base64, and room for the rest
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,8 @@ def to_json(message: Command | Event, *, previews: bool = True) -> str:
 
 def from_json(text: str | bytes) -> Command | Event:
     """Parse :func:`to_json`'s output; raises ``ValueError`` for anything else (the input may come from a network)."""
+    if len(text) > MAX_MESSAGE_BYTES:  # refused before parsing: no copies of an outsize message are made
+        raise ValueError(f"a message of {len(text)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("a message must be a JSON object")
@@ -191,12 +205,51 @@ def from_json(text: str | bytes) -> Command | Event:
     values = {key: value for key, value in data.items() if key in names}
     try:
         if cls is RunJobs:
-            values["jobs"] = tuple(JobSpec(spec["job_id"], spec["content"], tuple(spec["styles"]),
-                                           StylizeOptions.from_mapping(spec["options"]), spec["result"],
-                                           spec.get("init") or "")
-                                   for spec in values["jobs"])
+            values["jobs"] = tuple(_job_spec(spec) for spec in values["jobs"])
         if cls is Progress and values.get("preview") is not None:
-            values["preview"] = base64.b64decode(values["preview"])
+            values["preview"] = _preview(values["preview"])
+        _check_types(cls, values)
         return cls(**values)
-    except (KeyError, TypeError, NSTError) as error:
+    except (KeyError, TypeError, NSTError, binascii.Error) as error:
         raise ValueError(f"malformed {cls.__name__} message: {error}") from None
+
+
+def _job_spec(spec: dict[str, Any]) -> JobSpec:
+    paths = {"job_id": spec["job_id"], "content": spec["content"], "result": spec["result"],
+             "init": spec.get("init") or ""}
+    _check_types(JobSpec, paths)
+    styles = tuple(spec["styles"])
+    if not all(_fits(style, str) for style in styles):
+        raise TypeError("the style paths must be text")
+    return JobSpec(options=StylizeOptions.from_mapping(spec["options"]), styles=styles, **paths)
+
+
+def _preview(encoded: Any) -> bytes:
+    if not isinstance(encoded, str) or len(encoded) > (MAX_PREVIEW_BYTES + 2) // 3 * 4:
+        raise TypeError(f"a preview must be base64 of at most {MAX_PREVIEW_BYTES} bytes")
+    return base64.b64decode(encoded, validate=True)
+
+
+def _check_types(cls: type, values: dict[str, Any]) -> None:
+    """Raises ``TypeError`` naming the first field whose value is not of its declared type and size."""
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if not _fits(value, hints[name]):
+            raise TypeError(f"field {name!r} has an unexpected value {str(value)[:40]!r}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return any(_fits(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        number = isinstance(value, int) or (hint is float and isinstance(value, float) and math.isfinite(value))
+        return number and not isinstance(value, bool) and abs(value) <= MAX_NUMBER
+    if hint is str:
+        return isinstance(value, str) and len(value) <= MAX_TEXT
+    if hint is bytes:
+        return isinstance(value, bytes) and len(value) <= MAX_PREVIEW_BYTES
+    return True  # the jobs of a RunJobs: built field by field above, their options checked by StylizeOptions

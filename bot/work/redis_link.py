@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import redis.asyncio
 from redis.exceptions import AuthenticationError, RedisError
 
-from bot.config import QueueConfig, redis_password
+from bot.config import MAX_BATCH_SIZE, QueueConfig, redis_password
 
 from .protocol import Ready
 from .queue import WorkQueue, WorkUnavailable
@@ -28,6 +28,7 @@ EVENTS = "nst:events"
 EVENTS_KEPT = 10_000  # the events stream is trimmed to about this many entries
 CANCEL_CHANNEL = "nst:cancel"
 WORKER_PREFIX = "nst:worker:"
+CONCLUDED_RUNS_KEPT = 1000  # ended runs remembered, so a worker still computing one can be told to stop
 def input_key(run: str, index: int) -> str:
     return f"nst:input:{run}:{index}"
 
@@ -70,6 +71,7 @@ class RedisLink(WorkQueue):
         self._closing = asyncio.Event()
         self._up_since = 0.0
         self._prepared = False  # whether this bot has cleared an earlier bot's streams and made the group
+        self._concluded: dict[str, None] = {}  # runs this bot has ended, oldest first (see _stop_superseded)
 
     async def _connect_first(self) -> None:
         """Connect, or leave it to the reconnect loop when Redis cannot be reached; a refused password is fatal."""
@@ -118,8 +120,7 @@ class RedisLink(WorkQueue):
 
     async def _scan_workers(self) -> None:
         for name, info, restarted in await self.roster.refresh():
-            await self.events.put(Ready(str(info.get("device", "?")), name, int(info.get("batch_size", 1)),
-                                        restarted))
+            await self.events.put(Ready(info["device"], name, info["batch_size"], restarted))
 
     async def _request_stop(self, run: str, job_id: str) -> None:
         """Ask whichever worker holds run ``run`` to stop it (a key for one not started yet, a message otherwise)."""
@@ -132,6 +133,22 @@ class RedisLink(WorkQueue):
             log.warning("could not ask the workers to stop job %s: %s", job_id, error)
 
 
+    def _conclude(self, run: str) -> None:
+        """Remember that no job waits for ``run`` any more (it ended, was lost or was given up on)."""
+        self._concluded[run] = None
+        while len(self._concluded) > CONCLUDED_RUNS_KEPT:
+            del self._concluded[next(iter(self._concluded))]
+
+    async def _stop_superseded(self, run: str) -> None:
+        """Tell the worker still computing a run this bot has ended to stop (once per run). A run it does not
+        know is left alone: its events may arrive before the submit that made it is recorded."""
+        if run not in self._concluded:
+            return
+        del self._concluded[run]
+        log.info("a worker is still running superseded run %s; asked it to stop", run)
+        await self._request_stop(run, f"of run {run}")
+
+
 class WorkerRoster:
     """The workers with a live heartbeat, and the job entries still held by workers that have none."""
 
@@ -142,7 +159,7 @@ class WorkerRoster:
 
     def capacity(self) -> int:
         """Jobs the live workers can run at once."""
-        return sum(max(1, int(info.get("batch_size", 1))) for info in self.live.values())
+        return sum(info["batch_size"] for info in self.live.values())
 
     async def refresh(self) -> list[tuple[str, dict, bool]]:
         """Re-read the heartbeats; returns the workers that connected since the last call, each with whether it
@@ -178,8 +195,16 @@ class WorkerRoster:
 
 
 def _parse_heartbeat(beat: bytes) -> dict:
+    """A heartbeat's fields, each checked (any process that can write to Redis can write one): a device name,
+    a batch size from 1 to the largest the bot allows, and the process's start time; what is not so is replaced
+    by a harmless value (device "?", batch size 1, no start time)."""
     try:
         info = json.loads(beat)
     except ValueError:
-        return {}
-    return info if isinstance(info, dict) else {}
+        info = None
+    info = info if isinstance(info, dict) else {}
+    device, batch_size, started = info.get("device"), info.get("batch_size"), info.get("started")
+    if not (isinstance(batch_size, int) and not isinstance(batch_size, bool) and 1 <= batch_size <= MAX_BATCH_SIZE):
+        batch_size = 1
+    return {"device": device[:40] if isinstance(device, str) and device else "?", "batch_size": batch_size,
+            "started": started if isinstance(started, (int, float, str)) and not isinstance(started, bool) else None}

@@ -36,15 +36,18 @@ from typing import Sequence
 from redis.exceptions import RedisError, ResponseError
 
 from bot.config import QueueConfig
+from bot.intake.decoder import DecoderPool
 
 from .protocol import Done, Event, Failed, JobSpec, Lost, Progress, RunJobs, Started, from_json, to_json
 from .queue import WorkUnavailable
+from .worker_output import UnusableResult, fetch_checked_result, without_odd_preview
 from .redis_link import (EVENTS, GROUP, JOBS, RedisLink, cancel_key, input_key, result_key, unavailable_message,
                          where)
 
 log = logging.getLogger(__name__)
 
 NOT_SAVED = "The result could not be saved on the bot's disk; the admins can see the log."
+UNUSABLE = "The engine sent back a picture that is not what was asked for; the admins can see the log."
 
 
 @dataclass
@@ -60,8 +63,10 @@ class _Run:
 class RedisWorkQueue(RedisLink):
     """Hands jobs to ``nst-bot worker`` processes through Redis and relays their events (see the module doc)."""
 
-    def __init__(self, config: QueueConfig) -> None:
+    def __init__(self, config: QueueConfig, decoder: DecoderPool | None = None) -> None:
         super().__init__(config)
+        self._own_decoder = decoder is None
+        self.decoder = decoder or DecoderPool(workers=1)  # where results are checked: the bot passes its own
         self._runs: dict[str, _Run] = {}  # by job id
         self._jobs_by_run: dict[str, str] = {}
         self._entries: dict[str, set[str]] = {}  # stream entry id → job ids still running from it
@@ -125,6 +130,8 @@ class RedisWorkQueue(RedisLink):
         for run in list(self._runs.values()):  # the workers need not finish jobs nobody waits for
             await self._request_stop(run.run, run.spec.job_id)
         await self.redis.aclose()
+        if self._own_decoder:
+            await self.decoder.close()
 
     # ------------------------------------------------------------------------------------------------ events
 
@@ -147,41 +154,48 @@ class RedisWorkQueue(RedisLink):
                 self._events_seen = entry.decode()
 
     async def _handle(self, fields: dict[bytes, bytes]) -> None:
-        job_id = self._jobs_by_run.get(fields.get(b"run", b"").decode())
-        if job_id is None:
-            return  # an attempt this backend has already concluded, or an earlier bot's
-        try:
-            event = from_json(fields[b"event"])
-        except (KeyError, ValueError) as error:
-            log.warning("ignoring a malformed worker event for job %s: %s", job_id, error)
+        run_id = fields.get(b"run", b"").decode(errors="replace")
+        job_id = self._jobs_by_run.get(run_id)
+        event, problem = _parsed(fields)
+        if job_id is None:  # an attempt this backend has already concluded (its worker is told to stop), or unknown
+            return await self._stop_superseded(run_id) if isinstance(event, (Started, Progress)) else None
+        if event is None:
+            log.warning("ignoring a malformed worker event for job %s: %s", job_id, problem)
             return
         if getattr(event, "job", None) != job_id:
             log.warning("ignoring an event that names job %r under job %s's run", getattr(event, "job", None), job_id)
             return
         run = self._runs[job_id]
         if isinstance(event, (Started, Progress)):
-            await self.events.put(event)
+            await self.events.put(without_odd_preview(event, run.spec) if isinstance(event, Progress) else event)
         elif isinstance(event, Done) and not event.cancelled:  # the worker's output path means nothing here
-            await self._end(run, await self._fetch_result(run) or dataclasses.replace(event, output=run.spec.result))
+            await self._end(run, await self._fetch_result(run, event))
         elif isinstance(event, (Done, Failed, Lost)):
             await self._end(run, event)
 
-    async def _fetch_result(self, run: _Run) -> Lost | Failed | None:
-        """Write the worker's result to the job's result path; a ``Lost`` when it is not in Redis any more."""
-        data = await self.redis.get(result_key(run.run))
-        if data is None:
-            return Lost(run.spec.job_id, "its result expired in Redis before the bot could fetch it")
+    async def _fetch_result(self, run: _Run, done: Done) -> Done | Lost | Failed:
+        """Check the worker's result and write it to the job's result path: ``done`` with the checked size, a
+        ``Lost`` when it is not in Redis any more, a ``Failed`` when it is not the picture the job asked for."""
+        job_id = run.spec.job_id
         try:
-            await asyncio.to_thread(_write_atomically, Path(run.spec.result), data)
+            checked = await fetch_checked_result(self.redis, result_key(run.run), run.spec, self.decoder)
+            if checked is None:
+                return Lost(job_id, "its result expired in Redis before the bot could fetch it")
+            await asyncio.to_thread(_write_atomically, Path(run.spec.result), checked[0])
+        except UnusableResult as error:
+            log.warning("job %s: its worker's result was refused: %s", job_id, error)
+            return Failed(job_id, UNUSABLE)
         except OSError as error:
-            log.warning("job %s: cannot write its result: %s", run.spec.job_id, error)
-            return Failed(run.spec.job_id, NOT_SAVED)
-        return None
+            log.warning("job %s: cannot write its result: %s", job_id, error)
+            return Failed(job_id, NOT_SAVED)
+        width, height = checked[1]
+        return dataclasses.replace(done, output=run.spec.result, width=width, height=height)
 
     async def _end(self, run: _Run, event: Event) -> None:
         """Forget ``run``, clean its keys, acknowledge its stream entry once all its jobs ended, pass ``event`` on."""
         del self._runs[run.spec.job_id]
         del self._jobs_by_run[run.run]
+        self._conclude(run.run)
         remaining = self._entries.get(run.entry, set())
         remaining.discard(run.spec.job_id)
         try:
@@ -246,6 +260,14 @@ class RedisWorkQueue(RedisLink):
         self._mark_up()
         log.info("Redis at %s is reachable again", where(self.config.redis_url))
 
+
+
+def _parsed(fields: dict[bytes, bytes]) -> tuple[Event | None, str]:
+    """The event in a stream entry (checked by the protocol), or None and why not."""
+    try:
+        return from_json(fields[b"event"]), ""
+    except (KeyError, ValueError) as error:
+        return None, str(error)
 
 
 def _read_inputs(jobs: Sequence[JobSpec]) -> dict[str, list[bytes]]:

@@ -74,7 +74,7 @@ data_dir = "{directory / 'data'}"
 [bot]
 progress_interval = 0.5
 default_quality = "standard"
-allowed_attachment_hosts = ["127.0.0.1"]
+allowed_attachment_hosts = ["http://127.0.0.1:{standin.port}"]
 {TINY_QUALITY}
 {extra}
 """)

@@ -4,6 +4,7 @@ SQLite in a temporary folder). The whole flow runs end to end in test_context_me
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -57,3 +58,15 @@ def test_picks_past_their_lifetime_are_gone(tmp_path: Path) -> None:
     store.add(fresh)  # adding clears expired rows
     assert store.db.execute("SELECT id FROM picks").fetchall() == [(fresh.id,)]
     assert store.get("0123456789abcdef") is None
+
+
+def test_a_member_keeps_only_their_newest_menus_and_others_keep_theirs(tmp_path: Path) -> None:
+    store = PickStore(tmp_path, max_open=3)
+    theirs = replace(pick(time.time() - 5), user_id=99)
+    store.add(theirs)
+    burst = [pick(time.time() + n) for n in range(400)]
+    closed = [store.add(opened) for opened in burst]
+    assert closed[:3] == [0, 0, 0] and set(closed[3:]) == {1}
+    assert {row[0] for row in store.db.execute("SELECT id FROM picks WHERE user_id = 7")} == {
+        opened.id for opened in burst[-3:]}
+    assert store.get(burst[0].id) is None and store.get(theirs.id) == theirs

@@ -97,3 +97,25 @@ def test_delete_by_the_requester_or_an_admin_only(bot: BotProcess, standin: Stan
     admin = standin.press(other, again_id(other, "delete"), CAROL, MANAGE_GUILD)  # an admin of the job's server
     standin.wait_for(lambda: standin.message(int(other["id"])) is None, 10, "the admin's deletion")
     assert callback(standin, admin) == {"type": 6}
+
+
+def test_delete_refuses_a_custom_id_pressed_on_another_message(bot: BotProcess, standin: StandinThread) -> None:
+    theirs = result_message(standin, stylize(standin, CAROL, quality="fast"))
+    mine = result_message(standin, stylize(standin, BOB, quality="fast"))
+    # Bob's own job's buttons, shown as if on Carol's image (Discord sends the message as it is; a tampered
+    # client or a bug elsewhere is what this guards against)
+    forged = standin.press({**theirs, "components": mine["components"]}, again_id(mine, "delete"), BOB)
+    assert refusal(standin, forged) == "⚠️ This button does not belong to this message, so nothing was deleted."
+    assert standin.message(int(theirs["id"])) is not None
+    press = standin.press(mine, again_id(mine, "delete"), BOB)
+    assert callback(standin, press) == {"type": 6}
+    standin.wait_for(lambda: standin.message(int(mine["id"])) is None, 10, "Bob's result to be deleted")
+
+
+def test_a_menu_id_on_a_button_gets_a_clear_reply(bot: BotProcess, standin: StandinThread) -> None:
+    result = result_message(standin, stylize(standin, BOB, quality="fast"))
+    menu_id = "nst:menu:0123456789abcdef:preset"  # a select's id, on a button
+    button = {"type": 2, "style": 1, "label": "Go", "custom_id": menu_id}
+    press = standin.press({**result, "components": [{"type": 1, "components": [button]}]}, menu_id, BOB)
+    assert refusal(standin, press) == "⚠️ That choice is not on this menu; please pick one of the options shown."
+    assert "AttributeError" not in bot.output()

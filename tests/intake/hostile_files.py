@@ -67,6 +67,53 @@ def many_scan_jpeg(width: int, height: int, scans: int) -> bytes:
     return jpeg[:end] + table + scan * scans + jpeg[end:]
 
 
+def multi_picture_jpeg(first: bytes, second: bytes) -> bytes:
+    """``first`` with an APP2 "MPF" index naming it and ``second`` (appended), so Pillow opens it as an MPO.
+
+    The index is a little TIFF directory: version, number of pictures, and one 16-byte entry per picture
+    (attributes, size, offset from the index's own TIFF header).
+    """
+    entries_at = 8 + 2 + 3 * 12 + 4
+    app2_size = 2 + 2 + 4 + entries_at + 32
+    index_start = 2 + 4 + 4  # SOI, the APP2 marker and length, "MPF\0"
+    tags = ((0xB000, 7, 4, b"0100"), (0xB001, 4, 1, struct.pack(">I", 2)),
+            (0xB002, 7, 32, struct.pack(">I", entries_at)))
+    directory = struct.pack(">H", len(tags)) + b"".join(struct.pack(">HHI", tag, kind, count) + value
+                                                        for tag, kind, count, value in tags)
+    entries = (struct.pack(">IIIHH", 0x20030000, len(first) + app2_size, 0, 0, 0)
+               + struct.pack(">IIIHH", 0x00010001, len(second), len(first) + app2_size - index_start, 0, 0))
+    index = b"MPF\x00MM\x00\x2a" + struct.pack(">I", 8) + directory + struct.pack(">I", 0) + entries
+    return first[:2] + _segment(0xE2, index) + first[2:] + second
+
+
+def many_scan_mpo(width: int, height: int, scans: int) -> bytes:
+    """:func:`many_scan_jpeg` dressed as a two-picture MPO (which Pillow reports as format "MPO", not "JPEG")."""
+    return multi_picture_jpeg(many_scan_jpeg(width, height, scans), encoded(noise(8, 8), "JPEG"))
+
+
+def jpeg_in_tiff(width: int = 32, height: int = 32) -> bytes:
+    """A TIFF whose strips are JPEG-coded (libtiff decodes them, outside the JPEG rules)."""
+    return encoded(noise(width, height), "TIFF", compression="jpeg")
+
+
+def rle_loop_bmp(width: int, height: int) -> bytes:
+    """An 8-bit run-length BMP of one pixel then an end-of-line code per row (4 bytes a row): Pillow's
+    run-length decoder is pure Python and pads each row a byte at a time, so the cost is the pixel count."""
+    rows = (b"\x01\x00\x00\x00" * height) + b"\x00\x01"
+    palette = bytes(range(256)) * 4
+    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    offset = 14 + len(header) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header + palette + rows
+
+
+def chunk_flood_png(chunks: int) -> bytes:
+    """A small valid PNG with ``chunks`` empty private ancillary chunks before its pixels (12 bytes each)."""
+    png = encoded(noise(8, 8), "PNG")
+    flood = struct.pack(">I", 0) + b"flOd" + struct.pack(">I", zlib.crc32(b"flOd"))
+    header_end = 8 + 25  # signature, IHDR
+    return png[:header_end] + flood * chunks + png[header_end:]
+
+
 def many_page_tiff(pages: int, size: int = 4) -> bytes:
     """A TIFF of ``pages`` tiny greyscale pages sharing one strip, written by hand (about 100 bytes a page).
 
@@ -118,6 +165,16 @@ def sixteen_bit_grey_png(width: int, height: int) -> bytes:
     compressor = zlib.compressobj(9)
     body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def flat_grey_png(width: int, height: int) -> bytes:
+    """An 8-bit greyscale PNG of one colour: about 0.5 MB for 168 megapixels, 168 MB once decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    compressor = zlib.compressobj(9)
+    body = b"".join(compressor.compress(b"\x00" + bytes(width)) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 

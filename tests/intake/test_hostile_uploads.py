@@ -214,7 +214,7 @@ def attachment(url: str) -> discord.Attachment:
 
 async def test_attachment_redirects_are_not_followed(file_server) -> None:
     session, base, requested = file_server
-    config = Config(bot=BotConfig(allowed_attachment_hosts=("127.0.0.1",)))
+    config = Config(bot=BotConfig(allowed_attachment_hosts=(base,)))
     with pytest.raises(RequestError, match="link pointed somewhere else, so it was not downloaded"):
         await fetch_image(session, attachment(f"{base}/redirect.png"), config, "content image")
     assert requested == ["/redirect.png"]

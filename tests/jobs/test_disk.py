@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.disk import (INPUTS_GRACE, MB, ORPHAN_GRACE, DiskBudget, DiskFull, bytes_under, estimate_png_bytes,
-                           tidy)
+from bot.jobs.disk import (INPUTS_GRACE, MB, ORPHAN_GRACE, DiskBudget, DiskFull, bytes_under, database_bytes,
+                           estimate_png_bytes, tidy)
 from bot.jobs.model import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, new_job_id
 from bot.jobs.store import JobStore
 from nst_engine.options import StylizeOptions
@@ -30,6 +30,11 @@ def stored_job(store: JobStore, state: str, *, finished_ago: float = 0.0, file_b
     for path in (store.content_path(job.id), store.style_path(job.id), store.result_path(job.id)):
         path.write_bytes(os.urandom(file_bytes))
     return job
+
+
+def budgeted(store: JobStore) -> int:
+    """What the budget counts: the data dir without its SQLite files."""
+    return bytes_under(store.root) - database_bytes(store.root)
 
 
 def age(path: Path, seconds: float) -> None:
@@ -67,7 +72,7 @@ def test_oldest_finished_jobs_go_first_until_the_new_job_fits(store: JobStore) -
     failed = stored_job(store, FAILED, finished_ago=2000)
     newest = stored_job(store, DONE, finished_ago=1000)
     running = stored_job(store, RUNNING)
-    used = bytes_under(store.root)
+    used = budgeted(store)
     budget = DiskBudget(store, max_bytes=used + 100 * KB)
 
     budget.make_room(50 * KB)  # fits as it is: nothing is deleted
@@ -78,13 +83,13 @@ def test_oldest_finished_jobs_go_first_until_the_new_job_fits(store: JobStore) -
     assert store.get(failed.id) is None and not store.job_dir(failed.id).exists()
     assert store.get(newest.id) is not None and store.inputs_kept(newest.id)
     assert store.get(running.id).state == RUNNING and store.inputs_kept(running.id)
-    assert bytes_under(store.root) + 450 * KB <= budget.max_bytes
+    assert budgeted(store) + 450 * KB <= budget.max_bytes
 
 
 def test_a_job_that_cannot_fit_is_refused_and_running_jobs_are_kept(store: JobStore) -> None:
     running = stored_job(store, RUNNING)
     done = stored_job(store, DONE, finished_ago=100)
-    budget = DiskBudget(store, max_bytes=bytes_under(store.root) + 10 * KB)
+    budget = DiskBudget(store, max_bytes=budgeted(store) + 10 * KB)
     with pytest.raises(DiskFull, match="storage is full right now.*try again later"):
         budget.make_room(1 * MB)
     assert store.get(done.id) is None  # it tried: the finished job's files were freed first
@@ -92,7 +97,7 @@ def test_a_job_that_cannot_fit_is_refused_and_running_jobs_are_kept(store: JobSt
 
 
 def test_admitted_jobs_count_against_the_budget_before_their_files_exist(store: JobStore) -> None:
-    budget = DiskBudget(store, max_bytes=bytes_under(store.root) + 300 * KB)
+    budget = DiskBudget(store, max_bytes=budgeted(store) + 300 * KB)
     budget.make_room(200 * KB)
     with pytest.raises(DiskFull):
         budget.make_room(200 * KB)  # the first job's files are not written yet, but its room is taken
@@ -163,3 +168,30 @@ def test_tidy_removes_old_folders_with_no_job_row(store: JobStore) -> None:
     assert being_written.is_dir() and store.inputs_kept(kept.id)
     assert tidy(store, now=time.time() + ORPHAN_GRACE + 60) == (0, 1)
     assert not being_written.exists()
+
+
+def test_databases_and_their_logs_never_evict_other_peoples_jobs(store: JobStore) -> None:
+    from bot.face.menu_picks import ImageLink, Pick, PickStore, new_pick_id
+
+    done = stored_job(store, DONE, finished_ago=100)
+    budget = DiskBudget(store, max_bytes=budgeted(store) + 200 * KB)
+    menus = PickStore(store.root, max_open=400)
+    links = tuple(ImageLink(f"https://cdn.discordapp.com/{'x' * 500}/{n}.png", f"{n}.png", "image/png", 1)
+                  for n in range(25))
+    for _ in range(400):  # one member's burst of menus: megabytes of SQLite and write-ahead log
+        menus.add(Pick(new_pick_id(), 5, 1, 2, 3, links, 0, "fast", time.time()))
+    assert sum(path.stat().st_size for path in store.root.glob("menus.sqlite3*")) > 2 * MB
+    budget.make_room(100 * KB)
+    assert store.get(done.id) is not None and store.inputs_kept(done.id)
+    menus.close()
+
+
+def test_tidy_shrinks_the_job_stores_write_ahead_log(store: JobStore) -> None:
+    for _ in range(300):
+        stored_job(store, DONE, file_bytes=10)
+    store.db.execute("CREATE TABLE filler (data BLOB)")
+    store.db.execute("INSERT INTO filler VALUES (zeroblob(3000000))")
+    wal = store.root / "jobs.sqlite3-wal"
+    assert wal.stat().st_size > 2 * MB
+    tidy(store)
+    assert wal.stat().st_size <= 1 * MB

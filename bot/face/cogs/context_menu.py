@@ -63,6 +63,8 @@ class MenuSelect(discord.ui.DynamicItem[discord.ui.Select],
         return cls(item, match["pick"], match["part"])
 
     async def callback(self, interaction: discord.Interaction) -> Any:
+        if not isinstance(self.item, discord.ui.Select):  # a menu's id on a button: a forged component
+            return await warn(interaction, NOT_OFFERED)
         cog = interaction.client.get_cog(COG_NAME)
         await cog.on_choice(interaction, self.pick_id, self.part, list(self.item.values))
 
@@ -90,7 +92,7 @@ class ContextMenuCog(commands.Cog, name=COG_NAME):
     def __init__(self, bot) -> None:
         self.bot = bot
         self.config = bot.config
-        self.picks = PickStore(bot.config.storage.data_dir)
+        self.picks = PickStore(bot.config.storage.data_dir, max_open=bot.config.limits.max_menus_per_user)
         self.command = app_commands.ContextMenu(name=MENU_NAME, callback=self.open_menu)
 
     async def cog_load(self) -> None:
@@ -114,9 +116,10 @@ class ContextMenuCog(commands.Cog, name=COG_NAME):
             quality, _, _ = effective.fill(None, None, None, style_given=True)  # the server's default level
             pick = Pick(new_pick_id(), interaction.user.id, interaction.guild_id, interaction.channel_id, message.id,
                         tuple(images[:MAX_OPTIONS]), 0, quality, time.time())
-            self.picks.add(pick)
-            note = f"\n{left_out} file(s) in the message are not usable pictures and are not offered."
-            await interaction.response.send_message(self._text(pick) + (note if left_out else ""),
+            closed = self.picks.add(pick)
+            notes = [f"{left_out} file(s) in the message are not usable pictures and are not offered."] * bool(left_out)
+            notes += [f"Your oldest open menu was closed: at most {self.picks.max_open} stay open."] * bool(closed)
+            await interaction.response.send_message("\n".join([self._text(pick), *notes]),
                                                     view=self._view(pick), ephemeral=True)
             log.info("stylize menu %s opened by user %s on message %s (%d image(s))", pick.id, interaction.user.id,
                      message.id, len(pick.images))

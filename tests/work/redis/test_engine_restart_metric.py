@@ -7,13 +7,14 @@ import json
 import os
 import signal
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.face.discord_standin import StandinThread
-from tests.face.harness import BotProcess, engine_pid, write_config
+from tests.face.harness import TOKEN, BotProcess, engine_pid, write_config
 from tests.work.redis.helpers import REDIS_SERVER, RedisServer, WorkerProcess, free_port, queue_section, scrape
 
 pytestmark = pytest.mark.timeout(300)
@@ -79,3 +80,32 @@ def test_a_local_engine_that_died_and_came_back_counts_once(tmp_path: Path, vgg_
 def server_get(server: RedisServer, key: str) -> bytes:
     with redis.Redis.from_url(server.url) as client:
         return client.get(key)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on ``port`` (from /proc/net/tcp and tcp6, in hex)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_the_metrics_endpoint_listens_on_loopback_only_and_shows_no_secret(tmp_path: Path, vgg_weights: Path):
+    port, password = free_port(), "redis-secret-that-must-not-leak"
+    with StandinThread() as standin:
+        config = write_config(tmp_path, standin, vgg_weights,
+                              extra=queue_section(f"redis://127.0.0.1:{free_port()}/0") + metrics_section(port))
+        bot = BotProcess(config, tmp_path / "bot.log", env={"NST_REDIS_PASSWORD": password}).start()
+        try:
+            bot.wait_until("metrics on http://127.0.0.1")
+            assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            assert "nst_queue_length" in text
+            for secret in (TOKEN, password, "redis://", str(tmp_path)):
+                assert secret not in text
+        finally:
+            bot.stop()

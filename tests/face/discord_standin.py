@@ -539,10 +539,10 @@ class DiscordStandin:
             await self.dispatch_to(ws, "GUILD_CREATE", self.guild_payload(guild_id))
 
     async def resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
-        """Continue a session on a new connection, on the shard it was identified with; an invalidated session
-        is answered with op 9 (not resumable), as Discord does."""
+        """Continue a session on a new connection, on the shard it was identified with; an invalidated or
+        unknown session is answered with op 9 (not resumable), as Discord does."""
         session = str(data.get("session_id", ""))
-        if session in self.invalid_sessions:
+        if session in self.invalid_sessions or session not in self.session_shards:
             self._record(Record("WS", "/gateway", "resume-refused", {"session_id": session}))
             await ws.send_str(json.dumps({"op": INVALID_SESSION, "d": False, "s": None, "t": None}))
             return

@@ -1,5 +1,5 @@
 """Discord's rate limits as the stand-in applies them: a bucket per route (editing one message: 5 per 5 s), a
-global 50 requests per second that interaction callbacks are exempt from, the ``X-RateLimit-*`` headers on every
+global 50 requests per second that interaction endpoints are exempt from, the ``X-RateLimit-*`` headers on every
 answer and a 429 with ``retry_after`` once a bucket is spent (https://discord.com/developers/docs/topics/rate-limits).
 
 Windows are fixed, starting with a bucket's first request, as the headers describe them (``Reset-After``).
@@ -19,6 +19,9 @@ from aiohttp import web
 EDITS_PER_MESSAGE = (5, 5.0)  # requests, seconds
 OTHER_ROUTES = (50, 1.0)
 GLOBAL = (50, 1.0)
+# Interaction endpoints are not bound to the bot's global limit: callbacks, and follow-ups and edits through the
+# interaction's token (webhook routes, which carry no bot token).
+NOT_GLOBAL = ("/api/v10/interactions/", "/api/v10/webhooks/")
 
 
 @dataclass
@@ -68,7 +71,7 @@ class RateLimits:
         key, (limit, period) = self.route(method, path)
         bucket = hashlib.sha1(key.encode()).hexdigest()[:16]
         window = self.buckets.setdefault(key, Window(limit, period))
-        if "/interactions/" not in path:  # interaction callbacks are not bound to the global limit
+        if not path.startswith(NOT_GLOBAL):
             wait = self.global_window.take(now)
             if wait:
                 return self.too_many(path, "global", wait, {"X-RateLimit-Global": "true"}), {}

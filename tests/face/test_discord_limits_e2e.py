@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import make_style
 from tests.face.discord_standin import StandinThread
-from tests.face.harness import (BotProcess, again_id, callback, result_message, status_message, stylize,
-                               wait_delivered, wait_status, write_config)
+from tests.face.harness import (BotProcess, again_id, assert_nothing_refused, callback, result_message,
+                               status_message, stylize, wait_delivered, wait_status, write_config)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,6 +45,7 @@ def standin() -> StandinThread:
     with StandinThread() as running:
         running.set_heartbeat_interval(HEARTBEAT_MS)
         yield running
+        assert_nothing_refused(running)
 
 
 @pytest.fixture(scope="module")

@@ -177,7 +177,7 @@ def test_edits_of_one_message_are_limited_to_five_per_five_seconds(standin: Stan
     clock.step = 10.0
 
 
-def test_the_global_limit_spares_interaction_callbacks(standin: StandinThread, clock: Clock) -> None:
+def test_the_global_limit_spares_interaction_endpoints(standin: StandinThread, clock: Clock) -> None:
     clock.step, clock.now = 0.0, clock.now + 10.0  # stopped, in a fresh window
     statuses = [request(standin, "GET", f"/channels/{CHANNEL_ID}")[0] for _ in range(51)]
     assert statuses == [200] * 50 + [429]
@@ -188,4 +188,5 @@ def test_the_global_limit_spares_interaction_callbacks(standin: StandinThread, c
     status, _, _ = request(standin, "POST", f"/interactions/{interaction['id']}/{token}/callback",
                            {"type": 4, "data": {"content": "hi"}})
     assert status == 200
+    assert request(standin, "POST", f"/webhooks/1/{token}", {"content": "a follow-up"})[0] == 200
     clock.step = 10.0

@@ -128,8 +128,8 @@ class StylizeCog(commands.Cog, name="Stylize"):
                                                                 else ""), CHOICE_LIMIT), value=size)
                    for size in sizes if size >= SIZE.low and str(size).startswith(typed)]
         if typed and int(typed) > largest:
-            choices.insert(0, app_commands.Choice(name=fit(f"{largest} px ({typed} px is over the most for "
-                                                           f"{level.name}; pick another quality for more)",
+            choices.insert(0, app_commands.Choice(name=fit(f"{largest} px ({typed} px is over {level.name}'s "
+                                                           f"{largest} px; pick another quality for more)",
                                                            CHOICE_LIMIT), value=largest))
         return choices[:25]
 

@@ -61,8 +61,8 @@ class RateLimits:
     @staticmethod
     def route(method: str, path: str) -> tuple[str, tuple[int, float]]:
         """The bucket a request counts against: edits of one message share one; other routes one per path."""
-        if method == "PATCH" and "/messages/" in path:
-            return "edit:" + path.rsplit("/messages/", 1)[1], EDITS_PER_MESSAGE
+        if method == "PATCH" and "/messages/" in path:  # the path names the message (through its token for @original)
+            return f"edit:{path}", EDITS_PER_MESSAGE
         return f"{method}:{path}", OTHER_ROUTES
 
     def check(self, method: str, path: str) -> tuple[web.Response | None, dict[str, str]]:

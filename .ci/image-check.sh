@@ -202,7 +202,7 @@ healthy() {
 check_bot() {
     log "the bot in the image against the loopback Discord stand-in"
     local token="ci-fake-token.${RANDOM}${RANDOM}.image-check"
-    setsid "$PYTHON" tests/face/discord_standin.py --port 0 --port-file "$WORK/standin.port" \
+    setsid "$PYTHON" -m tests.face.discord_standin --port 0 --port-file "$WORK/standin.port" \
         >"$WORK/standin.log" 2>&1 &
     BACKGROUND+=($!)
     wait_for 30 "the stand-in's port" test -s "$WORK/standin.port"

@@ -63,6 +63,8 @@ class DiscordConfig:
     guild_ids: tuple[int, ...] = ()
     allow_dms: bool = True
     shards: int | str = "off"  # "off": one gateway connection; "auto": Discord's recommended count; or a count
+    # Seconds of gateway silence before the bot reconnects; over the 5 s discord.py waits before identifying anew.
+    heartbeat_timeout: float = bounded(60.0, 10, 600)
 
 
 @dataclass(frozen=True)

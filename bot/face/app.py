@@ -15,11 +15,12 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 import discord
 import yarl
+from discord import app_commands
 from discord.ext import commands
 
 from nst_engine.download import network_reason
@@ -42,7 +43,8 @@ from bot.work.redis_queue import RedisWorkQueue
 from .buttons import ButtonHandlers
 from .cogs import EXTENSIONS
 from .presenter import DiscordPresenter
-from .views import CancelButton, ResultButton
+from .delivery import too_late
+from .views import CancelButton, ResultButton, StylesPageButton
 
 log = logging.getLogger("nst-bot")
 
@@ -65,7 +67,9 @@ class NSTBot(commands.Bot):
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
-                         allowed_mentions=discord.AllowedMentions.none(), **client_options)
+                         allowed_mentions=discord.AllowedMentions.none(),
+                         heartbeat_timeout=config.discord.heartbeat_timeout,
+                         http_trace=user_agent_trace(lambda: self.http.user_agent), **client_options)
         self.config = config
         self.store = JobStore(config.storage.data_dir)
         self.presets = PresetLibrary(config)
@@ -83,7 +87,8 @@ class NSTBot(commands.Bot):
         self._closed = False
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(CancelButton, ResultButton)
+        self.add_dynamic_items(CancelButton, ResultButton, StylesPageButton)
+        self.tree.error(self._command_failed)
         self.add_listener(self.buttons.on_edit_submit, "on_interaction")  # Edit forms, also those from before a restart
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -99,6 +104,11 @@ class NSTBot(commands.Bot):
             asyncio.create_task(self._close_if_no_engine(), name="nst-engine-watch"),
         ]
         await self.sync_commands()
+
+    async def _command_failed(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """A slash command raised: an answer Discord refused as too late is logged as such (and counted)."""
+        if not too_late(interaction, getattr(error, "original", error)):
+            await app_commands.CommandTree.on_error(self.tree, interaction, error)
 
     def connection(self) -> dict[str, Any]:
         """What the heartbeat says of the gateway connection."""
@@ -188,6 +198,19 @@ class ShardedNSTBot(NSTBot, commands.AutoShardedBot):
     async def on_shard_ready(self, shard_id: int) -> None:
         log.info("shard %d of %d ready with %d guild(s)", shard_id, self.shard_count,
                  sum(1 for guild in self.guilds if guild.shard_id == shard_id))
+
+
+def user_agent_trace(user_agent: Callable[[], str]) -> aiohttp.TraceConfig:
+    """Give every request on discord.py's session its ``DiscordBot (url, version)`` User-Agent, as Discord asks:
+    discord.py sets it on its own REST calls but not on webhook and interaction requests (follow-ups, edits of
+    the original response), which would go out as aiohttp's."""
+    trace = aiohttp.TraceConfig()
+
+    async def name_the_bot(session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        params.headers.setdefault("User-Agent", user_agent())
+
+    trace.on_request_start.append(name_the_bot)
+    return trace
 
 
 def new_bot(config: Config) -> NSTBot:

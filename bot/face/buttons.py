@@ -32,7 +32,7 @@ from bot.jobs.core import CANCELLED_QUEUED, NOT_ACTIVE, JobCore
 from bot.jobs.model import DONE, Job, new_job_id
 from bot.jobs.settings import Effective, ServerSettings
 
-from .delivery import DISCORD_TROUBLE, defer_privately
+from .delivery import DISCORD_TROUBLE, defer_privately, too_late
 from .edit_form import COLORS, EditValues, edit_form, edited_job_id, submitted_values
 from .presenter import DiscordPresenter
 from .replies import fit, warn
@@ -225,8 +225,9 @@ class ButtonHandlers:
             raise UserError(NOT_THIS_MESSAGE)  # the custom id came from elsewhere: another member's image
         try:
             await interaction.response.defer()  # a button's silent acknowledgement; the message is the original
-        except (discord.InteractionResponded, discord.HTTPException):
-            return  # the same press delivered twice: already handled
+        except (discord.InteractionResponded, discord.HTTPException) as error:
+            too_late(interaction, error)
+            return  # too late, or the same press delivered twice: already handled
         try:
             await interaction.delete_original_response()
         except DISCORD_TROUBLE as error:

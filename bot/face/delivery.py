@@ -25,6 +25,7 @@ TOKEN_LIFETIME = 15 * 60
 TOKEN_MARGIN = 60  # switch to channel messages a minute early rather than fail mid-upload
 EXPIRED_TOKEN_CODE = 50027
 UNKNOWN_MESSAGE_CODE = 10008
+UNKNOWN_INTERACTION_CODE = 10062  # the answer came after Discord's 3-second window: it has given up on it
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 NO_MENTIONS = discord.AllowedMentions.none()
 # What talking to Discord can raise: its errors, and the network's.
@@ -36,15 +37,31 @@ def token_expired(error: discord.HTTPException) -> bool:
     return error.status == 401 or error.code == EXPIRED_TOKEN_CODE
 
 
+def too_late(interaction: discord.Interaction, error: BaseException) -> bool:
+    """Whether Discord refused an answer because it came after the interaction's 3-second window (404 Unknown
+    interaction; the member saw "The application did not respond"); such a refusal is logged and counted."""
+    if not (isinstance(error, discord.NotFound) and error.code == UNKNOWN_INTERACTION_CODE):
+        return False
+    age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+    log.warning("interaction %s from user %s was answered %.1f s after it was made, past Discord's 3-second "
+                "window (Unknown interaction); dropped", interaction.id, interaction.user.id, age)
+    metrics = getattr(interaction.client, "metrics", None)
+    if metrics is not None:
+        metrics.interaction_too_late()
+    return True
+
+
 async def defer_privately(interaction: discord.Interaction) -> bool:
-    """Acknowledge with a private "thinking…" reply; False when Discord says it was already answered
-    (the same event delivered twice, e.g. replayed after a gateway resume), so it is not handled twice."""
+    """Acknowledge with a private "thinking…" reply; False when that is refused: the interaction came too late
+    (:func:`too_late`), or Discord says it was already answered (the same event delivered twice, e.g. replayed
+    after a gateway resume), so it is not handled twice."""
     try:
         await interaction.response.defer(ephemeral=True, thinking=True)
         return True
     except (discord.InteractionResponded, discord.HTTPException) as error:
-        log.info("interaction %s was already answered; not handling it again (%s)", interaction.id,
-                 type(error).__name__)
+        if not too_late(interaction, error):
+            log.info("interaction %s was already answered; not handling it again (%s)", interaction.id,
+                     type(error).__name__)
         return False
 
 

@@ -23,6 +23,8 @@ EDIT_ID = re.compile(r"nst:edit:(?P<job>[0-9a-f]{16})")
 STRENGTH, COLORS = option_spec("strength"), option_spec("preserve_colors")
 FIELDS = ("strength", "quality", "colours", "preset")  # the text inputs' custom ids
 FORM_KEPT_SECONDS = 60.0
+FIELD_LENGTH = 60  # what a member may type in a field, unless a value it must hold is longer
+TEXT_INPUT_LIMIT = 4000  # Discord's longest text input
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,12 @@ def edit_form(job: Job, qualities: list[str]) -> discord.ui.Modal:
             ("quality", "Quality", ", ".join(qualities)[:100], job.quality),
             ("colours", "Colours", ", ".join(COLORS.choices), options.preserve_colors),
             ("preset", "Preset", "a preset name to use instead of the styles (empty: keep them)", None))
+    # Discord refuses a form whose pre-filled value is longer than its field's max_length (an admin's quality
+    # names can be long), so every field takes the longest value it may hold.
+    longest = min(TEXT_INPUT_LIMIT, max(FIELD_LENGTH, *(len(name) for name in qualities), len(job.quality)))
     for custom_id, text, hint, value in rows:
-        field = discord.ui.TextInput(custom_id=custom_id, placeholder=hint, default=value, required=False,
-                                     max_length=60)
+        field = discord.ui.TextInput(custom_id=custom_id, placeholder=hint, default=value and value[:longest],
+                                     required=False, max_length=longest)
         form.add_item(discord.ui.Label(text=text, component=field))
     return form
 

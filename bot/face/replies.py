@@ -5,11 +5,12 @@ from __future__ import annotations
 import discord
 
 MESSAGE_LIMIT = 2000  # Discord rejects longer message contents
+CHOICE_LIMIT = 100  # and longer names of command choices (autocomplete answers included)
 
 
-def fit(text: str) -> str:
-    """``text`` cut to Discord's message limit (an echoed option value can be long)."""
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+def fit(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` cut to one of Discord's limits (an echoed option value, or an admin's quality name, can be long)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 async def warn(interaction: discord.Interaction, message: str) -> None:

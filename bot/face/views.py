@@ -64,6 +64,34 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button],
         await interaction.client.buttons.on_result(interaction, self.job_id, self.way)
 
 
+class StylesPageButton(discord.ui.DynamicItem[discord.ui.Button],
+                       template=r"nst:styles:(?P<way>back|on):(?P<page>[0-9]{1,4})"):
+    """◀ / ▶ under the /styles gallery; the custom id names the page it leads to (the way keeps the two ids
+    apart, as Discord wants them unique in a message)."""
+
+    def __init__(self, way: str, page: int, disabled: bool = False) -> None:
+        super().__init__(discord.ui.Button(label="Previous" if way == "back" else "Next",
+                                           emoji="◀️" if way == "back" else "▶️", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"nst:styles:{way}:{page}", disabled=disabled))
+        self.page = page
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> "StylesPageButton":
+        return cls(match["way"], int(match["page"]))
+
+    async def callback(self, interaction: discord.Interaction) -> Any:
+        await interaction.client.get_cog("Presets").turn_page(interaction, self.page)
+
+
+def page_view(page: int, pages: int) -> discord.ui.View:
+    """The gallery's ◀ / ▶ for ``page`` (0-based) of ``pages``; each is disabled at its end."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(StylesPageButton("back", max(page - 1, 0), disabled=page == 0))
+    view.add_item(StylesPageButton("on", min(page + 1, pages - 1), disabled=page == pages - 1))
+    return view
+
+
 def status_view(job_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(CancelButton(job_id))

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_AUTOCOMPLETE = 25  # Discord's limit on autocomplete results
 THUMB = 160
 GALLERIES_KEPT = 32  # contact sheets cached (one per server and set of presets)
+PRESETS_PER_PAGE = 12  # three rows of four thumbnails; their names always fit one message
 
 
 class PresetError(UserError):
@@ -130,9 +131,13 @@ class PresetLibrary:
             self._save(guild_id, presets)
         return preset
 
-    def gallery_png(self, guild_id: int | None = None) -> bytes:
-        """One contact sheet of the presets this server may use, with their names; cached per set of presets."""
+    def pages(self, guild_id: int | None = None) -> list[list[StylePreset]]:
+        """The presets this server may use, a gallery page at a time (one page, empty, when there are none)."""
         presets = self.all(guild_id)
+        return [presets[at:at + PRESETS_PER_PAGE] for at in range(0, len(presets), PRESETS_PER_PAGE)] or [[]]
+
+    def gallery_png(self, presets: list[StylePreset]) -> bytes:
+        """One contact sheet of these presets (a page of them), with their names; cached per set of presets."""
         key = tuple((p.name, p.title, str(p.path)) for p in presets)
         with self._lock:
             sheet = self._galleries.get(key)

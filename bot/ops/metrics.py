@@ -36,6 +36,8 @@ class Metrics:
         self.queue_length = Gauge("nst_queue_length", "Jobs waiting or running", registry=self.registry)
         self.workers = Gauge("nst_workers_connected", "Engines connected (local process or Redis workers)",
                              registry=self.registry)
+        self.late_interactions = Counter("nst_interactions_too_late", "Interactions answered after Discord's "
+                                         "3-second window (refused: Unknown interaction)", registry=self.registry)
         for outcome in OUTCOMES:  # present from the start, so rates work before the first job of each kind
             self.jobs.labels(outcome)
 
@@ -56,6 +58,9 @@ class Metrics:
 
     def engine_restarted(self) -> None:
         self.engine_restarts.inc()
+
+    def interaction_too_late(self) -> None:
+        self.late_interactions.inc()
 
     def serve(self, config: MetricsConfig) -> None:
         """Start the HTTP endpoint (a daemon thread) when enabled; an unusable address is one clear error."""

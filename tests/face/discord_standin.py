@@ -9,9 +9,11 @@ interaction tokens, make routes fail, then assert on the recorded requests and m
 
 Run standalone (e.g. to start a bot in a container against it)::
 
-    python tests/face/discord_standin.py --port 0 --port-file /tmp/standin.port [--invalid-token BAD]
+    python -m tests.face.discord_standin --port 0 --port-file /tmp/standin.port [--invalid-token BAD]
 
-It accepts any bot token except the ``--invalid-token`` one (401 from ``GET /users/@me``).
+It accepts any bot token except the ``--invalid-token`` one (401 from ``GET /users/@me``). It refuses what Discord
+refuses (:mod:`tests.face.discord_rules`: a 400 "Invalid Form Body"), rate-limits as Discord does
+(:mod:`tests.face.discord_ratelimits`: headers, 429s) and can reconnect, invalidate or go silent on the gateway.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from aiohttp import WSMsgType, web
+
+from tests.face import discord_rules as rules
+from tests.face.discord_ratelimits import RateLimits
 
 APPLICATION_ID = 900000000000000001
 BOT_USER_ID = 900000000000000001
@@ -51,6 +56,10 @@ CALLBACK_MESSAGE, CALLBACK_DEFERRED, CALLBACK_DEFERRED_UPDATE, CALLBACK_UPDATE, 
 CALLBACK_MODAL = 9
 MODAL_SUBMIT = 5  # the interaction type of a filled-in modal
 LABEL, TEXT_INPUT, ACTION_ROW = 18, 4, 1  # the component types a text-input modal is made of
+CALLBACK_MESSAGES = (CALLBACK_MESSAGE, CALLBACK_DEFERRED, CALLBACK_UPDATE)  # callbacks that may carry a message
+UNKNOWN_INTERACTION = 10062  # Discord's answer to a callback after the interaction's 3-second window
+RECONNECT, INVALID_SESSION = 7, 9  # gateway opcodes the server sends
+HEARTBEAT_INTERVAL_MS = 41250  # what Discord's HELLO says
 OPTION_TYPES = {str: 3, int: 4, bool: 5, float: 10}
 ATTACHMENT_OPTION = 11
 
@@ -96,6 +105,7 @@ class Record:
     token: str | None = None
     message_id: int | None = None
     status: int = 200
+    refusal: dict[str, Any] | None = None  # Discord's error body, when the stand-in refused the request
 
 
 @dataclass
@@ -124,6 +134,12 @@ class DiscordStandin:
         self.shard_count = 1  # what GET /gateway/bot recommends
         self.socket_shards: dict[web.WebSocketResponse, tuple[int, int]] = {}  # socket → (shard id, shard count)
         self.session_shards: dict[str, tuple[int, int]] = {}  # session id → its shard, for a resume
+        self.socket_sessions: dict[web.WebSocketResponse, str] = {}
+        self.invalid_sessions: set[str] = set()  # invalidated: a resume of one is answered with op 9
+        self.silent: set[web.WebSocketResponse] = set()  # zombie connections: no heartbeat ACKs, no events
+        self.heartbeat_interval = HEARTBEAT_INTERVAL_MS
+        self.rate_limits = RateLimits()
+        self.user_agents: list[tuple[str, str]] = []  # (path, User-Agent) of every API request
         self.identified = 0
         self.sequence = itertools.count(1)
         self.changed = asyncio.Event()
@@ -177,7 +193,10 @@ class DiscordStandin:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
-        if request.path.startswith("/api/") and auth.startswith("Bot ") and auth[4:] in self.invalid_tokens:
+        api = request.path.startswith("/api/")
+        if api:
+            self.user_agents.append((request.path, request.headers.get("User-Agent", "")))
+        if api and auth.startswith("Bot ") and auth[4:] in self.invalid_tokens:
             return self.error(401, 0, "401: Unauthorized")
         for index, (method, pattern, status, code, times) in enumerate(self.failures):
             if request.method == method and pattern.search(request.path):
@@ -185,12 +204,18 @@ class DiscordStandin:
                 if times <= 1:
                     del self.failures[index]
                 self._record(Record(request.method, request.path, "injected-failure", {}, status=status))
-                if status == 429:  # what discord.py needs to treat it as a rate limit and retry
-                    return web.Response(body=json.dumps({"message": "You are being rate limited.", "retry_after": 0.2,
-                                                         "global": False, "code": 0}).encode(),
-                                        status=429, content_type="application/json", headers={"Via": "1.1 google"})
+                if status == 429:
+                    return self.rate_limits.too_many(request.path, "user", 0.2, {})
                 return self.error(status, code, "injected failure")
-        return await handler(request)
+        if not api:
+            return await handler(request)
+        limited, headers = self.rate_limits.check(request.method, request.path)
+        if limited is not None:
+            self._record(Record(request.method, request.path, "rate-limited", {}, status=429))
+            return limited
+        response = await handler(request)
+        response.headers.update(headers)
+        return response
 
     @staticmethod
     def json(data: Any, status: int = 200) -> web.Response:
@@ -199,6 +224,12 @@ class DiscordStandin:
 
     def error(self, status: int, code: int, message: str) -> web.Response:
         return self.json({"code": code, "message": message}, status)
+
+    def refuse(self, record: Record, problems: list[rules.Problem]) -> web.Response:
+        """Discord's 400 for an invalid body, noted on the request's ``record``."""
+        record.status = 400
+        record.refusal = rules.form_error(problems)
+        return self.json(record.refusal, 400)
 
     def _record(self, record: Record) -> Record:
         self.records.append(record)
@@ -310,6 +341,9 @@ class DiscordStandin:
     async def channel_messages(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel"])
         payload, files = await self._body(request)
+        problems = rules.message_problems(payload, files) if request.method != "DELETE" else []
+        if problems:
+            return self.refuse(self._record(Record(request.method, request.path, "channel", payload, files)), problems)
         if request.method == "POST":
             nonce = payload.get("nonce") if payload.get("enforce_nonce") else None
             existing = next((m for m in self.messages.values() if nonce and m.get("nonce") == nonce
@@ -353,15 +387,17 @@ class DiscordStandin:
         state = self.interactions.get(token)
         payload, files = await self._body(request)
         record = self._record(Record("POST", request.path, "callback", payload, files, token=token))
+        if state is not None and state.get("late"):
+            record.status = 404
+            return self.error(404, UNKNOWN_INTERACTION, "Unknown interaction")
         if state is None or state.get("responded"):
             record.status = 400
             return self.error(400, 40060, "Interaction has already been acknowledged.")
         kind, data = payload["type"], payload.get("data") or {}
+        problems = self.callback_problems(state, kind, data, files)
+        if problems:
+            return self.refuse(record, problems)
         if kind == CALLBACK_MODAL:
-            refusal = self.modal_refusal(state, data)
-            if refusal:
-                record.status = 400
-                return self.error(400, 50035, f"Invalid Form Body: {refusal}")
             state["modal"] = copy.deepcopy(data)
         state["responded"] = True
         response: dict[str, Any] = {"id": state["id"], "type": state["type"]}
@@ -390,31 +426,23 @@ class DiscordStandin:
     # ---------------------------------------------------------------------------------------------- modals
 
     @staticmethod
+    def callback_problems(state: dict[str, Any], kind: int, data: dict[str, Any],
+                          files: list[tuple[str, bytes, str]]) -> list[rules.Problem]:
+        """What Discord would refuse in an interaction callback: its message, choices or modal."""
+        if kind in CALLBACK_MESSAGES:
+            return [(("data", *path), message) for path, message in rules.message_problems(data, files)]
+        if kind == CALLBACK_AUTOCOMPLETE:
+            return rules.choice_problems(data)
+        if kind == CALLBACK_MODAL:
+            return rules.modal_problems(state["type"], data)
+        return []
+
+    @staticmethod
     def modal_refusal(state: dict[str, Any], data: dict[str, Any]) -> str | None:
-        """Why Discord would refuse this MODAL response (None: it would show it), as its docs describe it: not
-        an answer to a modal submit; a custom id of 1–100 characters, a title of 1–45; 1–5 labels (or, the older
-        way, action rows) each holding one text input with its own custom id."""
-        if state["type"] == MODAL_SUBMIT:
-            return "a modal cannot answer a modal submit"
-        if not 1 <= len(str(data.get("custom_id") or "")) <= 100 or not 1 <= len(str(data.get("title") or "")) <= 45:
-            return "custom_id (1-100) or title (1-45) has a bad length"
-        components = data.get("components") or []
-        if not 1 <= len(components) <= 5:
-            return "a modal has 1 to 5 components"
-        seen = set()
-        for component in components:
-            if component.get("type") == LABEL:
-                inner, label = component.get("component") or {}, component.get("label") or ""
-                if not 1 <= len(label) <= 45:
-                    return "a label's text has 1 to 45 characters"
-            elif component.get("type") == ACTION_ROW and len(component.get("components") or []) == 1:
-                inner = component["components"][0]
-            else:
-                return f"unexpected component {component.get('type')}"
-            if inner.get("type") != TEXT_INPUT or not inner.get("custom_id") or inner["custom_id"] in seen:
-                return "each label holds one text input with its own custom id"
-            seen.add(inner["custom_id"])
-        return None
+        """Why Discord would refuse this MODAL response (None: it would show it); see
+        :func:`tests.face.discord_rules.modal_problems`."""
+        problems = rules.modal_problems(state["type"], data)
+        return "; ".join(f"{'.'.join(map(str, path))}: {message}" for path, message in problems) or None
 
     async def submit_modal(self, token: str, values: dict[str, str], who: dict[str, Any], *,
                            place: tuple[int, int] | None = None) -> str:
@@ -445,6 +473,9 @@ class DiscordStandin:
         if state is None or token in self.expired_tokens:
             record.status = 401
             return self.error(401, 50027, "Invalid Webhook Token")
+        problems = rules.message_problems(payload, files) if request.method in ("POST", "PATCH") else []
+        if problems:
+            return self.refuse(record, problems)
         if request.method == "POST" and reference is None:
             message = self._message(state["channel_id"], payload, files, BOT_USER, payload.get("flags") or 0,
                                     {"webhook_id": str(APPLICATION_ID), "application_id": str(APPLICATION_ID)})
@@ -471,14 +502,15 @@ class DiscordStandin:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.sockets.append(ws)
-        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval},
+                                      "s": None, "t": None}))
         try:
             async for frame in ws:
                 if frame.type != WSMsgType.TEXT:
                     continue
                 message = json.loads(frame.data)
                 op = message["op"]
-                if op == 1:
+                if op == 1 and ws not in self.silent:
                     # A real network's few milliseconds: discord.py's latency bookkeeping assumes the ACK
                     # cannot arrive before its heartbeat thread has noted the send.
                     await asyncio.sleep(0.01)
@@ -490,6 +522,8 @@ class DiscordStandin:
         finally:
             self.sockets.remove(ws)
             self.socket_shards.pop(ws, None)
+            self.socket_sessions.pop(ws, None)
+            self.silent.discard(ws)
         return ws
 
     async def identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
@@ -497,6 +531,7 @@ class DiscordStandin:
         shard = tuple(data.get("shard") or (0, 1))
         self.identified += 1
         self.socket_shards[ws] = self.session_shards[f"session-{self.identified}"] = shard
+        self.socket_sessions[ws] = f"session-{self.identified}"
         self._record(Record("WS", "/gateway", "identify", {"intents": data.get("intents"), "shard": data.get("shard")}))
         guilds = self.guilds_on(shard)
         await self.dispatch_to(ws, "READY", self.ready_payload(shard, guilds))
@@ -504,9 +539,16 @@ class DiscordStandin:
             await self.dispatch_to(ws, "GUILD_CREATE", self.guild_payload(guild_id))
 
     async def resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
-        """Continue a session on a new connection, on the shard it was identified with."""
-        self.socket_shards[ws] = self.session_shards.get(data.get("session_id", ""), (0, 1))
-        self._record(Record("WS", "/gateway", "resume", {}))
+        """Continue a session on a new connection, on the shard it was identified with; an invalidated or
+        unknown session is answered with op 9 (not resumable), as Discord does."""
+        session = str(data.get("session_id", ""))
+        if session in self.invalid_sessions or session not in self.session_shards:
+            self._record(Record("WS", "/gateway", "resume-refused", {"session_id": session}))
+            await ws.send_str(json.dumps({"op": INVALID_SESSION, "d": False, "s": None, "t": None}))
+            return
+        self.socket_shards[ws] = self.session_shards.get(session, (0, 1))
+        self.socket_sessions[ws] = session
+        self._record(Record("WS", "/gateway", "resume", {"session_id": session}))
         await self.dispatch_to(ws, "RESUMED", {})
 
     @staticmethod
@@ -517,7 +559,7 @@ class DiscordStandin:
     def sockets_for(self, guild_id: int | None) -> list[web.WebSocketResponse]:
         """The connections that get a server's events: its shard's (shard 0's for direct messages)."""
         return [ws for ws, (shard_id, count) in list(self.socket_shards.items())
-                if shard_of(guild_id or 0, count) == shard_id]
+                if shard_of(guild_id or 0, count) == shard_id and ws not in self.silent]
 
     def ready_payload(self, shard: tuple[int, int], guilds: list[int]) -> dict[str, Any]:
         return {"v": 10, "user": BOT_USER, "guilds": [{"id": str(g), "unavailable": True} for g in guilds],
@@ -552,6 +594,15 @@ class DiscordStandin:
         for ws in list(self.sockets):
             await ws.close(code=4000)
 
+    async def send_op(self, op: int, data: Any) -> None:
+        """Send a gateway opcode on every connection: 7 (reconnect), or 9 (invalid session; ``data``: whether
+        it may be resumed; when not, a later resume of it is refused too)."""
+        for ws in list(self.sockets):
+            if op == INVALID_SESSION and not data and ws in self.socket_sessions:
+                self.invalid_sessions.add(self.socket_sessions[ws])
+            self._record(Record("WS", "/gateway", f"op-{op}", {"d": data}))
+            await ws.send_str(json.dumps({"op": op, "d": data, "s": None, "t": None}))
+
     # ---------------------------------------------------------------------------------- interactions
 
     def attachment(self, filename: str, data: bytes, content_type: str | None = "image/png",
@@ -562,10 +613,12 @@ class DiscordStandin:
     async def interact(self, kind: int, data: dict[str, Any], who: dict[str, Any] = ALICE, *,
                        permissions: int = 0, message: dict[str, Any] | None = None, dm: bool = False,
                        upload_limit: int = UPLOAD_LIMIT, age: float = 0.0, guild_id: int = GUILD_ID,
-                       place: tuple[int, int] | None = None) -> str:
+                       place: tuple[int, int] | None = None, late: bool = False) -> str:
         """Send an INTERACTION_CREATE as Discord would; returns its token. ``age`` back-dates its creation
-        (the time in its id), as if the gateway had delivered it late; ``guild_id`` picks the server (and its
-        channel) it comes from; ``place`` (guild id, channel id) names any channel, e.g. :data:`SECOND_CHANNEL`."""
+        (the time in its id) while it still answers; ``late``: it reached the bot after Discord's 3-second
+        window, so its callback is refused (404, code 10062). The stand-in does not time that window itself: a
+        loaded test machine would make it refuse at random. ``guild_id`` picks the server (and its channel)
+        it comes from; ``place`` (guild id, channel id) names any channel, e.g. :data:`SECOND_CHANNEL`."""
         interaction_id = snowflake(time.time() - age) + self.next_id() % (1 << 22) if age else self.next_id()
         token = f"itoken-{interaction_id}"
         guild_id, channel_id = place or (guild_id, DM_CHANNEL_ID if dm else GUILD_CHANNELS[guild_id])
@@ -586,7 +639,7 @@ class DiscordStandin:
             payload["message"] = copy.deepcopy(message)
         self.interactions[token] = {"id": str(interaction_id), "type": kind, "channel_id": channel_id,
                                     "user": who, "message_id": int(message["id"]) if message else None,
-                                    "payload": payload}
+                                    "payload": payload, "late": late}
         await self.dispatch("INTERACTION_CREATE", payload)
         return token
 
@@ -661,9 +714,9 @@ class StandinThread:
     def command(self, name: str, options: dict[str, Any] | None = None, who: dict[str, Any] = ALICE, *,
                 subcommand: str | None = None, permissions: int = 0, dm: bool = False,
                 upload_limit: int = UPLOAD_LIMIT, age: float = 0.0, guild_id: int = GUILD_ID,
-                place: tuple[int, int] | None = None) -> str:
-        """Invoke a slash command (from another channel ``place`` when given); attachment options are given as
-        dicts from :meth:`attachment`."""
+                place: tuple[int, int] | None = None, late: bool = False) -> str:
+        """Invoke a slash command (from another channel ``place`` when given; ``late``: delivered after Discord's
+        3-second window); attachment options are given as dicts from :meth:`attachment`."""
         options = options or {}
         resolved: dict[str, Any] = {}
         listed = []
@@ -678,8 +731,8 @@ class StandinThread:
         data = {"id": str(APPLICATION_ID + 1), "name": name, "type": 1, "options": listed}
         if resolved:
             data["resolved"] = {"attachments": resolved}
-        return self.call(self.standin.interact(2, data, who, permissions=permissions, dm=dm,
-                                               upload_limit=upload_limit, age=age, guild_id=guild_id, place=place))
+        return self.call(self.standin.interact(2, data, who, permissions=permissions, dm=dm, upload_limit=upload_limit,
+                                               age=age, guild_id=guild_id, place=place, late=late))
 
     def autocomplete(self, name: str, focused: str, value: str, who: dict[str, Any] = ALICE,
                      subcommand: str | None = None, *, dm: bool = False, guild_id: int = GUILD_ID,
@@ -745,6 +798,22 @@ class StandinThread:
     def drop_connections(self) -> None:
         self.call(self.standin.drop_connections())
 
+    def reconnect(self) -> None:
+        """Gateway op 7: Discord asks the bot to reconnect (and resume)."""
+        self.call(self.standin.send_op(RECONNECT, None))
+
+    def invalidate_session(self, resumable: bool = False) -> None:
+        """Gateway op 9: the session is gone (the bot identifies anew) or, ``resumable``, may be resumed."""
+        self.call(self.standin.send_op(INVALID_SESSION, resumable))
+
+    def go_silent(self) -> None:
+        """Turn today's connections into zombies: no heartbeat ACKs and no events (new connections are normal)."""
+        self.call(lambda: self.standin.silent.update(self.standin.sockets))
+
+    def set_heartbeat_interval(self, milliseconds: int) -> None:
+        """What HELLO tells new connections (Discord says about 41 s)."""
+        self.call(lambda: setattr(self.standin, "heartbeat_interval", milliseconds))
+
     def recommend_shards(self, count: int) -> None:
         """What ``GET /gateway/bot`` says from now on (a bot with ``shards = "auto"`` opens that many)."""
         self.call(lambda: setattr(self.standin, "shard_count", count))
@@ -774,6 +843,18 @@ class StandinThread:
 
     def connected(self) -> bool:
         return self.call(lambda: bool(self.standin.sockets))
+
+    def user_agents(self) -> list[tuple[str, str]]:
+        """(path, User-Agent) of every API request so far."""
+        return self.call(lambda: list(self.standin.user_agents))
+
+    def rate_limited(self) -> list[tuple[str, str]]:
+        """(path, scope) of every 429 the stand-in's own buckets answered."""
+        return self.call(lambda: list(self.standin.rate_limits.limited))
+
+    def buckets_spent(self) -> list[str]:
+        """The path of every answer that said its bucket was spent (``X-RateLimit-Remaining: 0``)."""
+        return self.call(lambda: list(self.standin.rate_limits.spent))
 
     def wait_for(self, check: Callable[[], Any], timeout: float = 60, what: str = "condition",
                  interval: float = 0.05) -> Any:

@@ -131,6 +131,12 @@ class BotProcess:
         return self.process.returncode
 
 
+def assert_nothing_refused(standin: StandinThread) -> None:
+    """The bot sent nothing the stand-in refused as Discord would (each refusal: the request and the errors)."""
+    refused = [f"{r.method} {r.path}: {r.refusal}" for r in standin.records() if r.refusal]
+    assert not refused, "the bot sent what Discord refuses:\n" + "\n".join(refused)
+
+
 def decoded(standin: StandinThread, attachment: dict[str, Any]) -> Image.Image:
     image = Image.open(io.BytesIO(standin.attachment_bytes(attachment)))
     image.load()

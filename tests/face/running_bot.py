@@ -1,6 +1,7 @@
 """Fixtures shared by the bot's end-to-end modules (a pytest plugin, loaded by tests/conftest.py): one Discord
 stand-in, one work folder and one running bot per module. A module shapes its bot with ``BOT_CONFIG``: keyword
-arguments for :func:`tests.face.harness.write_config` (limits, extra [discord] or [engine] lines)."""
+arguments for :func:`tests.face.harness.write_config` (limits, extra [discord] or [engine] lines). A module whose
+bot sent anything Discord would refuse fails at the end, naming each refused request."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.face.discord_standin import StandinThread
-from tests.face.harness import BotProcess, write_config
+from tests.face.harness import BotProcess, assert_nothing_refused, write_config
 
 
 @pytest.fixture(scope="module")
 def standin() -> StandinThread:
     with StandinThread() as running:
         yield running
+        assert_nothing_refused(running)
 
 
 @pytest.fixture(scope="module")

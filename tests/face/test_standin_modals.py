@@ -48,3 +48,12 @@ def test_modals_discord_would_refuse(state: dict[str, Any], data: dict[str, Any]
 
 def test_the_older_action_row_form_is_still_accepted() -> None:
     assert DiscordStandin.modal_refusal(PRESSED, modal({"type": 1, "components": [field("a")]})) is None
+
+
+def test_the_edit_form_holds_a_quality_name_longer_than_its_usual_field() -> None:
+    long_name = "q" * 80  # an admin's quality level; Discord refuses a pre-filled value over a field's max_length
+    job = Job("0123456789abcdef", 1, "Ann", 5, 6, "preset *Waves*", long_name, StylizeOptions())
+    form = edit_form(job, ["fast", long_name]).to_dict()
+    assert DiscordStandin.modal_refusal(PRESSED, form) is None
+    quality = next(c["component"] for c in form["components"] if c["component"]["custom_id"] == "quality")
+    assert quality["value"] == long_name and quality["max_length"] == 80

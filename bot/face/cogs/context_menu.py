@@ -21,6 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserError
+from bot.face.delivery import too_late
 from bot.face.menu_picks import ImageLink, Pick, PickStore, new_pick_id
 from bot.face.replies import warn
 from bot.intake.download import RequestError, check_attachment
@@ -125,8 +126,9 @@ class ContextMenuCog(commands.Cog, name=COG_NAME):
                      message.id, len(pick.images))
         except UserError as error:
             await warn(interaction, str(error))
-        except discord.HTTPException as error:  # e.g. the same event delivered twice: already answered
-            log.info("stylize menu for user %s not shown: %s", interaction.user.id, error)
+        except discord.HTTPException as error:  # too late, or the same event delivered twice: already answered
+            if not too_late(interaction, error):
+                log.info("stylize menu for user %s not shown: %s", interaction.user.id, error)
         except Exception:  # a bug: the traceback for the admins, a clear answer for the member
             log.exception("Stylize image from user %s failed", interaction.user.id)
             await warn(interaction, OUR_FAULT)
@@ -149,8 +151,9 @@ class ContextMenuCog(commands.Cog, name=COG_NAME):
             await interaction.response.edit_message(content=self._text(pick), view=self._view(pick))
         except UserError as error:
             await warn(interaction, str(error))
-        except discord.HTTPException as error:  # e.g. the same event delivered twice: already answered
-            log.info("choice on stylize menu %s not answered: %s", pick_id, error)
+        except discord.HTTPException as error:  # too late, or the same event delivered twice: already answered
+            if not too_late(interaction, error):
+                log.info("choice on stylize menu %s not answered: %s", pick_id, error)
         except Exception:  # a bug: the traceback for the admins, a clear answer for the member
             log.exception("a choice on stylize menu %s from user %s failed", pick_id, interaction.user.id)
             await warn(interaction, OUR_FAULT)

@@ -12,7 +12,8 @@ from discord.ext import commands
 
 from bot.errors import UserError
 from bot.face.delivery import defer_privately, image_file
-from bot.face.replies import warn
+from bot.face.replies import fit, warn
+from bot.face.views import page_view
 from bot.intake.download import fetch_image
 from bot.intake.presets import PresetError, PresetLibrary
 from bot.jobs.disk import estimate_png_bytes
@@ -36,17 +37,32 @@ class PresetsCog(commands.Cog, name="Presets"):
 
     @app_commands.command(name="styles", description="Show the preset styles")
     async def styles(self, interaction: discord.Interaction) -> None:
-        presets = self.library.all(interaction.guild_id)
-        if not presets:
+        if not self.library.all(interaction.guild_id):
             return await interaction.response.send_message("No preset styles are set up yet.", ephemeral=True)
         await interaction.response.defer(thinking=True)
-        sheet = await asyncio.to_thread(self.library.gallery_png, interaction.guild_id)
+        text, sheet, view = await self.styles_page(interaction.guild_id, 0)
+        await interaction.followup.send(text, file=sheet, view=view or discord.utils.MISSING)
+
+    async def turn_page(self, interaction: discord.Interaction, page: int) -> None:
+        """A press of ◀ or ▶ under the gallery: the message shows that page instead."""
+        text, sheet, view = await self.styles_page(interaction.guild_id, page)
+        await interaction.response.edit_message(content=text, attachments=[sheet], view=view)
+
+    async def styles_page(self, guild_id: int | None,
+                          page: int) -> tuple[str, discord.File, discord.ui.View | None]:
+        """One page of the gallery: its presets' names, their contact sheet and the buttons to the others
+        (none when everything fits one page). A page past the end (presets removed since) shows the last."""
+        pages = self.library.pages(guild_id)
+        page = max(0, min(page, len(pages) - 1))
+        presets = pages[page]
+        sheet = await asyncio.to_thread(self.library.gallery_png, presets)
         shared = ", ".join(f"`{p.name}`" for p in presets if not p.custom)
         own = ", ".join(f"`{p.name}`" for p in presets if p.custom)
-        text = "**Preset styles** — use one with `/stylize preset:`" + (f"\n{shared}" if shared else "")
+        where = f" (page {page + 1} of {len(pages)})" if len(pages) > 1 else ""
+        text = f"**Preset styles**{where} — use one with `/stylize preset:`" + (f"\n{shared}" if shared else "")
         if own:
             text += f"\n**Added on this server:** {own}"
-        await interaction.followup.send(text, file=image_file(sheet, "styles.png"))
+        return fit(text), image_file(sheet, "styles.png"), page_view(page, len(pages)) if len(pages) > 1 else None
 
     @preset.command(name="add", description="Add a preset style from an image")
     @app_commands.describe(name="short name: letters, digits and dashes", image="the style image",

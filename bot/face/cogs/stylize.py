@@ -20,7 +20,7 @@ from nst_engine.options import option_spec
 
 from bot.errors import UserError
 from bot.face.delivery import defer_privately
-from bot.face.replies import warn
+from bot.face.replies import CHOICE_LIMIT, fit, warn
 from bot.intake.blends import blend_label, parse_weights, with_blend
 from bot.intake.download import fetch_image
 from bot.intake.options import build_options
@@ -88,7 +88,8 @@ class StylizeCog(commands.Cog, name="Stylize"):
             await self.session.close()
 
     def _build_command(self) -> app_commands.Command:
-        quality_choices = [app_commands.Choice(name=f"{level.name} — {level.description}"[:100], value=level.name)
+        quality_choices = [app_commands.Choice(name=fit(f"{level.name} — {level.description}", CHOICE_LIMIT),
+                                               value=level.name)
                            for level in self.config.quality.values()][:25]
         color_choices = [app_commands.Choice(name=choice, value=choice) for choice in COLORS.choices]
 
@@ -113,7 +114,7 @@ class StylizeCog(commands.Cog, name="Stylize"):
 
     async def preset_autocomplete(self, interaction: discord.Interaction,
                                   current: str) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=p.label[:100], value=p.name)
+        return [app_commands.Choice(name=fit(p.label, CHOICE_LIMIT), value=p.name)
                 for p in self.presets.search(current, interaction.guild_id)]
 
     async def size_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
@@ -123,11 +124,13 @@ class StylizeCog(commands.Cog, name="Stylize"):
         largest = min(level.size, self.bot.settings.limits_for(interaction.guild_id).max_size)  # the server's cap
         typed = "".join(ch for ch in str(current or "") if ch.isdigit())[:5]
         sizes = sorted({largest, *(size for size in SUGGESTED_SIZES if size < largest)}, reverse=True)
-        choices = [app_commands.Choice(name=f"{size} px" + (f" (the most for {level.name})" if size == largest else ""),
-                                       value=size) for size in sizes if size >= SIZE.low and str(size).startswith(typed)]
+        choices = [app_commands.Choice(name=fit(f"{size} px" + (f" (the most for {level.name})" if size == largest
+                                                                else ""), CHOICE_LIMIT), value=size)
+                   for size in sizes if size >= SIZE.low and str(size).startswith(typed)]
         if typed and int(typed) > largest:
-            choices.insert(0, app_commands.Choice(name=f"{largest} px ({typed} px is over {level.name}'s "
-                                                       f"{largest} px; pick another quality for more)", value=largest))
+            choices.insert(0, app_commands.Choice(name=fit(f"{largest} px ({typed} px is over {level.name}'s "
+                                                           f"{largest} px; pick another quality for more)",
+                                                           CHOICE_LIMIT), value=largest))
         return choices[:25]
 
     async def stylize(self, interaction: discord.Interaction, content: discord.Attachment,

@@ -17,6 +17,7 @@ ones are an estimate from the CPU fit (see docs/engine.md). Style images are bou
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,8 @@ IMAGE_BYTES_PER_PIXEL = 3 * 4  # one RGB fp32 picture
 # A style image has at most this many times the picture's pixels at each scale (measured: at 4 times, a
 # style's forward pass costs about what the optimisation does, so a large style_scale adds no peak).
 STYLE_PIXEL_RATIO = 4.0
-MIN_STYLE_SIDE = 16
+MIN_STYLE_SIDE = 16  # also the smallest output size a refusal suggests
+SCAN_STEPS = 16  # how finely largest_size_within scans at each pass
 # One forward pass without gradients costs about half an optimisation step (forward + input gradient).
 FORWARD_SHARE = 0.5
 # What the default memory budget leaves of the machine (or its container's limit) for the bot's own process
@@ -144,16 +146,23 @@ def batch_peak_mb(costs: Sequence[JobCost]) -> float:
 
 def largest_size_within(options: StylizeOptions, style_count: int, budget_mb: float, *,
                         device: str = "cpu") -> int | None:
-    """The largest output size (long side) at which :func:`worst_case_cost` fits ``budget_mb``, None when not
-    even the smallest does: what a refusal suggests."""
-    low, high = 16, options.size
-    if worst_case_cost(options.replace(size=low, min_scale=low), style_count, device=device).peak_mb > budget_mb:
-        return None
-    while low < high:
-        middle = (low + high + 1) // 2
-        fits = worst_case_cost(options.replace(size=middle), style_count, device=device).peak_mb <= budget_mb
-        low, high = (middle, high) if fits else (low, middle - 1)
-    return low
+    """A large output size (long side, up to ``options.size``) at which :func:`worst_case_cost` fits
+    ``budget_mb``, None when not even the smallest does: what a refusal suggests. Scanned down in ever finer
+    steps, not bisected: a smaller size can cost more where it drops a coarse scale (its finest scale then
+    gets more iterations); a few dozen predictions, so a refusal stays cheap for the bot."""
+    def fits(size: int) -> bool:
+        return worst_case_cost(dataclasses.replace(options, size=size), style_count, device=device).peak_mb <= budget_mb
+
+    high, step = options.size, max(1, (options.size - MIN_STYLE_SIDE) // SCAN_STEPS)
+    while True:
+        size = high
+        while size >= MIN_STYLE_SIDE and not fits(size):
+            size -= step
+        if size < MIN_STYLE_SIDE:
+            return MIN_STYLE_SIDE if fits(MIN_STYLE_SIDE) else None
+        if step == 1:
+            return size
+        high, step = min(options.size, size + step - 1), max(1, step // SCAN_STEPS)
 
 
 def over_budget(options: StylizeOptions, style_count: int, peak_mb: float, budget_mb: float, *,

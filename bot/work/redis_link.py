@@ -144,6 +144,13 @@ class WorkerRoster:
         """Jobs the live workers can run at once."""
         return sum(max(1, int(info.get("batch_size", 1))) for info in self.live.values())
 
+    def memory_budget_mb(self) -> float | None:
+        """The smallest memory budget the live workers announce (any of them may take the next job); None when
+        none does (workers from before budgets were announced)."""
+        budgets = [info["memory_mb"] for info in self.live.values()
+                   if isinstance(info.get("memory_mb"), (int, float)) and info["memory_mb"] > 0]
+        return min(budgets, default=None)
+
     async def refresh(self) -> list[tuple[str, dict, bool]]:
         """Re-read the heartbeats; returns the workers that connected since the last call, each with whether it
         is a new process under a name seen before (a restarted container keeps its host name and pid)."""

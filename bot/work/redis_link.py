@@ -147,9 +147,8 @@ class WorkerRoster:
     def memory_budget_mb(self) -> float | None:
         """The smallest memory budget the live workers announce (any of them may take the next job); None when
         none does (workers from before budgets were announced)."""
-        budgets = [info["memory_mb"] for info in self.live.values()
-                   if isinstance(info.get("memory_mb"), (int, float)) and info["memory_mb"] > 0]
-        return min(budgets, default=None)
+        budgets = [info.get("memory_mb") for info in self.live.values()]
+        return min((budget for budget in budgets if type(budget) in (int, float) and budget > 0), default=None)
 
     async def refresh(self) -> list[tuple[str, dict, bool]]:
         """Re-read the heartbeats; returns the workers that connected since the last call, each with whether it

@@ -99,3 +99,14 @@ async def test_the_eta_counts_the_styles_work(tmp_path: Path) -> None:
                                       picture(), picture(8, 8), picture(30, 30), picture(30, 30))
         assert core.lineup.content_size(blend.id) == core.lineup.content_size(plain.id)
         assert core.lineup.estimate(blend) > core.lineup.estimate(plain) == pytest.approx(10.0)
+
+
+def test_the_smallest_budget_the_workers_announce_counts_and_nonsense_is_ignored() -> None:
+    from bot.work.redis_link import WorkerRoster
+
+    roster = WorkerRoster(None)
+    roster.live = {"a": {"memory_mb": 3000}, "b": {"memory_mb": 2000.5}, "c": {}, "d": {"memory_mb": "lots"},
+                   "e": {"memory_mb": True}, "f": {"memory_mb": -5}}
+    assert roster.memory_budget_mb() == 2000.5
+    roster.live = {"old": {"device": "cpu"}}  # a worker from before budgets were announced
+    assert roster.memory_budget_mb() is None

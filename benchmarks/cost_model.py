@@ -9,9 +9,10 @@ The cases cover what a member can ask for: the quality levels' sizes, aspect rat
 scales 1–4, colour preservation, a batch of two, bf16. Cases marked "uncapped" run with the style bound
 switched off (the engine before it), for the before/after figures in docs/security.md. Prints predicted vs
 measured with the error, refits the three CPU constants by least squares (each case on the phase the model says
-dominates it) and writes ``benchmarks/out/cost-model-cpu.json``. Iteration counts are kept small where the
-level's own would take minutes: the peak comes at the finest scale within its first iterations, and the L-BFGS
-history the model adds for the rest is exact arithmetic (the full fast and standard jobs check it).
+dominates it) and writes ``benchmarks/out/cost-model-cpu.json``; ``--rescore`` reprints that table for the
+model's constants of now from the peaks kept there (after a refit), without running anything. Iteration counts
+are kept small where the level's own would take minutes: the peak comes at the finest scale within its first
+iterations, and the L-BFGS history the model adds for the rest is exact arithmetic (the full fast job checks it).
 """
 
 from __future__ import annotations
@@ -134,8 +135,8 @@ def predicted(case: Case) -> tuple[cost.JobCost, float, tuple[float, float, floa
         one = cost.job_cost(case.options(), case.content_size(), sizes)
         terms = cost.scale_terms(case.options(), case.content_size(), sizes)
     share = cost.HALF_PRECISION_SHARE if case.precision in ("bf16", "fp16") else 1.0
-    phases = [(cost.OPTIMISE_BYTES_PER_PIXEL * share * t.picture + t.state_bytes, (share * t.picture, 0.0, t.state_bytes))
-              for t in terms]
+    phases = [(cost.OPTIMISE_BYTES_PER_PIXEL * share * t.picture + t.state_bytes,
+               (share * t.picture, 0.0, t.state_bytes)) for t in terms]
     phases += [(cost.TARGET_BYTES_PER_PIXEL * share * t.largest_style + t.held_bytes,
                 (0.0, share * t.largest_style, t.held_bytes)) for t in terms]
     return one, cost.batch_peak_mb([one] * case.batch), max(phases)[1]
@@ -143,8 +144,8 @@ def predicted(case: Case) -> tuple[cost.JobCost, float, tuple[float, float, floa
 
 def fit(rows: list[dict]) -> dict:
     """Least squares for FIXED_MB and the two per-pixel constants: peak - optimiser state = fixed + a·x + b·y,
-    over the single-job cases (a batch checks the model's sum, it does not fit it)."""
-    rows = [row for row in rows if row["case"]["batch"] == 1]
+    over the single fp32 jobs (a batch checks the model's sum, bf16 its share; they do not fit the constants)."""
+    rows = [row for row in rows if row["case"]["batch"] == 1 and row["case"]["precision"] == "fp32"]
     design = np.array([[1.0, row["features"][0] / cost.MB, row["features"][1] / cost.MB] for row in rows])
     target = np.array([row["measured_mb"] - row["features"][2] / cost.MB for row in rows])
     (fixed, optimise, targets), *_ = np.linalg.lstsq(design, target, rcond=None)
@@ -155,23 +156,30 @@ def fit(rows: list[dict]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three small cases, to check the script")
+    parser.add_argument("--rescore", action="store_true",
+                        help=f"no new runs: the model's predictions again for the peaks in {OUT.name}")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job:
         print(json.dumps(run_case(json.loads(args.job))))
         return 0
-    from PIL import Image
+    if args.rescore:
+        kept = json.loads(OUT.read_text())
+        measured = [(Case(**row["case"]), {key: row[key] for key in ("measured_mb", "cpu_s", "job_s")})
+                    for row in kept["cases"]]
+        return report(measured, kept["machine"], write=True)
+    return report(list(measure(QUICK if args.quick else CASES)), cpu_model(), write=not args.quick)
 
+
+def measure(cases: tuple[Case, ...]) -> Iterator[tuple[Case, dict]]:
+    """Each case's peak RSS and CPU seconds, from a fresh process per case."""
     from nst_engine.testing import write_random_vgg19
     from tests.conftest import make_content, make_style
 
-    cases = QUICK if args.quick else CASES
-    rows = []
     with tempfile.TemporaryDirectory(prefix="nst-cost-") as folder:
         work = Path(folder)
         weights = write_random_vgg19(work / "vgg19.pth")
         make_style(STYLE_SIDE).save(work / "style.png")
-        print(f"{'case':58} {'predicted':>9} {'measured':>9} {'error':>7} {'CPU s':>7} {'work/CPU s':>11}")
         for case in cases:
             content = work / f"content-{case.aspect:.3f}.png"
             if not content.exists():
@@ -181,24 +189,32 @@ def main() -> int:
             child = subprocess.run([sys.executable, __file__, "--job", json.dumps(spec)], capture_output=True,
                                    text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
             if child.returncode:
-                print(f"{case.name}: failed\n{child.stderr[-2000:]}", file=sys.stderr)
-                return 2
-            measured = json.loads(child.stdout.strip().splitlines()[-1])
-            one, peak, features = predicted(case)
-            error = peak / measured["peak_mb"] - 1
-            rows.append({"case": asdict(case), "predicted_mb": round(peak), "measured_mb": round(measured["peak_mb"]),
-                         "error": round(error, 3), "cpu_s": round(measured["cpu_s"], 1),
-                         "job_s": round(measured["job_s"], 1), "work": one.work * case.batch,
-                         "features": features})
-            print(f"{case.name:58} {peak:8.0f}M {measured['peak_mb']:8.0f}M {error:+7.1%} {measured['cpu_s']:7.1f} "
-                  f"{one.work * case.batch / 1e6 / measured['cpu_s']:10.2f}M", flush=True)
+                raise SystemExit(f"{case.name}: failed\n{child.stderr[-2000:]}")
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            print(f"  measured {case.name}: {result['peak_mb']:.0f} MB", flush=True)
+            yield case, {"measured_mb": round(result["peak_mb"]), "cpu_s": round(result["cpu_s"], 1),
+                         "job_s": round(result["job_s"], 1)}
+
+
+def report(measured: list[tuple[Case, dict]], machine: str, *, write: bool) -> int:
+    """Predicted vs measured per case, the largest error, a refit; the JSON when ``write``."""
+    rows = []
+    print(f"{'case':58} {'predicted':>9} {'measured':>9} {'error':>7} {'CPU s':>7} {'work/CPU s':>11}")
+    for case, result in measured:
+        one, peak, features = predicted(case)
+        error = peak / result["measured_mb"] - 1
+        work = one.work * case.batch
+        rows.append({"case": asdict(case), "predicted_mb": round(peak), **result, "error": round(error, 3),
+                     "work": work, "features": features})
+        print(f"{case.name:58} {peak:8.0f}M {result['measured_mb']:8.0f}M {error:+7.1%} {result['cpu_s']:7.1f} "
+              f"{work / 1e6 / result['cpu_s']:10.2f}M")
     worst = max(abs(row["error"]) for row in rows)
     refit = fit(rows) if len(rows) >= 3 else {}
     print(f"largest error {worst:.1%} (target ±{TARGET_ERROR:.0%}); least-squares refit of the CPU constants: {refit}")
-    print(f"machine: {os.cpu_count()} CPU(s), {cpu_model()}; shared with other work, so CPU seconds vary")
-    if not args.quick:
+    print(f"machine: {machine}; shared with other work while measured, so CPU seconds vary (the peaks do not)")
+    if write:
         OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps({"machine": cpu_model(), "constants": {
+        OUT.write_text(json.dumps({"machine": machine, "constants": {
             name: getattr(cost, name) for name in ("FIXED_MB", "OPTIMISE_BYTES_PER_PIXEL", "TARGET_BYTES_PER_PIXEL",
                                                     "HALF_PRECISION_SHARE", "STYLE_PIXEL_RATIO")},
             "refit": refit, "largest_error": worst, "cases": rows}, indent=1))
@@ -207,10 +223,11 @@ def main() -> int:
 
 
 def cpu_model() -> str:
+    """The CPU's model name and count, to tell the machines apart (docs compare only within one)."""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+            return f"{os.cpu_count()} × {line.split(':', 1)[1].strip()}"
+    return f"{os.cpu_count()} × unknown CPU"
 
 
 if __name__ == "__main__":

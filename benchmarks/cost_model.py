@@ -158,16 +158,21 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="three small cases, to check the script")
     parser.add_argument("--rescore", action="store_true",
                         help=f"no new runs: the model's predictions again for the peaks in {OUT.name}")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help=f"measure again only the cases named (exactly), keeping the others' peaks in {OUT.name}")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job:
         print(json.dumps(run_case(json.loads(args.job))))
         return 0
-    if args.rescore:
+    if args.rescore or args.only:
         kept = json.loads(OUT.read_text())
-        measured = [(Case(**row["case"]), {key: row[key] for key in ("measured_mb", "cpu_s", "job_s")})
-                    for row in kept["cases"]]
-        return report(measured, kept["machine"], write=True)
+        measured = {row["case"]["name"]: (Case(**row["case"]), {key: row[key] for key in ("measured_mb", "cpu_s",
+                                                                                            "job_s")})
+                    for row in kept["cases"]}
+        chosen = tuple(case for case in CASES if case.name in (args.only or ()))
+        measured.update((case.name, (case, result)) for case, result in measure(chosen))
+        return report(list(measured.values()), kept["machine"], write=True)
     return report(list(measure(QUICK if args.quick else CASES)), cpu_model(), write=not args.quick)
 
 

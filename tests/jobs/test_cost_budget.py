@@ -110,3 +110,15 @@ def test_the_smallest_budget_the_workers_announce_counts_and_nonsense_is_ignored
     assert roster.memory_budget_mb() == 2000.5
     roster.live = {"old": {"device": "cpu"}}  # a worker from before budgets were announced
     assert roster.memory_budget_mb() is None
+
+
+def test_the_kept_styles_are_bounded_as_the_engine_uses_them() -> None:
+    from bot.jobs.core import kept_inputs
+    from nst_engine.cost import STYLE_PIXEL_RATIO, style_size
+
+    options = StylizeOptions(size=64, style_scale=4.0)
+    content, styles = kept_inputs(options, picture(640, 480), [picture(2000, 2000), picture(40, 40)])
+    assert content.size == (64, 48)
+    assert styles[0].size == style_size((2000, 2000), (64, 48), 4.0)
+    assert styles[0].width * styles[0].height <= STYLE_PIXEL_RATIO * 64 * 48
+    assert styles[1].size == (40, 40)  # never enlarged: the engine scales it up itself

@@ -29,9 +29,9 @@ from .options import StylizeOptions
 
 MB = 1024 * 1024
 # Fitted on the CPU (fp32) by benchmarks/cost_model.py; benchmarks/out/cost-model-cpu.json has the fit.
-FIXED_MB = 330.0  # the engine process: Python, torch, the network's weights
-OPTIMISE_BYTES_PER_PIXEL = 3000.0  # forward + backward of one framed picture pixel, fp32
-TARGET_BYTES_PER_PIXEL = 900.0  # a style image's forward pass without gradients, per framed pixel, fp32
+FIXED_MB = 895.0  # the engine process as a whole: Python, torch, the network's weights
+OPTIMISE_BYTES_PER_PIXEL = 2360.0  # forward + backward of one framed picture pixel, fp32
+TARGET_BYTES_PER_PIXEL = 880.0  # a style image's forward pass without gradients, per framed pixel, fp32
 # bf16/fp16 autocast keeps the network's activations in half precision (the Grams and losses stay fp32).
 HALF_PRECISION_SHARE = 0.6
 # On a GPU the process's own memory (the CUDA context) is not device memory; the network's weights are.

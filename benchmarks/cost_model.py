@@ -129,22 +129,22 @@ def style_bound(case: Case) -> Iterator[None]:
 
 def predicted(case: Case) -> tuple[cost.JobCost, float, tuple[float, float, float]]:
     """The model's cost of one of the case's jobs, the peak of its batch, and the terms of its peak for the
-    fit: (framed picture pixels × precision share, framed style pixels × share, optimiser state in bytes)."""
+    fit: (framed picture pixels, framed style pixels, optimiser state in bytes; on the CPU every precision
+    counts as fp32)."""
     sizes = [(STYLE_SIDE, STYLE_SIDE)] * case.styles
     with style_bound(case):
         one = cost.job_cost(case.options(), case.content_size(), sizes)
         terms = cost.scale_terms(case.options(), case.content_size(), sizes)
-    share = cost.HALF_PRECISION_SHARE if case.precision in ("bf16", "fp16") else 1.0
-    phases = [(cost.OPTIMISE_BYTES_PER_PIXEL * share * t.picture + t.state_bytes,
-               (share * t.picture, 0.0, t.state_bytes)) for t in terms]
-    phases += [(cost.TARGET_BYTES_PER_PIXEL * share * t.largest_style + t.held_bytes,
-                (0.0, share * t.largest_style, t.held_bytes)) for t in terms]
+    phases = [(cost.OPTIMISE_BYTES_PER_PIXEL * t.picture + t.state_bytes, (t.picture, 0.0, t.state_bytes))
+              for t in terms]
+    phases += [(cost.TARGET_BYTES_PER_PIXEL * t.largest_style + t.held_bytes, (0.0, t.largest_style, t.held_bytes))
+               for t in terms]
     return one, cost.batch_peak_mb([one] * case.batch), max(phases)[1]
 
 
 def fit(rows: list[dict]) -> dict:
     """Least squares for FIXED_MB and the two per-pixel constants: peak - optimiser state = fixed + a·x + b·y,
-    over the single fp32 jobs (a batch checks the model's sum, bf16 its share; they do not fit the constants)."""
+    over the single fp32 jobs (a batch checks the model's sum, bf16 that it costs as fp32; they fit nothing)."""
     rows = [row for row in rows if row["case"]["batch"] == 1 and row["case"]["precision"] == "fp32"]
     design = np.array([[1.0, row["features"][0] / cost.MB, row["features"][1] / cost.MB] for row in rows])
     target = np.array([row["measured_mb"] - row["features"][2] / cost.MB for row in rows])

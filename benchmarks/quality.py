@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.engine import STYLE_FILE, content_scene  # noqa: E402
 from nst_engine import color, network, options as options_module, transfer  # noqa: E402
+from nst_engine import layers as vgg_layers  # noqa: E402
 from nst_engine.images import resize_long_side, scaled_size  # noqa: E402
 from nst_engine.layers import LAYER_INDEX  # noqa: E402
 from nst_engine.losses import gram, style_loss  # noqa: E402
@@ -90,14 +91,15 @@ def border_setting(name: str) -> Iterator[None]:
     """The network with border candidate ``name`` of :data:`BORDERS`."""
     with contextlib.ExitStack() as stack:
         for constant, value in BORDERS[name].items():
-            stack.enter_context(setting(network, constant, value))
+            stack.enter_context(setting(vgg_layers if hasattr(vgg_layers, constant) else network, constant, value))
         yield
 
 
 def engine_border() -> str | None:
     """Which candidate the engine uses today."""
     return next((name for name, values in BORDERS.items()
-                 if all(getattr(network, key) == value for key, value in values.items())), None)
+                 if all(getattr(vgg_layers if hasattr(vgg_layers, key) else network, key) == value
+                        for key, value in values.items())), None)
 
 
 @contextlib.contextmanager

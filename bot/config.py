@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from nst_engine.cost import default_budget_mb
 from nst_engine.options import QUALITY_LEVELS, QualityLevel, option_spec
 from nst_engine.typed import convert, field_types
 from nst_engine.weights import WEIGHTS_URL, cache_dir
@@ -74,6 +75,11 @@ class EngineConfig:
     device: str = "auto"
     batch_size: int = bounded(1, 1, MAX_BATCH_SIZE)
     job_timeout: float = bounded(1800.0, 1, 7 * 86400)
+    max_job_memory_mb: int = bounded(0, 0, 100_000_000)  # the engine's memory budget; 0 = derived from the machine
+
+    def memory_budget_mb(self) -> int:
+        """The predicted peak (nst_engine.cost) a job or batch may reach: the configured one, else the machine's."""
+        return self.max_job_memory_mb or default_budget_mb()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
-"""Names of torchvision VGG19 ``features`` layers (conv1_1 … relu5_4) and their indices. Torch-free."""
+"""Names of torchvision VGG19 ``features`` layers (conv1_1 … relu5_4), their indices, and the mirrored frame a
+picture gets before the network (see nst_engine/network.py for why). Torch-free, for the cost model too."""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 # Channels per conv in each of VGG19's five blocks; "M" is a pooling layer.
 VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
@@ -23,3 +26,15 @@ def _layer_names() -> dict[str, int]:
 LAYER_INDEX: dict[str, int] = _layer_names()
 # Features kept in the weights cache: everything up to conv5_1 (torchvision index 28), enough for relu5_1.
 CACHE_LAST_INDEX = LAYER_INDEX["conv5_1"]
+
+# The mirrored frame, in px, around every picture (and its style images) before the network; 0: none.
+FRAME = 8
+# Scales with a shorter side than this go unframed, their style images too: on the 64×43 px pictures of
+# tests/engine/test_transfer.py the frame loosened the content (luminance correlation 0.79 → 0.58), at 128 px it did
+# not. The fast level's first scale (128×96) is framed.
+MIN_FRAMED = 64
+
+
+def frame_for(size: Sequence[int]) -> int:
+    """The mirrored frame for a picture of this size (either order): ``FRAME``, or 0 under ``MIN_FRAMED``."""
+    return FRAME if min(size) >= MIN_FRAMED else 0

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import WeightsError
-from .layers import LAYER_INDEX, VGG19_CONFIG
+from .layers import LAYER_INDEX, VGG19_CONFIG, frame_for
 
 # The picture's border. Zero padding (torchvision's choice) makes every border look to the network like a frame of
 # the mean colour, and the optimiser paints a band along it. So the input gets a mirrored frame of FRAME px (0:
@@ -24,11 +24,7 @@ from .layers import LAYER_INDEX, VGG19_CONFIG
 # better there; they stay for that comparison.
 PADDING_MODE = "zeros"
 SMALL_MAP = 8
-FRAME = 8
-# Scales with a shorter side than this go unframed, their style images too: on the 64×43 px pictures of
-# tests/engine/test_transfer.py the frame loosened the content (luminance correlation 0.79 → 0.58), at 128 px it did
-# not. The fast level's first scale (128×96) is framed.
-MIN_FRAMED = 64
+# FRAME and MIN_FRAMED are in nst_engine/layers.py (torch-free: the cost model sizes jobs with them).
 # torchvision's VGG19 expects ImageNet-normalised input.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -68,11 +64,6 @@ def features_state(state: Mapping[str, torch.Tensor]) -> dict[int, tuple[torch.T
     if 0 not in convs:
         raise WeightsError("The weights file is not a torchvision VGG19 state_dict (no features.0.weight).")
     return convs
-
-
-def frame_for(size: Sequence[int]) -> int:
-    """The mirrored frame for a picture of this size (either order): ``FRAME``, or 0 under ``MIN_FRAMED``."""
-    return FRAME if min(size) >= MIN_FRAMED else 0
 
 
 class BorderConv(nn.Conv2d):

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import color
+from .cost import style_size
 from .errors import NSTError, OptionError
 from .images import ImageSource, load_image, resize_long_side, scaled_size
 from .layers import LAYER_INDEX
@@ -248,8 +249,8 @@ class _Job:
         """Content at exactly ``size`` and styles at their scale, with colour preservation applied if
         ``preserve``."""
         content = to_tensor(self.content.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0), device)
-        style_side = max(16, round(max(size) * self.options.style_scale))
-        styles = [to_tensor(resize_long_side(style, style_side), device) for style in self.styles]
+        styles = [to_tensor(_resized(style, style_size(style.size, size, self.options.style_scale)), device)
+                  for style in self.styles]
         mode = self.options.preserve_colors if preserve else "none"
         if mode == "luminance":
             styles = [color.match_luminance(style, content) for style in styles]
@@ -341,6 +342,10 @@ class _Job:
             content = to_tensor(self.content.resize((width, height), Image.Resampling.LANCZOS), image.device)
             image = color.combine_luminance(image, content)
         return to_image(image)
+
+
+def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 class _Batch:

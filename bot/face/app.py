@@ -76,7 +76,8 @@ class NSTBot(commands.Bot):
         self.metrics = Metrics() if config.metrics.enabled else None
         self.core = JobCore(self.store, work_queue(config), config.limits, batch_size=config.engine.batch_size,
                             job_timeout=config.engine.job_timeout,
-                            disk=DiskBudget(self.store, config.storage.max_disk_mb * MB), recorder=self.metrics)
+                            disk=DiskBudget(self.store, config.storage.max_disk_mb * MB), recorder=self.metrics,
+                            memory_budget_mb=config.engine.memory_budget_mb())
         self.presenter = DiscordPresenter(self, self.core, config.bot.progress_interval)
         self.settings = ServerSettings(self.store.db, config,
                                        lambda name, guild_id: self.presets.get(name, guild_id) is not None)

@@ -205,7 +205,8 @@ class ButtonHandlers:
                      init: Image.Image | None = None) -> None:
         """Queue a child of ``original`` with its kept inputs (or a preset in place of its styles)."""
         user = interaction.user
-        with self.core.admit(user.id, effective.limits):
+        style_count = 1 if preset is not None else len(self.core.store.style_paths(original.id))
+        with self.core.admit(user.id, effective.limits, options=options, style_count=style_count):
             content, styles = await asyncio.to_thread(self.core.store.load_inputs, original.id)
             label = original.style_label
             if preset is not None:

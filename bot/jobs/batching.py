@@ -1,14 +1,20 @@
-"""Which waiting jobs run together: the engine optimises jobs with one batch key side by side."""
+"""Which waiting jobs run together: the engine optimises jobs with one batch key side by side, as many as the
+configured batch size and the engine's memory budget allow."""
 
 from __future__ import annotations
 
 from typing import Callable, Hashable, Sequence
 
+from nst_engine.cost import JobCost, batch_peak_mb
 
-def choose_batch(waiting: Sequence[str], batch_size: int, key: Callable[[str], Hashable | None]) -> list[str]:
-    """The first waiting job, and up to ``batch_size`` - 1 later ones with its key, in queue order.
 
-    ``key`` is None for a job that must run alone (a retried job, in case the batch was what failed).
+def choose_batch(waiting: Sequence[str], batch_size: int, key: Callable[[str], Hashable | None],
+                 cost: Callable[[str], JobCost] | None = None, budget_mb: float | None = None) -> list[str]:
+    """The first waiting job, and up to ``batch_size`` - 1 later ones with its key, in queue order, while the
+    batch's predicted peak (``cost`` of each job, nst_engine.cost.batch_peak_mb) stays within ``budget_mb``.
+
+    ``key`` is None for a job that must run alone (a retried job, in case the batch was what failed). The first
+    job goes whatever its cost: admission refused the ones over the budget.
     """
     if not waiting:
         return []
@@ -17,9 +23,15 @@ def choose_batch(waiting: Sequence[str], batch_size: int, key: Callable[[str], H
     if wanted is None:
         return [head]
     batch = [head]
+    costs = [cost(head)] if cost and budget_mb else []
     for job_id in waiting[1:]:
         if len(batch) >= batch_size:
             break
-        if key(job_id) == wanted:
-            batch.append(job_id)
+        if key(job_id) != wanted:
+            continue
+        if costs:
+            if batch_peak_mb([*costs, cost(job_id)]) > budget_mb:
+                continue
+            costs.append(cost(job_id))
+        batch.append(job_id)
     return batch

@@ -14,7 +14,8 @@ from typing import Sequence
 
 from PIL import Image
 
-from nst_engine.images import resize_long_side
+from nst_engine.cost import over_budget, style_size, worst_case_cost
+from nst_engine.images import resize_long_side, scaled_size
 from nst_engine.options import StylizeOptions
 
 from bot.config import LimitsConfig
@@ -23,7 +24,7 @@ from bot.work.queue import WorkQueue
 
 from .admission import Admission
 from .disk import DiskBudget, estimate_png_bytes
-from .dispatch import Dispatcher, Recorder
+from .dispatch import Dispatcher, Recorder, engine_kind
 from .estimates import SpeedModel
 from .frontend import Frontend
 from .lineup import Lineup
@@ -41,20 +42,27 @@ CANCELLED_QUEUED, STOPPING, NOT_ACTIVE = "cancelled", "stopping", "not active"
 def kept_inputs(options: StylizeOptions, content: Image.Image,
                 styles: Sequence[Image.Image]) -> tuple[Image.Image, list[Image.Image]]:
     """The inputs shrunk to what the job and its re-runs (same size) can use: the content to the output size, the
-    styles to the size the engine scales them to; never enlarged."""
-    style_side = max(16, round(options.size * options.style_scale))
-    return _fit(content, options.size), [_fit(style, style_side) for style in styles]
+    styles to the size the engine uses them at (nst_engine.cost.style_size); never enlarged."""
+    output = scaled_size(*content.size, options.size)
+    return _fit(content, options.size), [_shrunk(style, style_size(style.size, output, options.style_scale))
+                                         for style in styles]
 
 
 def _fit(image: Image.Image, long_side: int) -> Image.Image:
     return resize_long_side(image, long_side) if max(image.size) > long_side else image
 
 
+def _shrunk(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return _fit(image, max(size))
+
+
 class JobCore:
     def __init__(self, store: JobStore, work: WorkQueue, limits: LimitsConfig, *, batch_size: int,
-                 job_timeout: float, disk: DiskBudget, recorder: Recorder | None = None) -> None:
+                 job_timeout: float, disk: DiskBudget, recorder: Recorder | None = None,
+                 memory_budget_mb: float | None = None) -> None:
         self.store, self.work, self.disk, self.recorder = store, work, disk, recorder
-        self.lineup = Lineup(SpeedModel(), store.content_size)
+        self.configured_budget_mb = memory_budget_mb  # None: jobs are not bounded by their predicted memory
+        self.lineup = Lineup(SpeedModel(), store.content_size, store.style_sizes)
         self.admission = Admission(limits, self.lineup, store.last_created_by)
         self.batch_size, self.job_timeout = batch_size, job_timeout
         self.dispatcher: Dispatcher | None = None
@@ -63,8 +71,8 @@ class JobCore:
     async def start(self, frontend: Frontend) -> None:
         """Resume the stored queue and start dispatching (inside the running event loop)."""
         self.dispatcher = Dispatcher(self.store, self.work, self.lineup, frontend, batch_size=self.batch_size,
-                                     recorder=self.recorder,
-                                     job_timeout=self.job_timeout)
+                                     recorder=self.recorder, job_timeout=self.job_timeout,
+                                     memory_budget=self.memory_budget_mb)
         self.resume()
         self._tasks = [asyncio.create_task(self.dispatcher.feed(), name="nst-feeder"),
                        asyncio.create_task(self.dispatcher.receive(), name="nst-receiver"),
@@ -100,14 +108,26 @@ class JobCore:
 
     # ------------------------------------------------------------------------------------------ requests
 
-    def admit(self, user_id: int, limits: LimitsConfig | None = None) -> AbstractContextManager[None]:
+    def admit(self, user_id: int, limits: LimitsConfig | None = None, *, options: StylizeOptions | None = None,
+              style_count: int = 1) -> AbstractContextManager[None]:
         """Hold a place for a request while it is processed; raises :class:`UserError` when over a limit (the
-        config's, or ``limits`` in force where it came from) or when the work queue takes no new jobs (Redis
-        unreachable)."""
+        config's, or ``limits`` in force where it came from), when the work queue takes no new jobs (Redis
+        unreachable), or when a job with ``options`` and ``style_count`` styles could need more memory than the
+        engines may use, whatever its images (so before anything is downloaded)."""
         refusal = self.work.refusal()
+        budget = self.memory_budget_mb()
+        if not refusal and options is not None and budget is not None:
+            device = engine_kind(self.device)
+            peak = worst_case_cost(options, style_count, device=device).peak_mb
+            refusal = over_budget(options, style_count, peak, budget, device=device)
         if refusal:
             raise UserError(refusal)
         return self.admission.admit(user_id, limits)
+
+    def memory_budget_mb(self) -> float | None:
+        """What one job or batch may use: the config's budget, or less where the engines announce less."""
+        budgets = [budget for budget in (self.configured_budget_mb, self.work.memory_budget_mb()) if budget]
+        return min(budgets, default=None)
 
     async def accept(self, job: Job, content: Image.Image, *styles: Image.Image,
                      init: Image.Image | None = None) -> ActiveJob:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 from bot.work.protocol import Done, Event, Failed, Fatal, JobSpec, Lost, Progress, Ready
 from bot.work.queue import WorkQueue, WorkUnavailable
 
 from .batching import choose_batch
-from .estimates import work_units
 from .frontend import DeliveryFailed, Frontend
 from .lineup import Lineup
 from .model import CANCELLED, DONE, FAILED, QUEUED, RUNNING, ActiveJob
@@ -37,11 +36,17 @@ class Recorder(Protocol):
     def engine_restarted(self) -> None: ...
 
 
+def engine_kind(device: str) -> str:
+    """The cost model's device for an engine's reported device name ("cpu", or a GPU's name)."""
+    return "cpu" if device in ("cpu", "unknown", "?") else "cuda"
+
+
 class Dispatcher:
     def __init__(self, store: JobStore, work: WorkQueue, lineup: Lineup, frontend: Frontend, *,
-                 batch_size: int, job_timeout: float, recorder: Recorder | None = None) -> None:
+                 batch_size: int, job_timeout: float, recorder: Recorder | None = None,
+                 memory_budget: Callable[[], float | None] = lambda: None) -> None:
         self.store, self.work, self.lineup, self.frontend = store, work, lineup, frontend
-        self.recorder = recorder
+        self.recorder, self.memory_budget = recorder, memory_budget
         self.batch_size, self.job_timeout = batch_size, job_timeout
         self.device = "unknown"
         self.unavailable: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -67,7 +72,8 @@ class Dispatcher:
             while not (self.lineup.waiting and self.work.free_slots() > 0):
                 self.wakeup.clear()
                 await self.wakeup.wait()
-            batch = self.lineup.take(choose_batch(self.lineup.waiting, self.batch_size, self._batch_key))
+            batch = self.lineup.take(choose_batch(self.lineup.waiting, self.batch_size, self._batch_key,
+                                                  self.lineup.cost, self.memory_budget()))
             try:
                 await self._start(batch)
             except Exception:  # keep serving whatever one batch does
@@ -155,6 +161,7 @@ class Dispatcher:
             if self.recorder and event.restarted:
                 self.recorder.engine_restarted()
             self.device = event.device
+            self.lineup.device = engine_kind(event.device)
             log.info("engine ready on %s", event.device)
             self.wakeup.set()
             return
@@ -186,8 +193,7 @@ class Dispatcher:
             return await self.conclude(active, CANCELLED, f"Cancelled by {active.stopping_by or 'an admin'} after "
                                                           f"{event.iterations}/{active.total} iterations.")
         if event.elapsed:
-            units = work_units(active.job.options, self.lineup.content_size(active.id))
-            self.lineup.speed.learn(units, event.elapsed / max(1, event.batch_size))
+            self.lineup.speed.learn(self.lineup.cost(active.id).work, event.elapsed / max(1, event.batch_size))
         await self.deliver(active, event.elapsed)
 
     async def _lost(self, active: ActiveJob, event: Lost) -> None:

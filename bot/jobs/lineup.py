@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from .estimates import SpeedModel, work_units
+from nst_engine.cost import JobCost, job_cost
+
+from .estimates import SpeedModel
 from .model import RUNNING, ActiveJob
+
+Size = tuple[int, int]
 
 
 class Lineup:
@@ -15,10 +19,14 @@ class Lineup:
     jobs ahead of a queued one are counted one after another (batching can only make it sooner).
     """
 
-    def __init__(self, speed: SpeedModel, content_size: Callable[[str], tuple[int, int]]) -> None:
+    def __init__(self, speed: SpeedModel, content_size: Callable[[str], Size],
+                 style_sizes: Callable[[str], list[Size]] = lambda job_id: []) -> None:
         self.speed = speed
         self.read_content_size = content_size  # of a job's kept content image (reads a file header)
-        self.content_sizes: dict[str, tuple[int, int]] = {}
+        self.read_style_sizes = style_sizes  # of its kept style images (headers too)
+        self.content_sizes: dict[str, Size] = {}
+        self.costs: dict[str, JobCost] = {}
+        self.device = "cpu"  # what the cost model assumes the engines are: "cpu" or "cuda"
         self.jobs: dict[str, ActiveJob] = {}
         self.waiting: list[str] = []
         self.running: list[str] = []
@@ -55,6 +63,7 @@ class Lineup:
     def remove(self, job_id: str) -> ActiveJob | None:
         self.left_engine(job_id)
         self.content_sizes.pop(job_id, None)
+        self.costs.pop(job_id, None)
         if job_id in self.waiting:
             self.waiting.remove(job_id)
         return self.jobs.pop(job_id, None)
@@ -82,9 +91,20 @@ class Lineup:
                 self.content_sizes[job_id] = (side, side)
         return self.content_sizes[job_id]
 
+    def cost(self, job_id: str) -> JobCost:
+        """The job's predicted peak memory and work (nst_engine.cost), from its kept inputs' sizes, once."""
+        if job_id not in self.costs:
+            try:
+                styles = self.read_style_sizes(job_id)
+            except OSError:  # as for the content: the engine will say what is wrong
+                styles = []
+            options = self.jobs[job_id].job.options
+            self.costs[job_id] = job_cost(options, self.content_size(job_id), styles, device=self.device)
+        return self.costs[job_id]
+
     def estimate(self, active: ActiveJob) -> float | None:
         """Seconds a job takes from start to end, from the learned speed."""
-        return self.speed.estimate(work_units(active.job.options, self.content_size(active.id)))
+        return self.speed.estimate(self.cost(active.id).work)
 
     def remaining(self, job_id: str) -> float | None:
         active = self.jobs.get(job_id)

@@ -142,6 +142,14 @@ class JobStore:
         with Image.open(self.content_path(job_id)) as content:
             return content.size
 
+    def style_sizes(self, job_id: str) -> list[tuple[int, int]]:
+        """The kept style images' (width, height) in blend order, from their headers."""
+        sizes = []
+        for path in self.style_paths(job_id):
+            with Image.open(path) as style:
+                sizes.append(style.size)
+        return sizes
+
     def add(self, job: Job) -> None:
         row = self._row(job)
         marks = ", ".join("?" for _ in row)

@@ -57,6 +57,11 @@ class WorkQueue(abc.ABC):
         when they can. Jobs already handed over wait; this only keeps new requests from piling up."""
         return None
 
+    def memory_budget_mb(self) -> float | None:
+        """The most memory one job or batch may use on every engine, when the engines announce it (Redis
+        workers do); None: only the bot's own ``[engine] max_job_memory_mb`` applies."""
+        return None
+
     @abc.abstractmethod
     def workers(self) -> int:
         """Engines connected now (for /queue, /help and the metrics)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from urllib.parse import urlsplit
 
@@ -161,6 +162,12 @@ class WorkerRoster:
         """Jobs the live workers can run at once."""
         return sum(info["batch_size"] for info in self.live.values())
 
+    def memory_budget_mb(self) -> float | None:
+        """The smallest memory budget the live workers announce (any of them may take the next job); None when
+        none does (workers from before budgets were announced)."""
+        budgets = [info.get("memory_mb") for info in self.live.values()]
+        return min((budget for budget in budgets if type(budget) in (int, float) and budget > 0), default=None)
+
     async def refresh(self) -> list[tuple[str, dict, bool]]:
         """Re-read the heartbeats; returns the workers that connected since the last call, each with whether it
         is a new process under a name seen before (a restarted container keeps its host name and pid)."""
@@ -196,15 +203,20 @@ class WorkerRoster:
 
 def _parse_heartbeat(beat: bytes) -> dict:
     """A heartbeat's fields, each checked (any process that can write to Redis can write one): a device name,
-    a batch size from 1 to the largest the bot allows, and the process's start time; what is not so is replaced
-    by a harmless value (device "?", batch size 1, no start time)."""
+    a batch size from 1 to the largest the bot allows, the process's start time and its memory budget (a
+    positive number of MB); what is not so is replaced by a harmless value (device "?", batch size 1, no start
+    time, no budget)."""
     try:
         info = json.loads(beat)
     except ValueError:
         info = None
     info = info if isinstance(info, dict) else {}
     device, batch_size, started = info.get("device"), info.get("batch_size"), info.get("started")
+    memory_mb = info.get("memory_mb")
+    if not (type(memory_mb) in (int, float) and math.isfinite(memory_mb) and memory_mb > 0):
+        memory_mb = None
     if not (isinstance(batch_size, int) and not isinstance(batch_size, bool) and 1 <= batch_size <= MAX_BATCH_SIZE):
         batch_size = 1
     return {"device": device[:40] if isinstance(device, str) and device else "?", "batch_size": batch_size,
-            "started": started if isinstance(started, (int, float, str)) and not isinstance(started, bool) else None}
+            "started": started if isinstance(started, (int, float, str)) and not isinstance(started, bool) else None,
+            "memory_mb": memory_mb}

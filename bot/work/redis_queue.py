@@ -10,9 +10,11 @@ Built on Redis Streams with one consumer group, through redis-py (see docs/scali
 - ``nst:input:{run}:{n}``: the content (n = 0) and style images' bytes; ``nst:result:{run}``: the finished image,
   written by the worker before its ``Done`` event. Both expire after ``[queue] transfer_ttl``.
 - ``nst:events`` (stream): every event of every worker, tagged with its run id, read here with ``XREAD``.
-- ``nst:worker:{name}``: a worker's heartbeat (its device and batch size), refreshed every ``lost_after / 3``
-  and expiring after ``lost_after``. A pending entry whose worker has no heartbeat was taken by a worker that
-  died: its jobs end in ``Lost`` and the core decides whether they run again.
+- ``nst:worker:{name}``: a worker's heartbeat (its device, batch size and memory budget), refreshed every
+  ``lost_after / 3`` and expiring after ``lost_after``. A pending entry whose worker has no heartbeat was taken by
+  a worker that died: its jobs end in ``Lost`` and the core decides whether they run again. The bot admits and
+  batches jobs within the smallest budget the live workers announce; a worker refuses (``Failed``, saying what
+  to lower) a job predicted over its own.
 - ``nst:cancel:{run}`` and the channel ``nst:cancel``: stop requests (the key for a job not started yet).
 
 One bot per Redis database: the first connection clears what an earlier bot left, because the bot's store is
@@ -87,6 +89,9 @@ class RedisWorkQueue(RedisLink):
 
     def workers(self) -> int:
         return len(self.roster.live) if self._up.is_set() else 0
+
+    def memory_budget_mb(self) -> float | None:
+        return self.roster.memory_budget_mb()
 
     async def submit(self, jobs: Sequence[JobSpec]) -> None:
         if not self._up.is_set():

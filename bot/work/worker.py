@@ -31,6 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from nst_engine.cost import JobCost, batch_peak_mb, job_cost, over_budget
 from nst_engine.errors import NSTError
 
 from bot.config import Config, ConfigError
@@ -63,8 +64,8 @@ def run_worker(config: Config) -> int:
     worker = Worker(config, lambda specs, emit, stop: run_batch(engine, specs, emit, stop), device)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
-    log.info("worker %s: device %s, batch size %d, Redis at %s", worker.name, device, config.engine.batch_size,
-             where(config.queue.redis_url))
+    log.info("worker %s: device %s, batch size %d, memory budget %d MB, Redis at %s", worker.name, device,
+             config.engine.batch_size, worker.memory_budget_mb, where(config.queue.redis_url))
     worker.serve()
     log.info("worker %s stopped", worker.name)
     return 0
@@ -78,6 +79,8 @@ class Worker:
         self.run = run
         self.device = device
         self.batch_size = config.engine.batch_size
+        self.memory_budget_mb = config.engine.memory_budget_mb()  # announced; jobs predicted over it are refused
+        self.kind = "cpu" if device == "cpu" else "cuda"  # the cost model's device
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         self.started = time.time()  # tells a restart apart from a reconnect where the name repeats (a container)
         self.redis = redis.Redis.from_url(config.queue.redis_url, **redis_options(config.queue))
@@ -155,7 +158,10 @@ class Worker:
                 specs.append(spec)
         with tempfile.TemporaryDirectory(prefix="nst-worker-") as folder:
             local = [spec for spec in (self._fetch(spec, Path(folder)) for spec in specs) if spec is not None]
-            for batch in _batches(local, self.batch_size):
+            runnable, refused = _within_budget(local, self.memory_budget_mb, self.kind)
+            for spec, refusal in refused:
+                self._emit(Failed(spec.job_id, refusal))
+            for batch in _batches(runnable, self.batch_size, self.memory_budget_mb):
                 if self.stopping.is_set():
                     for spec in batch:
                         self._emit(Lost(spec.job_id, STOPPED))
@@ -235,8 +241,8 @@ class Worker:
 
     def _heartbeat(self) -> None:
         """Tell the bot this worker lives; also catch a cancel whose message the listener missed."""
-        beat = json.dumps({"device": self.device, "batch_size": self.batch_size, "host": socket.gethostname(),
-                           "pid": os.getpid(), "started": self.started})
+        beat = json.dumps({"device": self.device, "batch_size": self.batch_size, "memory_mb": self.memory_budget_mb,
+                           "host": socket.gethostname(), "pid": os.getpid(), "started": self.started})
         lost_after = self.config.queue.lost_after
         while not self.stopping.is_set():
             try:
@@ -266,16 +272,52 @@ class Worker:
                 self.stopping.wait(1.0)
 
 
-def _batches(specs: list[JobSpec], size: int) -> list[list[JobSpec]]:
-    """Jobs grouped by batch key (first come first), each group cut into batches of at most ``size``."""
+def _cost(spec: JobSpec, device: str) -> tuple[tuple, JobCost | None]:
+    """The job's batch key and predicted cost, from its images' headers; a key of its own and no cost when
+    they cannot be read (it runs alone, and the engine reports what is wrong with it)."""
     from nst_engine.images import probe_image
 
-    groups: dict[tuple, list[JobSpec]] = {}
+    try:
+        content = probe_image(spec.content)
+        styles = [probe_image(style) for style in spec.styles]
+    except NSTError:
+        return ("alone", spec.job_id), None
+    size = (content.width, content.height)
+    return spec.options.batch_key(size), job_cost(spec.options, size, [(s.width, s.height) for s in styles],
+                                                  device=device)
+
+
+def _within_budget(specs: list[JobSpec], budget_mb: float, device: str
+                   ) -> tuple[list[tuple[JobSpec, tuple, JobCost | None]], list[tuple[JobSpec, str]]]:
+    """The jobs that fit ``budget_mb`` alone, each with its batch key and cost, and the others with a refusal
+    that says what to lower."""
+    runnable, refused = [], []
     for spec in specs:
-        try:
-            info = probe_image(spec.content)
-            key = spec.options.batch_key((info.width, info.height))
-        except NSTError:
-            key = ("alone", spec.job_id)  # run alone: the engine reports what is wrong with it
-        groups.setdefault(key, []).append(spec)
-    return [group[start:start + size] for group in groups.values() for start in range(0, len(group), size)]
+        key, cost = _cost(spec, device)
+        refusal = cost and over_budget(spec.options, len(spec.styles), cost.peak_mb, budget_mb, device=device)
+        if refusal:
+            refused.append((spec, refusal))
+        else:
+            runnable.append((spec, key, cost))
+    return runnable, refused
+
+
+def _batches(jobs: list[tuple[JobSpec, tuple, JobCost | None]], size: int, budget_mb: float) -> list[list[JobSpec]]:
+    """Jobs grouped by batch key (first come first), each group cut into batches of at most ``size`` jobs whose
+    predicted peak together stays within ``budget_mb``."""
+    groups: dict[tuple, list[tuple[JobSpec, JobCost | None]]] = {}
+    for spec, key, cost in jobs:
+        groups.setdefault(key, []).append((spec, cost))
+    batches: list[list[JobSpec]] = []
+    for group in groups.values():
+        batch: list[JobSpec] = []
+        costs: list[JobCost] = []
+        for spec, cost in group:
+            fuller = [*costs, cost] if cost else costs
+            if batch and (len(batch) >= size or batch_peak_mb(fuller) > budget_mb):
+                batches.append(batch)
+                batch, costs, fuller = [], [], [cost] if cost else []
+            batch.append(spec)
+            costs = fuller
+        batches.append(batch)
+    return batches

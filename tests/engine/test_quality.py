@@ -14,7 +14,8 @@ from PIL import Image
 
 from benchmarks.engine import content_scene
 from benchmarks.quality import systematic_jump
-from nst_engine import color, network, transfer
+from nst_engine import color, transfer
+from nst_engine import layers as vgg_layers
 from nst_engine.layers import LAYER_INDEX
 from nst_engine.options import StylizeOptions
 from nst_engine.transfer import Engine, to_tensor
@@ -42,7 +43,7 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
 def features(engine: Engine, image: torch.Tensor, layers: Sequence[str], frame: int) -> dict[str, torch.Tensor]:
     """The network's activations with a mirrored frame of ``frame`` px (read at every pass)."""
     with pytest.MonkeyPatch.context() as patch, torch.no_grad():
-        patch.setattr(network, "FRAME", frame)
+        patch.setattr(vgg_layers, "FRAME", frame)
         return engine.encoder(torch.device("cpu"), "avg", "relu5_1")(image, layers)
 
 
@@ -70,7 +71,7 @@ def test_framed_feature_maps_have_the_pictures_own_shape(engine, size):
     image = torch.rand(1, 3, size[1], size[0])
     layers = [name for name in LAYER_INDEX if LAYER_INDEX[name] <= LAYER_INDEX["relu5_1"]]
     plain, framed = features(engine, image, layers, 0), features(engine, image, layers, 8)
-    if min(size) < network.MIN_FRAMED:
+    if min(size) < vgg_layers.MIN_FRAMED:
         assert all(torch.equal(framed[name], plain[name]) for name in layers)
         return
     for name in layers:  # a 16-px position (block 5) can hold the 8-px frame and picture: such ones are kept
@@ -93,7 +94,7 @@ def test_the_frame_removes_the_band_along_the_border(vgg_weights):
 
     def ratio(frame: int) -> float:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(network, "FRAME", frame)
+            patch.setattr(vgg_layers, "FRAME", frame)
             engine = Engine(str(vgg_weights))
             images = [engine.stylize(content, [style], StylizeOptions(
                 size=128, min_scale=128, iterations=12, device="cpu", seed=seed)).image for seed in range(4)]

@@ -99,7 +99,7 @@ class Record:
 
     method: str
     path: str
-    kind: str  # "callback", "webhook", "channel", "commands", ...
+    kind: str  # "callback", "webhook", "channel", "commands", "download" (an attachment fetched), ...
     payload: dict[str, Any]
     files: list[tuple[str, bytes, str]] = field(default_factory=list)
     token: str | None = None
@@ -281,6 +281,7 @@ class DiscordStandin:
 
     async def serve_attachment(self, request: web.Request) -> web.StreamResponse:
         attachment = self.attachments.get(int(request.match_info["id"]))
+        self._record(Record("GET", request.path, "download", {}))
         if attachment is None:
             return web.Response(status=404)
         return web.Response(body=attachment.data, content_type="application/octet-stream")

@@ -34,6 +34,7 @@ class FakeWorkQueue(WorkQueue):
         self.cancelled: list[str] = []
         self.aborted: list[str] = []
         self.closed = False
+        self.announced_mb: float | None = None  # the engines' memory budget, as Redis workers announce theirs
 
     async def start(self) -> None:
         if self.unavailable:
@@ -55,6 +56,9 @@ class FakeWorkQueue(WorkQueue):
 
     def workers(self) -> int:
         return 1
+
+    def memory_budget_mb(self) -> float | None:
+        return self.announced_mb
 
     async def close(self) -> None:
         self.closed = True
@@ -106,12 +110,14 @@ async def accepted(core: JobCore, user_id: int = 1, **options: int) -> ActiveJob
 
 
 def make_core(tmp_path: Path, work: FakeWorkQueue | None = None, *, batch_size: int = 1,
-              job_timeout: float = 60.0, disk_bytes: int = 0, **limits: float) -> JobCore:
-    """A core on a real store under ``tmp_path``; ``disk_bytes`` caps the data dir (0: free space only)."""
+              job_timeout: float = 60.0, disk_bytes: int = 0, memory_budget_mb: float | None = None,
+              **limits: float) -> JobCore:
+    """A core on a real store under ``tmp_path``; ``disk_bytes`` caps the data dir (0: free space only);
+    ``memory_budget_mb`` bounds jobs by their predicted peak (None: not at all)."""
     settings = {"max_queue": 10, "max_jobs_per_user": 3, "cooldown_seconds": 0.0, **limits}
     store = JobStore(tmp_path / "data")
     return JobCore(store, work or FakeWorkQueue(), LimitsConfig(**settings), batch_size=batch_size,
-                   job_timeout=job_timeout, disk=DiskBudget(store, disk_bytes))
+                   job_timeout=job_timeout, disk=DiskBudget(store, disk_bytes), memory_budget_mb=memory_budget_mb)
 
 
 async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:

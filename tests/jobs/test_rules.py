@@ -122,10 +122,12 @@ def test_queue_positions_and_when_each_job_starts() -> None:
     running[0].eta, running[1].eta = 12.0, 30.0
     assert line.engine_free_in() == 30.0  # a batch ends with its slowest job
     assert line.eta_until_start("q1") == 30.0 and line.eta_until_start("q2") is None  # q1's length unknown
-    line.speed.learn(work_units(queued[0].job.options, (100, 100)), 10.0)  # q1 takes 10 s, q2 20 s
+    line.speed.learn(work_units(queued[0].job.options, (100, 100)), 10.0)  # q1 takes 10 s
+    q2 = 10.0 * work_units(queued[1].job.options, (100, 100)) / work_units(queued[0].job.options, (100, 100))
+    assert 19 < q2 < 20  # twice the iterations; its targets are made once either way
     assert line.eta_until_start("r1") == 0.0
-    assert [line.eta_until_start(job_id) for job_id in ("q1", "q2", "q3")] == pytest.approx([30, 40, 60])
-    assert line.eta_until_free(1) == pytest.approx(12.0) and line.eta_until_free(2) == pytest.approx(70.0)
+    assert [line.eta_until_start(job_id) for job_id in ("q1", "q2", "q3")] == pytest.approx([30, 40, 40 + q2])
+    assert line.eta_until_free(1) == pytest.approx(12.0) and line.eta_until_free(2) == pytest.approx(40 + q2 + 10)
     assert [entry.id for entry in line.ordered()] == ["r1", "r2", "q1", "q2", "q3"]
 
 

@@ -151,7 +151,8 @@ class StylizeCog(commands.Cog, name="Stylize"):
             options, notes = build_options(effective.config, quality, size=size, strength=strength,
                                            preserve_colors=preserve_colors)
             options = with_blend(options, blend, style_scale)
-            with self.bot.core.admit(interaction.user.id, effective.limits):  # released however this ends
+            with self.bot.core.admit(interaction.user.id, effective.limits, options=options,
+                                     style_count=len(given)):  # released however this ends
                 requester = interaction.user.id
                 assert self.session is not None
                 content_image = await fetch_image(self.session, content, self.config, "content image",

@@ -84,7 +84,7 @@ class WorkerProcess:
     """A real ``python -m bot worker`` with its own config; one torch thread, so several share the cores."""
 
     def __init__(self, directory: Path, redis_url: str, weights: Path, *, batch_size: int = 1,
-                 lost_after: float = 3, env: dict[str, str] | None = None) -> None:
+                 lost_after: float = 3, memory_mb: int = 0, env: dict[str, str] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "worker.toml"
         self.config.write_text(f"""
@@ -92,6 +92,7 @@ class WorkerProcess:
 weights = "{weights}"
 device = "cpu"
 batch_size = {batch_size}
+max_job_memory_mb = {memory_mb}
 
 [queue]
 backend = "redis"

@@ -74,6 +74,9 @@ class RedisLink(WorkQueue):
         self._prepared = False  # whether this bot has cleared an earlier bot's streams and made the group
         self._concluded: dict[str, None] = {}  # runs this bot has ended, oldest first (see _stop_superseded)
 
+    def memory_budget_mb(self) -> float | None:
+        return self.roster.memory_budget_mb()
+
     async def _connect_first(self) -> None:
         """Connect, or leave it to the reconnect loop when Redis cannot be reached; a refused password is fatal."""
         try:

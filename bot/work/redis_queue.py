@@ -90,9 +90,6 @@ class RedisWorkQueue(RedisLink):
     def workers(self) -> int:
         return len(self.roster.live) if self._up.is_set() else 0
 
-    def memory_budget_mb(self) -> float | None:
-        return self.roster.memory_budget_mb()
-
     async def submit(self, jobs: Sequence[JobSpec]) -> None:
         if not self._up.is_set():
             raise WorkUnavailable(unavailable_message(self.config))
@@ -179,8 +176,8 @@ class RedisWorkQueue(RedisLink):
             await self._end(run, event)
 
     async def _fetch_result(self, run: _Run, done: Done) -> Done | Lost | Failed:
-        """Check the worker's result and write it to the job's result path: ``done`` with the checked size, a
-        ``Lost`` when it is not in Redis any more, a ``Failed`` when it is not the picture the job asked for."""
+        """The worker's result, checked and written to the job's result path: ``done`` with the checked size;
+        ``Lost`` when Redis no longer has it; ``Failed`` when it is not the picture the job asked for."""
         job_id = run.spec.job_id
         try:
             checked = await fetch_checked_result(self.redis, result_key(run.run), run.spec, self.decoder)

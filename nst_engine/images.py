@@ -20,9 +20,9 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Mapping, Union
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -221,8 +221,10 @@ def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
     return buffer.getvalue()
 
 
-def save_image(image: Image.Image, path: str | Path) -> Path:
-    """Save by extension (.png, .jpg/.jpeg, .webp); unknown extensions are refused clearly."""
+def save_image(image: Image.Image, path: str | Path, text: Mapping[str, str] | None = None) -> Path:
+    """Save by extension (.png, .jpg/.jpeg, .webp); unknown extensions are refused clearly.
+
+    ``text`` (a result's recipe) goes into a PNG as text chunks; the other formats have no place for it."""
     path = Path(path)
     formats = {".png": ("PNG", {}), ".jpg": ("JPEG", {"quality": 95}), ".jpeg": ("JPEG", {"quality": 95}),
                ".webp": ("WEBP", {"quality": 95})}
@@ -231,6 +233,16 @@ def save_image(image: Image.Image, path: str | Path) -> Path:
     fmt, params = formats[path.suffix.lower()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
+    if text and fmt == "PNG":
+        params = {"pnginfo": _png_text(text)}
     image.save(tmp, fmt, **params)
     tmp.replace(path)
     return path
+
+
+def _png_text(text: Mapping[str, str]) -> PngImagePlugin.PngInfo:
+    """tEXt chunks, or iTXt (UTF-8) where a value is not Latin-1, so file names in any script survive."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    return info

@@ -199,12 +199,14 @@ def resize_long_side(image: Image.Image, size: int) -> Image.Image:
     return image.resize(new_size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def encode_image(image: Image.Image, max_bytes: int | None = None) -> tuple[bytes, str]:
-    """PNG when it fits in ``max_bytes``, otherwise the best-quality WebP or JPEG that fits.
+def encode_image(image: Image.Image, max_bytes: int | None = None,
+                 text: Mapping[str, str] | None = None) -> tuple[bytes, str]:
+    """PNG (with ``text`` chunks: the recipe) when it fits in ``max_bytes``, otherwise the best-quality WebP or
+    JPEG that fits.
 
     Returns the bytes and the file extension. Raises :class:`ImageError` if nothing fits.
     """
-    png = _encode(image, "PNG", optimize=True)
+    png = _encode(image, "PNG", optimize=True, **({"pnginfo": _png_text(text)} if text else {}))
     if max_bytes is None or len(png) <= max_bytes:
         return png, "png"
     for quality in (95, 90, 85, 80, 70, 60, 50):

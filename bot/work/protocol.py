@@ -24,7 +24,8 @@ from nst_engine.options import StylizeOptions
 @dataclass(frozen=True)
 class JobSpec:
     """One job for the engine: input files where the engine can read them, options, where to write the result;
-    ``init``: an image to start from instead of the content (an upscale's earlier result), or empty."""
+    ``init``: an image to start from instead of the content (an upscale's earlier result), or empty; ``style`` and
+    ``quality``: how the requester named them, for the recipe written into the result."""
 
     job_id: str
     content: str
@@ -32,6 +33,8 @@ class JobSpec:
     options: StylizeOptions
     result: str
     init: str = ""
+    style: str = ""
+    quality: str = ""
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -193,7 +196,8 @@ def from_json(text: str | bytes) -> Command | Event:
         if cls is RunJobs:
             values["jobs"] = tuple(JobSpec(spec["job_id"], spec["content"], tuple(spec["styles"]),
                                            StylizeOptions.from_mapping(spec["options"]), spec["result"],
-                                           spec.get("init") or "")
+                                           spec.get("init") or "", str(spec.get("style", "")),
+                                           str(spec.get("quality", "")))
                                    for spec in values["jobs"])
         if cls is Progress and values.get("preview") is not None:
             values["preview"] = base64.b64decode(values["preview"])

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from nst_engine.errors import NSTError
 from nst_engine.options import StylizeOptions, option_specs
 from nst_engine.recipe import NOT_RECIPE, Recipe, read_recipe
-from nst_engine.weights import resolve_weights, verify_cache
+from nst_engine.weights import check_weights_file, resolve_weights, verify_cache
 
 from bot.ops.terminal import ProgressBar, format_seconds
 from bot.work.protocol import Done, Progress, to_json
@@ -224,10 +224,12 @@ def _try_writing_in(folder: Path) -> None:
 
 
 def check_weights(config: Config) -> None:
-    """Find (and, in the cache, verify) the weights without torch, before the bot connects to Discord."""
-    _, from_cache = resolve_weights(None, config.engine.weights or None)
+    """Find the weights and check that they are VGG19's (the cache: its checksum) without torch, before the bot
+    connects to Discord."""
+    path, from_cache = resolve_weights(None, config.engine.weights or None)
     if from_cache:
         verify_cache()
+    check_weights_file(path)
 
 
 def cmd_stylize(args: argparse.Namespace, config: Config) -> int:

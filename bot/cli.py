@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         config = load_config(args.config)
+        use_threads(config)
         return COMMANDS[args.command](args, config)
     except (CLIError, ConfigError, NSTError) as error:
         print(f"nst-bot: error: {_one_line(error)}", file=sys.stderr)
@@ -123,6 +124,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         raise unrecognized(commands.choices[args.command], extras)
     return args
+
+
+def use_threads(config: Config) -> None:
+    """``[engine] threads``: torch reads OMP_NUM_THREADS when it starts, here or in the engine process (which
+    inherits the environment), so setting it before torch is imported covers every command."""
+    if config.engine.threads:
+        os.environ["OMP_NUM_THREADS"] = str(config.engine.threads)
 
 
 def _one_line(error: Exception) -> str:
@@ -267,8 +275,15 @@ def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
                            height=result.image.height, output=str(output))), flush=True)
         return 0
     print(f"wrote {output} ({result.image.width}×{result.image.height}, {result.iterations} iterations, "
-          f"{result.elapsed:.1f} s on {result.device})")
+          f"{result.elapsed:.1f} s on {result.device}{_threads(result.device)})")
     return 0
+
+
+def _threads(device: str) -> str:
+    import torch
+
+    count = torch.get_num_threads()
+    return f", {count} thread{'s' if count > 1 else ''}" if device == "cpu" else ""
 
 
 def cmd_presets(args: argparse.Namespace, config: Config) -> int:

@@ -22,6 +22,7 @@ BUILTIN_PRESETS_DIR = Path(__file__).parent / "assets" / "presets"
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 GUILD_ID = re.compile(r"^[0-9]{1,20}$")
 MAX_SHARDS = 4096  # Discord recommends about a shard per 1,000 servers: this is far beyond any self-hosted bot
+LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_BATCH_SIZE = 16  # beyond this a batch only adds latency; GPU memory runs out first at useful sizes
 
 
@@ -70,6 +71,7 @@ class EngineConfig:
     weights: str = ""
     weights_url: str = WEIGHTS_URL
     device: str = "auto"
+    threads: int = bounded(0, 0, 1024)  # CPU threads for torch; 0 = its default (OMP_NUM_THREADS, else one per core)
     batch_size: int = bounded(1, 1, MAX_BATCH_SIZE)
     job_timeout: float = bounded(1800.0, 1, 7 * 86400)
 
@@ -99,6 +101,7 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class BotConfig:
     progress_interval: float = bounded(3.0, 0.1, 3600)
+    log_level: str = "info"  # $NST_LOG_LEVEL wins
     default_quality: str = "standard"
     allowed_attachment_hosts: tuple[str, ...] = ("cdn.discordapp.com", "media.discordapp.net")
 
@@ -176,6 +179,10 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
     if engine.device not in ("auto", "cpu", "cuda"):
         raise ConfigError("[engine] device must be auto, cpu or cuda.")
     bot = _section(BotConfig, raw.get("bot", {}), "bot")
+    level = (os.environ.get("NST_LOG_LEVEL") or bot.log_level).strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"[bot] log_level (or NST_LOG_LEVEL) must be one of {', '.join(LOG_LEVELS)}, not {level!r}.")
+    bot = replace(bot, log_level=level)
     quality = _quality_levels(raw.get("quality", {}))
     if bot.default_quality not in quality:
         raise ConfigError(f"[bot] default_quality {bot.default_quality!r} is not one of: {', '.join(quality)}.")

@@ -382,3 +382,34 @@ def test_run_with_weights_that_do_not_load_says_so_before_connecting(admin: Path
     line = one_line_error(run(run_config(admin, admin / "weights.pth"), admin),
                           "weights.pth is not a readable PyTorch weights file")
     assert "cannot reach Discord" not in line  # it never tried: the closed port would have said so
+
+
+# Operators' settings: the log level and the engine's CPU threads ---------------------------------------
+
+@pytest.mark.parametrize("setting, env, logged", [("", {}, True), ('[bot]\nlog_level = "warning"\n', {}, False),
+                                                  ("", {"NST_LOG_LEVEL": "ERROR"}, False),
+                                                  ('[bot]\nlog_level = "warning"\n', {"NST_LOG_LEVEL": "info"}, True)])
+def test_the_log_level_setting(admin: Path, vgg_weights: Path, setting: str, env: dict[str, str],
+                               logged: bool) -> None:
+    result = run(run_config(admin, vgg_weights, extra=setting), admin, **env)
+    one_line_error(result, "cannot reach Discord")
+    assert (" INFO    " in result.stderr) is logged, result.stderr  # discord.py logs "logging in" at INFO
+
+
+@pytest.mark.parametrize("text, env, expected", [
+    ('[bot]\nlog_level = "loud"\n', {}, "[bot] log_level (or NST_LOG_LEVEL) must be one of debug, info, warning, "
+                                        "error, not 'loud'."),
+    ("", {"NST_LOG_LEVEL": "verbose"}, "not 'verbose'"),
+    ("[engine]\nthreads = -1\n", {}, "[engine] threads must be from 0 to 1024, not -1."),
+])
+def test_operator_settings_out_of_range(tmp_path: Path, text: str, env: dict[str, str], expected: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    one_line_error(nst_bot("presets", "--config", str(config), env=env), expected)
+
+
+@pytest.mark.parametrize("threads, expected", [(1, "on cpu, 1 thread)"), (2, "on cpu, 2 threads)")])
+def test_engine_threads_setting(admin: Path, vgg_weights: Path, threads: int, expected: str) -> None:
+    (admin / "config.toml").write_text(f"[engine]\nthreads = {threads}\n")
+    result = stylize(admin, vgg_weights, "out.png", "--config", str(admin / "config.toml"))
+    assert result.returncode == 0 and expected in result.stdout, result.stderr

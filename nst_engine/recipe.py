@@ -87,8 +87,8 @@ def read_recipe(path: str | Path) -> Recipe:
     except (OSError, UnidentifiedImageError, ValueError):
         raise RecipeError(f"--from {path}: not an image file; give a PNG that nst-bot made") from None
     if text is None:
-        made = "a PNG without an nst-bot recipe" if kind == "PNG" else f"a {kind} file (recipes live in PNG results)"
-        raise RecipeError(f"--from {path}: {made}; only results saved as .png by nst-bot carry one")
+        made = "a PNG without a recipe" if kind == "PNG" else f"a {kind} file (recipes live in PNG results)"
+        raise RecipeError(f"--from {path}: {made}; only the .png results that nst-bot made carry one")
     try:
         raw = json.loads(text)
         if not isinstance(raw, dict) or raw.get("format") != RECIPE_FORMAT:

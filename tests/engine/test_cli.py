@@ -113,7 +113,7 @@ def test_a_result_carries_its_recipe_and_from_repeats_it(files, vgg_weights):
 
 
 @pytest.mark.parametrize("case, fragments", [
-    ("not a result", ["--from content.png: a PNG without an nst-bot recipe"]),
+    ("not a result", ["--from content.png: a PNG without a recipe"]),
     ("a jpeg", ["--from style.jpg: a JPEG file (recipes live in PNG results)"]),
     ("missing", ["--from nowhere.png: the file does not exist"]),
     ("style gone", ["the style image style.jpg (named in the recipe in first.png) is not there",

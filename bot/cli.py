@@ -21,10 +21,10 @@ from nst_engine.recipe import NOT_RECIPE, Recipe, read_recipe
 from nst_engine.weights import check_weights_file, resolve_weights, verify_cache
 
 from bot.ops.terminal import ProgressBar, format_seconds
+from bot.ops.usage import OneLineParser, UsageError, unrecognized
 from bot.work.protocol import Done, Progress, to_json
 
 from .config import Config, ConfigError, discord_token, load_config
-from .usage import OneLineParser, UsageError, unrecognized
 
 # Options with their own flags in docs/commands.md; the others are listed under "advanced options".
 PRIMARY = ("size", "iterations", "strength", "style_weights", "preserve_colors", "seed", "device")

@@ -181,7 +181,8 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
     bot = _section(BotConfig, raw.get("bot", {}), "bot")
     level = (os.environ.get("NST_LOG_LEVEL") or bot.log_level).strip().lower()
     if level not in LOG_LEVELS:
-        raise ConfigError(f"[bot] log_level (or NST_LOG_LEVEL) must be one of {', '.join(LOG_LEVELS)}, not {level!r}.")
+        raise ConfigError(f"[bot] log_level (or NST_LOG_LEVEL) must be one of {', '.join(LOG_LEVELS)}, "
+                          f"not {level!r}.")
     bot = replace(bot, log_level=level)
     quality = _quality_levels(raw.get("quality", {}))
     if bot.default_quality not in quality:

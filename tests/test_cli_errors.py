@@ -362,7 +362,8 @@ def test_the_heartbeat_survives_write_errors(tmp_path: Path, monkeypatch: pytest
     # 300 is taken as the content image, photo.jpg left over: the misspelt flag is what to fix
     (["stylize", "--sise", "300", "photo.jpg", "-o", "out.png"],
      ["nst-bot stylize has no option --sise (did you mean --size?)"]),
-    (["stylize", "photo.jpg", "-o", "out.png", "--strenght=2"], ["has no option --strenght (did you mean --strength?)"]),
+    (["stylize", "photo.jpg", "-o", "out.png", "--strenght=2"],
+     ["has no option --strenght (did you mean --strength?)"]),
     (["stylise", "photo.jpg"], ["unknown command 'stylise' (did you mean stylize?)", "choose from run, stylize"]),
     ([], ["give a command, e.g. `nst-bot stylize` or `nst-bot run`"]),
     (["stylize", "photo.jpg", "-o", "out.png", "--size"], ["argument --size: expected one argument",

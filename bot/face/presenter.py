@@ -139,7 +139,8 @@ class DiscordPresenter:
         size_note = "" if extension == "png" else f" · {extension.upper()} (the PNG was over the upload limit)"
         took = f" · {format_seconds(elapsed)}" if elapsed is not None else ""
         text = (f"<@{job.user_id}> here is your image — {job.style_label} · {job.quality} · "
-                f"{image.width}×{image.height} · strength {job.options.strength:g}{took}{size_note}{self.came_from(job)}")
+                f"{image.width}×{image.height} · strength {job.options.strength:g}{took}{size_note}"
+                f"{self.came_from(job)}")
         spoiler = "SPOILER_" if self.bot.settings.spoiler(job.guild_id) else ""  # the server's choice of now
         filename = f"{spoiler}stylized-{job.id}.{extension}"
         may_exist = elapsed is None  # resumed after a restart: the last run may have posted it

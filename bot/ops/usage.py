@@ -14,7 +14,8 @@ EXAMPLES = {
     "stylize": "nst-bot stylize photo.jpg -o out.png --preset waves",
     "run": "DISCORD_TOKEN=… nst-bot run --config config.toml",
 }
-INVALID_CHOICE = re.compile(r"^argument (?P<what>\S+): invalid choice: '(?P<value>[^']*)' \(choose from (?P<choices>.*)\)$")
+INVALID_CHOICE = re.compile(r"^argument (?P<what>\S+): invalid choice: '(?P<value>[^']*)' "
+                            r"\(choose from (?P<choices>.*)\)$")
 
 
 class UsageError(Exception):

@@ -9,11 +9,15 @@ against the tests' loopback Discord stand-in (tests/face/discord_standin.py), on
 preset; its texts, buttons and images are what the bot posted (about a minute on an idle 2-core CPU).
 
     python scripts/make_doc_images.py --only flow     # only the Discord picture (or --only result)
+
+The captured texts go to docs/images/discord-flow.json too; tests/test_docs.py compares them with the bot's
+buttons and message formats, so a change to those fails there until the picture is made again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import tempfile
@@ -200,8 +204,11 @@ def main() -> int:
             result_strip(content, style, stylise(content, style, weights)).save(OUT / "result.png", optimize=True)
             print(f"wrote {OUT / 'result.png'}")
         if args.only != "result":
-            discord_flow(capture_flow(content, weights)).save(OUT / "discord-flow.png", optimize=True)
-            print(f"wrote {OUT / 'discord-flow.png'}")
+            flow = capture_flow(content, weights)
+            discord_flow(flow).save(OUT / "discord-flow.png", optimize=True)
+            texts = {"command": flow.command, "status": flow.status, "result": flow.result, "buttons": flow.buttons}
+            (OUT / "discord-flow.json").write_text(json.dumps(texts, ensure_ascii=False, indent=2) + "\n")
+            print(f"wrote {OUT / 'discord-flow.png'} and its texts, {OUT / 'discord-flow.json'}")
     return 0
 
 

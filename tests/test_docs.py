@@ -160,3 +160,18 @@ def test_quality_level_times_match_the_measured_ones() -> None:
         job = measured[name]["job_s"]
         assert abs(stated - job) <= job / 4, f"{name}: the description says {stated:g} s, measured {job:.1f} s"
         assert level.description in reference and f'description = "{level.description}"' in example, name
+
+
+def test_the_discord_picture_shows_the_bots_current_messages() -> None:
+    """docs/images/discord-flow.png is captured from a real run (scripts/make_doc_images.py), its texts saved
+    beside it: the buttons and message formats must still be the bot's, or the picture is stale."""
+    import json
+
+    from bot.face.views import ResultButton
+
+    flow = json.loads((ROOT / "docs" / "images" / "discord-flow.json").read_text())
+    assert flow["buttons"] == [f"{emoji} {label}" for label, emoji, _ in ResultButton.LOOKS.values()], \
+        "the result buttons changed: run `python scripts/make_doc_images.py --only flow`"
+    assert re.match(r"<@\d+> here is your image — preset \*Mosaic\* · fast · \d+×\d+ · strength 1 · ",
+                    flow["result"]), flow["result"]
+    assert re.search(r"Mosaic\* · fast \(256 px, 45 iterations\)\n🎨 .*iteration \d+/45", flow["status"])

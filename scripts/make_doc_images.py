@@ -22,6 +22,7 @@ import re
 import sys
 import tempfile
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,9 +145,10 @@ def _button(component: dict) -> str:
 
 def drawable(text: str) -> str:
     """Discord markdown and mentions as a reader sees them, without the emoji DejaVu cannot draw."""
-    text = re.sub(r"<@!?\d+>", "@alice", text).replace("**", "").replace("`", "")
+    text = re.sub(r"<@!?\d+>", "@alice", text).replace("*", "").replace("`", "")
     text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)
-    return "".join(ch for ch in text if ord(ch) < 0x10000 and ch != "\ufe0f").strip()
+    return "".join(ch for ch in text if 0x2580 <= ord(ch) <= 0x259F  # the progress bar's blocks
+                   or unicodedata.category(ch) not in ("So", "Mn", "Cf")).strip()
 
 
 def discord_flow(flow: Flow) -> Image.Image:
@@ -155,7 +157,7 @@ def discord_flow(flow: Flow) -> Image.Image:
     dark, text, muted, accent = (49, 51, 56), (219, 222, 225), (148, 155, 164), (88, 101, 242)
     body = font(16)
     button_rows = [flow.buttons[i:i + 5] for i in range(0, len(flow.buttons), 5)]
-    image = Image.new("RGB", (1000, 470 + 44 * len(button_rows) + 24 * flow.status.count("\n")), dark)
+    image = Image.new("RGB", (1000, 1200), dark)  # cropped to what was drawn
     draw = ImageDraw.Draw(image)
 
     def message(y: int, colour: tuple[int, int, int], letter: str, name: str, lines: str) -> int:
@@ -174,7 +176,7 @@ def discord_flow(flow: Flow) -> Image.Image:
         image.paste(flow.preview.resize((128, round(128 * flow.preview.height / flow.preview.width))), (76, y))
     y = message(y + 116, accent, "N", "nst-bot", flow.result)
     image.paste(flow.image.resize((160, round(160 * flow.image.height / flow.image.width))), (76, y))
-    y += 130
+    y += round(160 * flow.image.height / flow.image.width) + 10
     for row in button_rows:
         x = 76
         for label in row:
@@ -184,9 +186,9 @@ def discord_flow(flow: Flow) -> Image.Image:
             draw.text((x + 16, y + 6), label, fill="white", font=font(15))
             x += width + 8
         y += 40
-    draw.text((660, image.height - 22), "captured from a real run (scripts/make_doc_images.py)", fill=muted,
-              font=font(12))
-    return image
+    draw.text((76, y + 4), "captured from a real run; its times are that run's (scripts/make_doc_images.py)",
+              fill=muted, font=font(12))
+    return image.crop((0, 0, image.width, y + 28))
 
 
 def main() -> int:

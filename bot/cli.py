@@ -17,9 +17,11 @@ from typing import Any, Sequence
 
 from nst_engine.errors import NSTError
 from nst_engine.options import StylizeOptions, option_specs
-from nst_engine.weights import resolve_weights, verify_cache
+from nst_engine.recipe import NOT_RECIPE, Recipe, read_recipe
+from nst_engine.weights import check_weights_file, resolve_weights, verify_cache
 
 from bot.ops.terminal import ProgressBar, format_seconds
+from bot.ops.usage import OneLineParser, UsageError, unrecognized
 from bot.work.protocol import Done, Progress, to_json
 
 from .config import Config, ConfigError, discord_token, load_config
@@ -35,17 +37,19 @@ class CLIError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nst-bot", description="Self-hosted neural style transfer for Discord.")
+    parser = OneLineParser(prog="nst-bot", description="Self-hosted neural style transfer for Discord.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the Discord bot (token from $DISCORD_TOKEN)")
     _add_config(run)
 
     stylize = commands.add_parser("stylize", help="stylise an image from the command line")
-    stylize.add_argument("content", help="content image file")
+    stylize.add_argument("content", nargs="?", help="content image file (with --from: the recipe's, unless given)")
     stylize.add_argument("-o", "--output", required=True, help="output file (.png, .jpg or .webp)")
     stylize.add_argument("--style", action="append", default=[], metavar="IMG", help="style image (repeatable)")
     stylize.add_argument("--preset", metavar="NAME", help="a preset style (see `nst-bot presets`)")
+    stylize.add_argument("--from", dest="recipe", metavar="RESULT.png", help="repeat the recipe a result PNG "
+                         "carries (its options, style and content; flags given here override them)")
     stylize.add_argument("--quality", metavar="LEVEL", help="a quality level from the config (sets size and "
                          "iterations unless given)")
     stylize.add_argument("--weights", metavar="PATH", help="VGG19 weights file (torchvision state_dict)")
@@ -96,9 +100,14 @@ def _number(value: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse(argv)
+    except UsageError as error:
+        print(f"nst-bot: error: {error}", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config)
+        use_threads(config)
         return COMMANDS[args.command](args, config)
     except (CLIError, ConfigError, NSTError) as error:
         print(f"nst-bot: error: {_one_line(error)}", file=sys.stderr)
@@ -108,12 +117,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        raise unrecognized(commands.choices[args.command], extras)
+    return args
+
+
+def use_threads(config: Config) -> None:
+    """``[engine] threads``: torch reads OMP_NUM_THREADS when it starts, here or in the engine process (which
+    inherits the environment), so setting it before torch is imported covers every command."""
+    if config.engine.threads:
+        os.environ["OMP_NUM_THREADS"] = str(config.engine.threads)
+
+
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def stylize_options(args: argparse.Namespace, config: Config) -> StylizeOptions:
-    """Options from the flags, with a quality level's size and iterations as defaults."""
+def stylize_options(args: argparse.Namespace, config: Config, recipe: Recipe | None = None) -> StylizeOptions:
+    """Options from the flags, with a quality level's size and iterations, then a recipe's, as defaults."""
     values = {spec.name: getattr(args, spec.name) for spec in option_specs() if getattr(args, spec.name) is not None}
     if args.quality:
         level = config.quality.get(args.quality.lower())
@@ -121,9 +146,43 @@ def stylize_options(args: argparse.Namespace, config: Config) -> StylizeOptions:
             raise CLIError(f"unknown quality {args.quality!r}; choose from {', '.join(config.quality)}")
         values.setdefault("size", level.size)
         values.setdefault("iterations", level.iterations)
+    if recipe is not None:
+        values = {**{k: v for k, v in recipe.options.to_dict().items() if k not in NOT_RECIPE}, **values}
     if config.engine.device != "auto":
         values.setdefault("device", config.engine.device)
     return StylizeOptions.from_mapping(values)
+
+
+def apply_recipe(args: argparse.Namespace) -> Recipe | None:
+    """With ``--from``: the recipe's content and style files where the command line names none."""
+    if not args.recipe:
+        if args.content is None:
+            raise CLIError("give the content image, e.g. `nst-bot stylize photo.jpg -o out.png --preset waves` "
+                           "(or --from RESULT.png to repeat a result)")
+        return None
+    recipe = read_recipe(args.recipe)
+    again = f"nst-bot stylize CONTENT --from {args.recipe} -o OUT"
+    if args.content is None:
+        if not recipe.content:
+            raise CLIError(f"the recipe in {args.recipe} names no content file (results from Discord do not); "
+                           f"give it: `{again}`")
+        args.content = _named_in_recipe(recipe.content, "content image", args.recipe, f"give it: `{again}`")
+    if not args.style and not args.preset:
+        if recipe.preset:
+            args.preset = recipe.preset
+        elif recipe.styles:
+            args.style = [_named_in_recipe(style, "style image", args.recipe, "give it with --style IMG")
+                          for style in recipe.styles]
+        else:
+            raise CLIError(f"the recipe in {args.recipe} describes its style as {recipe.style!r} but names no "
+                           f"file; give --style IMG or --preset NAME")
+    return recipe
+
+
+def _named_in_recipe(path: str, what: str, result: str, fix: str) -> str:
+    if not Path(path).is_file():
+        raise CLIError(f"the {what} {path} (named in the recipe in {result}) is not there; {fix}")
+    return path
 
 
 def style_sources(args: argparse.Namespace, config: Config) -> list[Path]:
@@ -173,14 +232,17 @@ def _try_writing_in(folder: Path) -> None:
 
 
 def check_weights(config: Config) -> None:
-    """Find (and, in the cache, verify) the weights without torch, before the bot connects to Discord."""
-    _, from_cache = resolve_weights(None, config.engine.weights or None)
+    """Find the weights and check that they are VGG19's (the cache: its checksum) without torch, before the bot
+    connects to Discord."""
+    path, from_cache = resolve_weights(None, config.engine.weights or None)
     if from_cache:
         verify_cache()
+    check_weights_file(path)
 
 
 def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
-    options = stylize_options(args, config)
+    earlier = apply_recipe(args)
+    options = stylize_options(args, config, earlier)
     styles = style_sources(args, config)
     output = Path(args.output)
     check_output(output)
@@ -204,14 +266,24 @@ def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
     result = engine.stylize(content, style_images, options, on_progress=report)
     if progress is not None:
         progress.close()
-    save_image(result.image, output)
+    quality = args.quality or (earlier.quality if earlier else "")
+    recipe = Recipe(options, preset=(args.preset or "").lower(), quality=quality.lower(), content=args.content,
+                    styles=tuple(args.style))
+    save_image(result.image, output, recipe.text_chunks())
     if progress is None:
         print(to_json(Done(CLI_JOB, result.iterations, result.elapsed, device=result.device, width=result.image.width,
                            height=result.image.height, output=str(output))), flush=True)
         return 0
     print(f"wrote {output} ({result.image.width}×{result.image.height}, {result.iterations} iterations, "
-          f"{result.elapsed:.1f} s on {result.device})")
+          f"{result.elapsed:.1f} s on {result.device}{_threads(result.device)})")
     return 0
+
+
+def _threads(device: str) -> str:
+    import torch
+
+    count = torch.get_num_threads()
+    return f", {count} thread{'s' if count > 1 else ''}" if device == "cpu" else ""
 
 
 def cmd_presets(args: argparse.Namespace, config: Config) -> int:

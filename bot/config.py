@@ -23,6 +23,7 @@ BUILTIN_PRESETS_DIR = Path(__file__).parent / "assets" / "presets"
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 GUILD_ID = re.compile(r"^[0-9]{1,20}$")
 MAX_SHARDS = 4096  # Discord recommends about a shard per 1,000 servers: this is far beyond any self-hosted bot
+LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_BATCH_SIZE = 16  # beyond this a batch only adds latency; GPU memory runs out first at useful sizes
 
 
@@ -73,6 +74,7 @@ class EngineConfig:
     weights: str = ""
     weights_url: str = WEIGHTS_URL
     device: str = "auto"
+    threads: int = bounded(0, 0, 1024)  # CPU threads for torch; 0 = its default (OMP_NUM_THREADS, else one per core)
     batch_size: int = bounded(1, 1, MAX_BATCH_SIZE)
     job_timeout: float = bounded(1800.0, 1, 7 * 86400)
     max_job_memory_mb: int = bounded(0, 0, 100_000_000)  # the engine's memory budget; 0 = derived from the machine
@@ -110,6 +112,7 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class BotConfig:
     progress_interval: float = bounded(3.0, 0.1, 3600)
+    log_level: str = "info"  # $NST_LOG_LEVEL wins
     default_quality: str = "standard"
     allowed_attachment_hosts: tuple[str, ...] = ("cdn.discordapp.com", "media.discordapp.net")
 
@@ -187,6 +190,11 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
     if engine.device not in ("auto", "cpu", "cuda"):
         raise ConfigError("[engine] device must be auto, cpu or cuda.")
     bot = _section(BotConfig, raw.get("bot", {}), "bot")
+    level = (os.environ.get("NST_LOG_LEVEL") or bot.log_level).strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"[bot] log_level (or NST_LOG_LEVEL) must be one of {', '.join(LOG_LEVELS)}, "
+                          f"not {level!r}.")
+    bot = replace(bot, log_level=level)
     quality = _quality_levels(raw.get("quality", {}))
     if bot.default_quality not in quality:
         raise ConfigError(f"[bot] default_quality {bot.default_quality!r} is not one of: {', '.join(quality)}.")
@@ -304,18 +312,8 @@ def discord_token() -> str | None:
     A token is one word: anything else (two lines, a space) would only fail later inside the HTTP library,
     so it is refused here with a message that names where it came from and never shows the token.
     """
-    token = os.environ.get("DISCORD_TOKEN", "").strip()
-    if token:
-        return _one_word(token, "DISCORD_TOKEN")
-    token_file = os.environ.get("DISCORD_TOKEN_FILE")
-    if token_file:
-        try:
-            text = Path(token_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise ConfigError(f"Cannot read DISCORD_TOKEN_FILE {token_file!r}: {reason}.") from None
-        return _one_word(text, f"DISCORD_TOKEN_FILE {token_file!r}") if text else None
-    return None
+    token, source = _secret("DISCORD_TOKEN")
+    return _one_word(token, source) if token else None
 
 
 def _one_word(token: str, source: str) -> str:
@@ -377,18 +375,20 @@ def _redis_url_shape(url: str) -> bool:
 
 def redis_password() -> str | None:
     """The Redis password from ``$NST_REDIS_PASSWORD`` or the file named by ``$NST_REDIS_PASSWORD_FILE``."""
-    return _secret("NST_REDIS_PASSWORD")
+    return _secret("NST_REDIS_PASSWORD")[0]
 
 
-def _secret(name: str) -> str | None:
+def _secret(name: str) -> tuple[str | None, str]:
+    """``$NAME``, else the text of the file named by ``$NAME_FILE`` (Docker and Kubernetes secrets); with where
+    it came from, for messages that must never show the secret itself."""
     value = os.environ.get(name, "").strip()
     if value:
-        return value
+        return value, name
     path = os.environ.get(f"{name}_FILE")
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip() or None
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise ConfigError(f"Cannot read {name}_FILE {path!r}: {reason}.") from None
-    return None
+    if not path:
+        return None, name
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None, f"{name}_FILE {path!r}"
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ConfigError(f"Cannot read {name}_FILE {path!r}: {reason}.") from None

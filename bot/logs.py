@@ -56,10 +56,10 @@ def environment_secrets(environ: Mapping[str, str] = os.environ) -> list[str]:
     return found
 
 
-def configure_logging(*secrets: str) -> None:
-    """Log to stderr at INFO, scrubbing ``secrets`` and every secret found in the environment."""
+def configure_logging(*secrets: str, level: str = "info") -> None:
+    """Log to stderr at ``level`` ([bot] log_level), scrubbing ``secrets`` and every secret in the environment."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(LOG_FORMAT, [*secrets, *environment_secrets()]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level.upper())

@@ -23,9 +23,9 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Mapping, Union
 
-from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -244,12 +244,14 @@ def resize_long_side(image: Image.Image, size: int) -> Image.Image:
     return image.resize(new_size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def encode_image(image: Image.Image, max_bytes: int | None = None) -> tuple[bytes, str]:
-    """PNG when it fits in ``max_bytes``, otherwise the best-quality WebP or JPEG that fits.
+def encode_image(image: Image.Image, max_bytes: int | None = None,
+                 text: Mapping[str, str] | None = None) -> tuple[bytes, str]:
+    """PNG (with ``text`` chunks: the recipe) when it fits in ``max_bytes``, otherwise the best-quality WebP or
+    JPEG that fits.
 
     Returns the bytes and the file extension. Raises :class:`ImageError` if nothing fits.
     """
-    png = _encode(image, "PNG", optimize=True)
+    png = _encode(image, "PNG", optimize=True, **({"pnginfo": _png_text(text)} if text else {}))
     if max_bytes is None or len(png) <= max_bytes:
         return png, "png"
     for quality in (95, 90, 85, 80, 70, 60, 50):
@@ -266,8 +268,10 @@ def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
     return buffer.getvalue()
 
 
-def save_image(image: Image.Image, path: str | Path) -> Path:
-    """Save by extension (.png, .jpg/.jpeg, .webp); unknown extensions are refused clearly."""
+def save_image(image: Image.Image, path: str | Path, text: Mapping[str, str] | None = None) -> Path:
+    """Save by extension (.png, .jpg/.jpeg, .webp); unknown extensions are refused clearly.
+
+    ``text`` (a result's recipe) goes into a PNG as text chunks; the other formats have no place for it."""
     path = Path(path)
     formats = {".png": ("PNG", {}), ".jpg": ("JPEG", {"quality": 95}), ".jpeg": ("JPEG", {"quality": 95}),
                ".webp": ("WEBP", {"quality": 95})}
@@ -276,6 +280,16 @@ def save_image(image: Image.Image, path: str | Path) -> Path:
     fmt, params = formats[path.suffix.lower()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
+    if text and fmt == "PNG":
+        params = {"pnginfo": _png_text(text)}
     image.save(tmp, fmt, **params)
     tmp.replace(path)
     return path
+
+
+def _png_text(text: Mapping[str, str]) -> PngImagePlugin.PngInfo:
+    """tEXt chunks, or iTXt (UTF-8) where a value is not Latin-1, so file names in any script survive."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    return info

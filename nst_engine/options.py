@@ -256,12 +256,13 @@ class QualityLevel:
     description: str = ""
 
 
-# Defaults; admins override them in config ([quality.NAME]); benchmarks/README.md gives the measurements behind them.
+# Defaults; admins override them in config ([quality.NAME]); benchmarks/README.md gives the measurements behind them
+# (the times: benchmarks/out/engine-levels-cpu.json, a 2-core AVX2 EPYC; tests/test_docs.py holds them to it).
 QUALITY_LEVELS: dict[str, QualityLevel] = {
     level.name: level
     for level in (
-        QualityLevel("fast", 256, 45, "quick look, about 15 s on a 2-core CPU"),
-        QualityLevel("standard", 512, 80, "good default, about a minute on a 2-core CPU"),
-        QualityLevel("high", 768, 120, "large and detailed, about four minutes on a 2-core CPU"),
+        QualityLevel("fast", 256, 45, "quick look, about 20 s on a 2-core CPU"),
+        QualityLevel("standard", 512, 80, "good default, about 70 s on a 2-core CPU"),
+        QualityLevel("high", 768, 120, "large and detailed, about 3.5 minutes on a 2-core CPU"),
     )
 }

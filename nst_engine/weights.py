@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .download import sha256_file
 from .errors import WeightsError
-from .layers import CACHE_LAST_INDEX
+from .layers import CACHE_LAST_INDEX, LAYER_INDEX
 
 if TYPE_CHECKING:  # torch is imported where used, so the bot's process can read WEIGHTS_URL and cache_dir
     import torch
@@ -27,6 +28,8 @@ NO_WEIGHTS = ("No VGG19 weights found. Run `nst-bot fetch-assets` to download th
               "point NST_WEIGHTS or `[engine] weights` in the config at a torchvision vgg19 .pth file "
               "(`nst-bot stylize` also takes --weights PATH).")
 # What an admin without internet access (or behind a firewall) can do instead of the download.
+LEGACY_PICKLE = b"\x80\x02"  # torch.save's format before torch 1.6 (torchvision's own VGG19 download)
+LEGACY_HEAD_BYTES = 1 << 20  # its key names come before the tensors' data
 OFFLINE_ROUTES = ("Without access to that address: copy a torchvision vgg19 .pth file to this machine and point "
                   "NST_WEIGHTS or `[engine] weights` in the config at it, or set `[engine] weights_url` (or "
                   "NST_WEIGHTS_URL) to a mirror you can reach.")
@@ -87,6 +90,32 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise WeightsError(f"{path.name} does not hold a state_dict.")
     return state
+
+
+def check_weights_file(path: Path) -> None:
+    """Torch-free: ``path`` is a PyTorch weights file (every record intact, for the zip format) naming VGG19's
+    convolutions up to conv5_1. What ``nst-bot run`` checks before it connects; the engine loads it later."""
+    not_weights = f"{path.name} is not a readable PyTorch weights file ({{}}); use a torchvision vgg19 .pth file."
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                broken = archive.testzip()
+                if broken is not None:
+                    raise WeightsError(not_weights.format(f"its record {broken} fails its checksum"))
+                pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
+                names = archive.read(pickles[0]) if pickles else b""
+        else:
+            with path.open("rb") as file:
+                names = file.read(LEGACY_HEAD_BYTES)
+            if not names.startswith(LEGACY_PICKLE):
+                raise WeightsError(not_weights.format("neither a zip archive nor a pickle"))
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise WeightsError(not_weights.format(getattr(error, "strerror", None) or type(error).__name__)) from None
+    convs = [index for name, index in LAYER_INDEX.items() if name.startswith("conv") and index <= CACHE_LAST_INDEX]
+    missing = [index for index in convs if f"features.{index}.weight".encode() not in names]
+    if missing:
+        raise WeightsError(f"{path.name} holds no VGG19 weights for features.{missing[0]} (a torchvision "
+                           "vgg19 .pth file has them).")
 
 
 def verify_cache() -> str:

@@ -4,14 +4,26 @@
 
 The result is made by the real engine. Without --weights it uses a seeded random VGG19 (as the tests do: the
 real weights cannot be downloaded where these were made), which still stylises visibly; the real weights give
-a stronger, cleaner transfer. The Discord picture is drawn with Pillow from the bot's own message texts.
+a stronger, cleaner transfer. The Discord picture is captured from a real run: the real bot and its engine
+against the tests' loopback Discord stand-in (tests/face/discord_standin.py), one `fast` job with the mosaic
+preset; its texts, buttons and images are what the bot posted (about a minute on an idle 2-core CPU).
+
+    python scripts/make_doc_images.py --only flow     # only the Discord picture (or --only result)
+
+The captured texts go to docs/images/discord-flow.json too; tests/test_docs.py compares them with the bot's
+buttons and message formats, so a change to those fails there until the picture is made again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -20,7 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine import content_scene  # noqa: E402
-from bot.ops.terminal import bar  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
 STYLE = ROOT / "bot" / "assets" / "presets" / "mosaic.png"
@@ -35,16 +46,11 @@ def font(size: int, bold: bool = False) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def stylise(weights: Path | None) -> tuple[Image.Image, Image.Image, Image.Image]:
+def stylise(content: Image.Image, style: Image.Image, weights: Path) -> Image.Image:
     from nst_engine.options import StylizeOptions
-    from nst_engine.testing import write_random_vgg19
     from nst_engine.transfer import Engine
 
-    content, style = content_scene(384, 288), Image.open(STYLE).convert("RGB")
-    with tempfile.TemporaryDirectory() as scratch:
-        path = weights or write_random_vgg19(Path(scratch) / "vgg19.pth", seed=0)
-        result = Engine(str(path)).stylize(content, [style], StylizeOptions(size=384, iterations=60, seed=1))
-    return content, style, result.image
+    return Engine(str(weights)).stylize(content, [style], StylizeOptions(size=384, iterations=60, seed=1)).image
 
 
 def result_strip(content: Image.Image, style: Image.Image, result: Image.Image) -> Image.Image:
@@ -62,52 +68,149 @@ def result_strip(content: Image.Image, style: Image.Image, result: Image.Image) 
     return sheet
 
 
-def discord_flow(content: Image.Image, result: Image.Image) -> Image.Image:
-    """A Discord channel as a user sees a job: the command, the status message, the result with its buttons."""
+@dataclass
+class Flow:
+    """What the user and the bot posted in one real job, as the Discord stand-in received it."""
+
+    command: str
+    content: Image.Image
+    status: str
+    preview: Image.Image | None
+    result: str
+    buttons: list[str]
+    image: Image.Image
+
+
+def capture_flow(content: Image.Image, weights: Path) -> Flow:
+    """Run the real bot (``nst-bot run``, its engine process, the given weights) against the loopback Discord
+    stand-in of the tests, ask for the ``FLOW_QUALITY`` level with the mosaic preset, and keep what it posts."""
+    from tests.face.discord_standin import StandinThread
+    from tests.face.harness import BotProcess, decoded, png_bytes, result_message, status_message, stylize
+
+    with tempfile.TemporaryDirectory() as scratch, StandinThread() as standin:
+        folder = Path(scratch)
+        config = folder / "config.toml"
+        config.write_text(FLOW_CONFIG.format(api=standin.api_base, gateway=standin.gateway_url, weights=weights,
+                                             data=folder / "data"))
+        bot = BotProcess(config, folder / "bot.log").start()
+        try:
+            bot.wait_ready()
+            photo = standin.attachment("photo.png", png_bytes(content))
+            token = stylize(standin, preset="mosaic", quality=FLOW_QUALITY, content=photo)
+            status_id = int(status_message(standin, token)["id"])
+            status: dict = {}
+            deadline = time.monotonic() + JOB_TIMEOUT
+            while "here is your image" not in str(standin.followups(token)) and time.monotonic() < deadline:
+                latest = standin.message(status_id) or {}
+                if "%" in latest.get("content", "") and latest.get("attachments") and not _past(status, 0.6):
+                    status = latest
+                time.sleep(0.2)
+            result = result_message(standin, token)
+            preview = decoded(standin, status["attachments"][0]) if status.get("attachments") else None
+            return Flow(f"/stylize  content: photo.png  preset: mosaic  quality: {FLOW_QUALITY}", content,
+                        status.get("content", ""), preview, result["content"],
+                        [_button(button) for row in result["components"] for button in row["components"]],
+                        decoded(standin, result["attachments"][0]))
+        finally:
+            bot.stop()
+
+
+FLOW_QUALITY = "fast"  # the built-in level (256 px, 45 iterations): a real job that is quick to capture
+JOB_TIMEOUT = 900  # seconds for that job on a busy CPU
+FLOW_CONFIG = """
+[discord]
+api_base = "{api}"
+gateway_url = "{gateway}"
+[engine]
+weights = "{weights}"
+device = "cpu"
+threads = 2
+[storage]
+data_dir = "{data}"
+[bot]
+allowed_attachment_hosts = ["127.0.0.1"]
+"""
+
+
+def _past(status: dict, fraction: float) -> bool:
+    """Whether a status message's progress is already beyond ``fraction`` (the picture shows one mid-way)."""
+    found = re.search(r"(\d+)%", status.get("content", ""))
+    return bool(found) and int(found.group(1)) >= fraction * 100
+
+
+def _button(component: dict) -> str:
+    emoji = (component.get("emoji") or {}).get("name", "")
+    return f"{emoji} {component.get('label') or ''}".strip()
+
+
+def drawable(text: str) -> str:
+    """Discord markdown and mentions as a reader sees them, without the emoji DejaVu cannot draw."""
+    text = re.sub(r"<@!?\d+>", "@alice", text).replace("*", "").replace("`", "")
+    text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)
+    return "".join(ch for ch in text if 0x2580 <= ord(ch) <= 0x259F  # the progress bar's blocks
+                   or unicodedata.category(ch) not in ("So", "Mn", "Cf")).strip()
+
+
+def discord_flow(flow: Flow) -> Image.Image:
+    """A Discord channel as the user saw the job: the command, the status message mid-way, the result with its
+    buttons; every text and picture is the one the bot posted."""
     dark, text, muted, accent = (49, 51, 56), (219, 222, 225), (148, 155, 164), (88, 101, 242)
-    image = Image.new("RGB", (900, 640), dark)
+    body = font(16)
+    button_rows = [flow.buttons[i:i + 5] for i in range(0, len(flow.buttons), 5)]
+    image = Image.new("RGB", (1000, 1200), dark)  # cropped to what was drawn
     draw = ImageDraw.Draw(image)
 
-    def avatar(y: int, colour: tuple[int, int, int], letter: str) -> None:
+    def message(y: int, colour: tuple[int, int, int], letter: str, name: str, lines: str) -> int:
         draw.ellipse([20, y, 60, y + 40], fill=colour)
         draw.text((33, y + 8), letter, fill="white", font=font(20, bold=True))
+        draw.text((76, y), name, fill="white", font=font(17, bold=True))
+        for line in drawable(lines).splitlines():
+            y += 24
+            draw.text((76, y), line, fill=text, font=body)
+        return y + 30
 
-    avatar(20, (237, 66, 69), "A")
-    draw.text((76, 20), "alice", fill="white", font=font(17, bold=True))
-    draw.text((76, 46), "/stylize  content: photo.png  preset: mosaic  quality: standard", fill=text, font=font(16))
-    image.paste(content.resize((160, 120)), (76, 76))
-
-    avatar(216, accent, "N")
-    draw.text((76, 216), "nst-bot", fill="white", font=font(17, bold=True))
-    draw.rounded_rectangle([142, 218, 180, 236], 4, fill=accent)
-    draw.text((148, 219), "APP", fill="white", font=font(12, bold=True))
-    draw.text((76, 242), "alice · Mosaic · standard (512 px, 80 iterations)", fill=text, font=font(16))
-    draw.text((76, 266), f"{bar(0.62, 16)}  62% · iteration 50/80 · ETA 18s", fill=text, font=font(16))
-    image.paste(result.resize((128, 96)), (76, 294))
-    draw.rounded_rectangle([76, 400, 176, 432], 4, fill=(78, 80, 88))
-    draw.text((100, 406), "Cancel", fill="white", font=font(15))
-
-    avatar(452, accent, "N")
-    draw.text((76, 452), "nst-bot", fill="white", font=font(17, bold=True))
-    draw.text((76, 478), "@alice here is your image — Mosaic · standard · 512×384 · strength 1 · 47s",
-              fill=text, font=font(16))
-    image.paste(result.resize((160, 120)), (76, 506))
-    for x, label in ((250, "Stronger"), (370, "Weaker")):
-        draw.rounded_rectangle([x, 592, x + 106, 624], 4, fill=accent)
-        draw.text((x + 16, 598), label, fill="white", font=font(15))
-    draw.text((560, 610), "drawn from the bot's message texts", fill=muted, font=font(12))
-    return image
+    y = message(20, (237, 66, 69), "A", "alice", flow.command)
+    image.paste(flow.content.resize((160, 120)), (76, y))
+    y = message(y + 140, accent, "N", "nst-bot", flow.status)
+    if flow.preview is not None:
+        image.paste(flow.preview.resize((128, round(128 * flow.preview.height / flow.preview.width))), (76, y))
+    y = message(y + 116, accent, "N", "nst-bot", flow.result)
+    image.paste(flow.image.resize((160, round(160 * flow.image.height / flow.image.width))), (76, y))
+    y += round(160 * flow.image.height / flow.image.width) + 10
+    for row in button_rows:
+        x = 76
+        for label in row:
+            label = drawable(label)
+            width = round(draw.textlength(label, font=font(15))) + 32
+            draw.rounded_rectangle([x, y, x + width, y + 32], 4, fill=(78, 80, 88))
+            draw.text((x + 16, y + 6), label, fill="white", font=font(15))
+            x += width + 8
+        y += 40
+    draw.text((76, y + 4), "captured from a real run; its times are that run's (scripts/make_doc_images.py)",
+              fill=muted, font=font(12))
+    return image.crop((0, 0, image.width, y + 28))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, help="a torchvision vgg19 .pth file (default: seeded random)")
+    parser.add_argument("--only", choices=("result", "flow"), help="make only this picture")
     args = parser.parse_args()
+    from nst_engine.testing import write_random_vgg19
+
     OUT.mkdir(parents=True, exist_ok=True)
-    content, style, result = stylise(args.weights)
-    result_strip(content, style, result).save(OUT / "result.png", optimize=True)
-    discord_flow(content, result).save(OUT / "discord-flow.png", optimize=True)
-    print(f"wrote {OUT / 'result.png'} and {OUT / 'discord-flow.png'}")
+    content, style = content_scene(384, 288), Image.open(STYLE).convert("RGB")
+    with tempfile.TemporaryDirectory() as scratch:
+        weights = args.weights or write_random_vgg19(Path(scratch) / "vgg19.pth", seed=0)
+        if args.only != "flow":
+            result_strip(content, style, stylise(content, style, weights)).save(OUT / "result.png", optimize=True)
+            print(f"wrote {OUT / 'result.png'}")
+        if args.only != "result":
+            flow = capture_flow(content, weights)
+            discord_flow(flow).save(OUT / "discord-flow.png", optimize=True)
+            texts = {"command": flow.command, "status": flow.status, "result": flow.result, "buttons": flow.buttons}
+            (OUT / "discord-flow.json").write_text(json.dumps(texts, ensure_ascii=False, indent=2) + "\n")
+            print(f"wrote {OUT / 'discord-flow.png'} and its texts, {OUT / 'discord-flow.json'}")
     return 0
 
 

@@ -350,3 +350,67 @@ def test_the_heartbeat_survives_write_errors(tmp_path: Path, monkeypatch: pytest
     assert beat["pid"] == os.getpid() and beat["state"] == "running"
     warnings = [r for r in caplog.records if "cannot write the heartbeat" in r.getMessage()]
     assert len(warnings) == 1 and any("written again" in r.getMessage() for r in caplog.records)
+
+
+# Command-line mistakes: one line with the fix, not argparse's usage block -------------------------------
+
+@pytest.mark.parametrize("args, fragments", [
+    (["stylize", "photo.jpg", "--preset", "waves"],
+     ["nst-bot stylize needs -o/--output", "e.g. `nst-bot stylize photo.jpg -o out.png --preset waves`"]),
+    (["stylize", "photo.jpg", "-o", "out.png", "--preserve-colors", "sepia"],
+     ["--preserve-colors cannot be 'sepia'", "choose from none, luminance, histogram"]),
+    # 300 is taken as the content image, photo.jpg left over: the misspelt flag is what to fix
+    (["stylize", "--sise", "300", "photo.jpg", "-o", "out.png"],
+     ["nst-bot stylize has no option --sise (did you mean --size?)"]),
+    (["stylize", "photo.jpg", "-o", "out.png", "--strenght=2"],
+     ["has no option --strenght (did you mean --strength?)"]),
+    (["stylise", "photo.jpg"], ["unknown command 'stylise' (did you mean stylize?)", "choose from run, stylize"]),
+    ([], ["give a command, e.g. `nst-bot stylize` or `nst-bot run`"]),
+    (["stylize", "photo.jpg", "-o", "out.png", "--size"], ["argument --size: expected one argument",
+                                                             "see `nst-bot stylize --help`"]),
+    (["stylize", "-o", "out.png", "--preset", "waves"], ["give the content image", "--from RESULT.png"]),
+])
+def test_command_line_mistakes_are_one_line_with_the_fix(admin: Path, args: list[str], fragments: list[str]) -> None:
+    result = nst_bot(*args, cwd=admin)
+    one_line_error(result, *fragments)
+    assert "usage:" not in result.stderr
+
+
+# nst-bot run loads the weights before it connects -------------------------------------------------------
+
+def test_run_with_weights_that_do_not_load_says_so_before_connecting(admin: Path) -> None:
+    (admin / "weights.pth").write_text("a text file, not weights")
+    line = one_line_error(run(run_config(admin, admin / "weights.pth"), admin),
+                          "weights.pth is not a readable PyTorch weights file")
+    assert "cannot reach Discord" not in line  # it never tried: the closed port would have said so
+
+
+# Operators' settings: the log level and the engine's CPU threads ---------------------------------------
+
+@pytest.mark.parametrize("setting, env, logged", [("", {}, True), ('[bot]\nlog_level = "warning"\n', {}, False),
+                                                  ("", {"NST_LOG_LEVEL": "ERROR"}, False),
+                                                  ('[bot]\nlog_level = "warning"\n', {"NST_LOG_LEVEL": "info"}, True)])
+def test_the_log_level_setting(admin: Path, vgg_weights: Path, setting: str, env: dict[str, str],
+                               logged: bool) -> None:
+    result = run(run_config(admin, vgg_weights, extra=setting), admin, **env)
+    one_line_error(result, "cannot reach Discord")
+    assert (" INFO    " in result.stderr) is logged, result.stderr  # discord.py logs "logging in" at INFO
+
+
+@pytest.mark.parametrize("text, env, expected", [
+    ('[bot]\nlog_level = "loud"\n', {}, "[bot] log_level (or NST_LOG_LEVEL) must be one of debug, info, warning, "
+                                        "error, not 'loud'."),
+    ("", {"NST_LOG_LEVEL": "verbose"}, "not 'verbose'"),
+    ("[engine]\nthreads = -1\n", {}, "[engine] threads must be from 0 to 1024, not -1."),
+])
+def test_operator_settings_out_of_range(tmp_path: Path, text: str, env: dict[str, str], expected: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    one_line_error(nst_bot("presets", "--config", str(config), env=env), expected)
+
+
+@pytest.mark.parametrize("threads, expected", [(1, "on cpu, 1 thread)"), (2, "on cpu, 2 threads)")])
+def test_engine_threads_setting(admin: Path, vgg_weights: Path, threads: int, expected: str) -> None:
+    (admin / "config.toml").write_text(f"[engine]\nthreads = {threads}\n")
+    result = stylize(admin, vgg_weights, "out.png", "--config", str(admin / "config.toml"))
+    assert result.returncode == 0 and expected in result.stdout, result.stderr

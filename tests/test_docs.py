@@ -143,3 +143,35 @@ def test_links_and_repository_paths_exist(doc: Path) -> None:
             first = path.split("/")[0]
             if first in top_level and not path.startswith("benchmarks/out/"):
                 assert (ROOT / path).exists(), f"{doc_id(doc)}: names {path}, which does not exist"
+
+
+def test_quality_level_times_match_the_measured_ones() -> None:
+    """The levels' descriptions ("about 70 s on a 2-core CPU") stay within a quarter of the committed benchmark,
+    and the configuration reference and the example config quote the code's descriptions."""
+    import json
+
+    from nst_engine.options import QUALITY_LEVELS
+
+    measured = json.loads((ROOT / "benchmarks" / "out" / "engine-levels-cpu.json").read_text())["quality_levels"]
+    reference, example = (ROOT / "docs" / "configuration.md").read_text(), (ROOT / "config.example.toml").read_text()
+    for name, level in QUALITY_LEVELS.items():
+        amount, unit = re.search(r"about ([\d.]+) (s|minutes?)\b", level.description).groups()
+        stated = float(amount) * (60 if unit.startswith("minute") else 1)
+        job = measured[name]["job_s"]
+        assert abs(stated - job) <= job / 4, f"{name}: the description says {stated:g} s, measured {job:.1f} s"
+        assert level.description in reference and f'description = "{level.description}"' in example, name
+
+
+def test_the_discord_picture_shows_the_bots_current_messages() -> None:
+    """docs/images/discord-flow.png is captured from a real run (scripts/make_doc_images.py), its texts saved
+    beside it: the buttons and message formats must still be the bot's, or the picture is stale."""
+    import json
+
+    from bot.face.views import ResultButton
+
+    flow = json.loads((ROOT / "docs" / "images" / "discord-flow.json").read_text())
+    assert flow["buttons"] == [f"{emoji} {label}" for label, emoji, _ in ResultButton.LOOKS.values()], \
+        "the result buttons changed: run `python scripts/make_doc_images.py --only flow`"
+    assert re.match(r"<@\d+> here is your image — preset \*Mosaic\* · fast · \d+×\d+ · strength 1 · ",
+                    flow["result"]), flow["result"]
+    assert re.search(r"Mosaic\* · fast \(256 px, 45 iterations\)\n🎨 .*iteration \d+/45", flow["status"])

@@ -230,7 +230,7 @@ def run_bot(config: Config) -> int:
     token = discord_token()
     if not token:
         raise ConfigError("No Discord token: set DISCORD_TOKEN (or DISCORD_TOKEN_FILE) to your bot's token.")
-    configure_logging(token)
+    configure_logging(token, level=config.bot.log_level)
     use_endpoints(config)
     try:
         return asyncio.run(_run(config, token))

@@ -15,6 +15,7 @@ import discord
 from PIL import Image
 
 from nst_engine.images import encode_image
+from nst_engine.recipe import PARAMETERS_KEY, RECIPE_KEY
 
 from bot.jobs.core import JobCore
 from bot.jobs.frontend import DeliveryFailed
@@ -131,14 +132,15 @@ class DiscordPresenter:
     async def deliver(self, job: Job, elapsed: float | None, result: str) -> int:
         track = self.track(job)
         messages = track.messages
-        image = await asyncio.to_thread(lambda: Image.open(result).convert("RGB"))
+        image, recipe = await asyncio.to_thread(read_result, result)
         limit = await messages.upload_limit_bytes()
         # Leave room for the multipart envelope around the file.
-        data, extension = await asyncio.to_thread(encode_image, image, limit - min(64 * 1024, limit // 50))
+        data, extension = await asyncio.to_thread(encode_image, image, limit - min(64 * 1024, limit // 50), recipe)
         size_note = "" if extension == "png" else f" · {extension.upper()} (the PNG was over the upload limit)"
         took = f" · {format_seconds(elapsed)}" if elapsed is not None else ""
         text = (f"<@{job.user_id}> here is your image — {job.style_label} · {job.quality} · "
-                f"{image.width}×{image.height} · strength {job.options.strength:g}{took}{size_note}")
+                f"{image.width}×{image.height} · strength {job.options.strength:g}{took}{size_note}"
+                f"{self.came_from(job)}")
         spoiler = "SPOILER_" if self.bot.settings.spoiler(job.guild_id) else ""  # the server's choice of now
         filename = f"{spoiler}stylized-{job.id}.{extension}"
         may_exist = elapsed is None  # resumed after a restart: the last run may have posted it
@@ -157,6 +159,26 @@ class DiscordPresenter:
                 may_exist = True
                 await asyncio.sleep(wait)
         raise DeliveryFailed(NOT_POSTED)
+
+    def came_from(self, job: Job) -> str:
+        """A re-run's (Re-roll, Stronger, Edit, Upscale) link to the result it was made from, when that is known."""
+        parent = self.core.store.get(job.parent_id) if job.parent_id else None
+        if parent is None or parent.result_message_id is None:
+            return ""
+        link = jump_url(parent.guild_id, parent.channel_id, parent.result_message_id)
+        return f" · from [image `{parent.id}`]({link})"
+
+
+def read_result(path: str) -> tuple[Image.Image, dict[str, str]]:
+    """The result image and the recipe chunks the engine wrote into it, to post along with it."""
+    with Image.open(path) as image:
+        recipe = {key: image.info[key] for key in (RECIPE_KEY, PARAMETERS_KEY) if key in image.info}
+        return image.convert("RGB"), recipe
+
+
+def jump_url(guild_id: int | None, channel_id: int, message_id: int) -> str:
+    """Discord's link to a message (``@me`` for direct messages)."""
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
 
 
 def describe(error: BaseException) -> str:

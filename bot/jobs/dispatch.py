@@ -124,7 +124,8 @@ class Dispatcher:
         job_id, store = active.id, self.store
         init = store.init_path(job_id)
         return JobSpec(job_id, str(store.content_path(job_id)), tuple(map(str, store.style_paths(job_id))),
-                       active.job.options, str(store.result_path(job_id)), str(init) if init.is_file() else "")
+                       active.job.options, str(store.result_path(job_id)), str(init) if init.is_file() else "",
+                       active.job.style_label.replace("*", ""), active.job.quality)  # the label without markdown
 
     # -------------------------------------------------------------------------------------------- receiver
 

@@ -36,7 +36,8 @@ MAX_MESSAGE_BYTES = MAX_PREVIEW_BYTES * 4 // 3 + (1 << 20)  # a preview in base6
 @dataclass(frozen=True)
 class JobSpec:
     """One job for the engine: input files where the engine can read them, options, where to write the result;
-    ``init``: an image to start from instead of the content (an upscale's earlier result), or empty."""
+    ``init``: an image to start from instead of the content (an upscale's earlier result), or empty; ``style`` and
+    ``quality``: how the requester named them, for the recipe written into the result."""
 
     job_id: str
     content: str
@@ -44,6 +45,8 @@ class JobSpec:
     options: StylizeOptions
     result: str
     init: str = ""
+    style: str = ""
+    quality: str = ""
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -216,7 +219,7 @@ def from_json(text: str | bytes) -> Command | Event:
 
 def _job_spec(spec: dict[str, Any]) -> JobSpec:
     paths = {"job_id": spec["job_id"], "content": spec["content"], "result": spec["result"],
-             "init": spec.get("init") or ""}
+             "init": spec.get("init") or "", "style": spec.get("style") or "", "quality": spec.get("quality") or ""}
     _check_types(JobSpec, paths)
     styles = tuple(spec["styles"])
     if not all(_fits(style, str) for style in styles):

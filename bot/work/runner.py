@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from nst_engine.errors import NSTError
 from nst_engine.images import save_image
+from nst_engine.recipe import Recipe
 from nst_engine.transfer import BatchRequest, Engine
 
 from .protocol import Done, Event, Failed, JobSpec, Progress
@@ -78,7 +79,8 @@ def run_batch(engine: Engine, specs: Sequence[JobSpec], emit: Callable[[Event], 
             if result.error:
                 raise NSTError(result.error)
             if not result.cancelled:
-                save_image(result.image, spec.result)
+                save_image(result.image, spec.result,
+                           Recipe(spec.options, style=spec.style, quality=spec.quality).text_chunks())
         except (NSTError, OSError) as error:
             log.warning("job %s: %s", spec.job_id, error)
             emit(Failed(spec.job_id, str(error) if isinstance(error, NSTError) else NOT_SAVED))

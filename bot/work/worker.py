@@ -53,7 +53,7 @@ def run_worker(config: Config) -> int:
     """Load the engine, then serve jobs until SIGTERM/SIGINT; the exit status for the CLI."""
     if not config.queue.redis_url:
         raise ConfigError("`nst-bot worker` needs [queue] redis_url (redis://host:port/db) in the config.")
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    logging.basicConfig(level=config.bot.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     from nst_engine.transfer import Engine, resolve_device
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -81,7 +82,59 @@ def test_bad_output_name_and_argparse_errors(files, vgg_weights):
     assert_one_line_error(result, "use a .png, .jpg or .webp")
     result = nst_bot("stylize", "content.png", "--style", "style.jpg", "-o", "o.png", "--preserve-colors", "sepia",
                      cwd=files)
-    assert result.returncode == 2 and "invalid choice: 'sepia'" in result.stderr and "Traceback" not in result.stderr
+    assert_one_line_error(result, "--preserve-colors cannot be 'sepia'", "choose from none, luminance, histogram")
+    assert result.returncode == 2
+
+
+def test_a_result_carries_its_recipe_and_from_repeats_it(files, vgg_weights):
+    """The PNG's text chunks hold the options; --from reads them (and the files they name) back into the same
+    picture, and flags given with it win over the recipe."""
+    first = nst_bot("stylize", "content.png", "--style", "style.jpg", "-o", "first.png", "--size", "40",
+                    "--iterations", "3", "--seed", "7", "--strength", "2.5", "--preserve-colors", "luminance",
+                    "--tv-weight", "3", "--weights", str(vgg_weights), "--device", "cpu", cwd=files)
+    assert first.returncode == 0, first.stderr
+    info = Image.open(files / "first.png").info
+    recipe = json.loads(info["nst-bot"])
+    assert recipe["content"] == "content.png" and recipe["styles"] == ["style.jpg"]
+    assert recipe["options"] == {"size": 40, "iterations": 3, "seed": 7, "strength": 2.5,
+                                 "preserve_colors": "luminance", "tv_weight": 3.0}
+    assert recipe["engine"].startswith("nst-bot ")
+    assert info["parameters"].startswith("style style.jpg, size 40, iterations 3, strength 2.5, seed 7, colours "
+                                         "luminance, nst-bot ")
+    again = nst_bot("stylize", "--from", "first.png", "-o", "again.png", "--weights", str(vgg_weights), cwd=files)
+    assert again.returncode == 0, again.stderr
+    assert (files / "again.png").read_bytes() == (files / "first.png").read_bytes()  # deterministic on the CPU
+    bigger = nst_bot("stylize", "--from", "first.png", "-o", "bigger.png", "--size", "48", "--preset", "waves",
+                     "--weights", str(vgg_weights), cwd=files)
+    assert bigger.returncode == 0, bigger.stderr
+    changed = json.loads(Image.open(files / "bigger.png").info["nst-bot"])
+    assert changed["preset"] == "waves" and "styles" not in changed
+    assert changed["options"]["size"] == 48 and changed["options"]["seed"] == 7
+
+
+@pytest.mark.parametrize("case, fragments", [
+    ("not a result", ["--from content.png: a PNG without a recipe"]),
+    ("a jpeg", ["--from style.jpg: a JPEG file (recipes live in PNG results)"]),
+    ("missing", ["--from nowhere.png: the file does not exist"]),
+    ("style gone", ["the style image style.jpg (named in the recipe in first.png) is not there",
+                    "give it with --style IMG"]),
+    ("from discord", ["the recipe in first.png names no content file (results from Discord do not)",
+                      "nst-bot stylize CONTENT --from first.png -o OUT"]),
+])
+def test_from_explains_what_is_missing(files, vgg_weights, case, fragments):
+    from nst_engine.images import save_image
+    from nst_engine.options import StylizeOptions
+    from nst_engine.recipe import Recipe
+
+    content = "" if case == "from discord" else "content.png"
+    recipe = Recipe(StylizeOptions(size=32), style="your style image", content=content, styles=("style.jpg",))
+    save_image(Image.open(files / "content.png"), files / "first.png", recipe.text_chunks())
+    if case == "style gone":
+        (files / "style.jpg").unlink()
+    source = {"not a result": "content.png", "a jpeg": "style.jpg", "missing": "nowhere.png"}.get(case, "first.png")
+    result = nst_bot("stylize", "--from", source, "-o", "out.png", "--weights", str(vgg_weights), cwd=files)
+    assert_one_line_error(result, *fragments)
+    assert result.returncode == 2 and not (files / "out.png").exists()
 
 
 def test_presets_lists_builtin_styles(isolated_cache):

@@ -84,3 +84,29 @@ def test_weights_only_loading_refuses_pickled_code(tmp_path):
     torch.save({"features.0.weight": Payload()}, evil)
     with pytest.raises(WeightsError, match="not a readable PyTorch weights file"):
         load_weights(evil)
+
+
+def test_the_torch_free_check_before_run_connects(tmp_path, vgg_weights):
+    """``check_weights_file`` accepts both torch formats of a VGG19 and refuses what torch could not load or what
+    is not a VGG19, without importing torch itself."""
+    from nst_engine.weights import check_weights_file
+
+    state = torch.load(vgg_weights, weights_only=True)
+    legacy = tmp_path / "legacy.pth"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    for good in (vgg_weights, legacy):
+        check_weights_file(good)
+        features_state(torch.load(good, weights_only=True))  # and torch agrees
+    data = vgg_weights.read_bytes()
+    cases = {"text.pth": (b"not weights", "neither a zip archive nor a pickle"),
+             "cut.pth": (data[: len(data) // 2], "neither a zip archive nor a pickle"),
+             "flipped.pth": (data[:-200_000] + bytes(b ^ 1 for b in data[-200_000:-100_000]) + data[-100_000:],
+                             "fails its checksum")}
+    for name, (content, expected) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(WeightsError, match=expected):
+            check_weights_file(tmp_path / name)
+    resnet = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, resnet)
+    with pytest.raises(WeightsError, match=r"holds no VGG19 weights for features\.0"):
+        check_weights_file(resnet)

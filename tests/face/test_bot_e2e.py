@@ -7,6 +7,7 @@ Only Discord itself is replaced (it cannot be reached from here); one bot proces
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -196,11 +197,19 @@ def test_jobs_from_two_users_are_served_in_order(bot: BotProcess, standin: Stand
 def test_stronger_and_weaker_rerun_with_the_same_inputs(bot: BotProcess, standin: StandinThread) -> None:
     token = stylize(standin, CAROL, quality="fast")
     result = result_message(standin, token)
+    assert " · from [image" not in result["content"]  # a first result comes from no other
     stronger = standin.press(result, again_id(result, "stronger"), BOB)
     assert callback(standin, stronger) == {"type": 5, "data": {"flags": EPHEMERAL}}
     strong_result = result_message(standin, stronger)
     assert "strength 2" in strong_result["content"] and f"<@{BOB['id']}>" in strong_result["content"]
     assert decoded(standin, strong_result["attachments"][0]).size == (48, 32)
+    # The re-run links to the message it came from.
+    assert f"(https://discord.com/channels/{GUILD_ID}/{CHANNEL_ID}/{result['id']})" in strong_result["content"]
+    # Both posted PNGs carry their recipe, the re-run's with its own strength.
+    first, second = (json.loads(decoded(standin, r["attachments"][0]).info["nst-bot"]) for r in (result, strong_result))
+    assert (first["quality"], first["options"]["strength"], second["options"]["strength"]) == ("fast", 1.0, 2.0)
+    assert first["style"] == "your style image" and first["options"]["size"] == second["options"]["size"] == 48
+    assert "quality fast, size 48" in decoded(standin, result["attachments"][0]).info["parameters"]
     weaker = standin.press(strong_result, again_id(strong_result, "weaker"), BOB)
     assert "strength 1 ·" in result_message(standin, weaker)["content"]
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -38,7 +39,10 @@ def test_a_job_runs_on_a_worker_and_is_posted_once(setup) -> None:
     bot, standin, _, _ = setup
     token = stylize(standin, ALICE, quality="fast")
     result = result_message(standin, token)
-    assert decoded(standin, result["attachments"][0]).size == (48, 32)
+    posted = decoded(standin, result["attachments"][0])
+    assert posted.size == (48, 32)
+    # The recipe the worker wrote crossed Redis and the bot's delivery with the picture.
+    assert json.loads(posted.info["nst-bot"])["quality"] == "fast"
     assert len(deliveries(standin, custom_id(result, "nst:again:").split(":")[2])) == 1
     listing = callback(standin, standin.command("queue", {}, BOB))["data"]["content"]
     assert "1 engine connected" in listing

@@ -9,12 +9,16 @@ Not a timed test: each section runs the engine as it is and with one choice set 
 the figure and writes a contact sheet ``benchmarks/out/quality-SECTION.png`` (content | style | before |
 after) and ``benchmarks/out/quality.json``. Sections:
 
-- border: the jump in mean colour between the outermost 6-px ring of the picture and the next ring, beside the
+- border: per side and colour channel, the seed-averaged jump in mean colour from the outer 6-px ring to the
+  next minus the content's own (with the same figure between rings inside as its floor), and the pooled between the outermost 6-px ring of the picture and the next ring, beside the
   same jump between rings inside the picture (its own texture), each averaged over several seeds' results
   first, for every way of treating the border in ``BORDERS`` (zero padding, reflected or replicated padding in
   every convolution, mirrored frames around the input) and every preset in ``BORDER_PRESETS``, at the sizes of
   ``--border-size`` (``--device cuda`` for real sizes); on the CPU also one forward/backward pass per
   candidate at 256 and 384 px (passes interleaved, so load from neighbours hits all);
+- asymmetry: per preset, how much harder the style gradient pushes each side's outer ring than rings inside on
+  stationary noise, with the kernels as they are and mirrored (the side pushed follows the kernels), and
+  without the deep crop of ``DEEP_MARGIN``;
 - rounding: per padding, how far one forward/backward pass of a batch of two lies from the same image's pass
   alone (gradient at every ReLU), and how far whole batched jobs end from their one-by-one results, beside
   the same job alone run with 1 and with 2 threads (a change of rounding only);
@@ -44,6 +48,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.borders import (SIDES, border_jump, border_push, edge_sheet, inner_jump,  # noqa: E402
+                                side_excess, side_floor, systematic_jump)
 from benchmarks.engine import STYLE_FILE, content_scene  # noqa: E402
 from nst_engine import color, network, options as options_module, transfer  # noqa: E402
 from nst_engine import layers as vgg_layers  # noqa: E402
@@ -54,8 +60,7 @@ from nst_engine.options import StylizeOptions  # noqa: E402
 from nst_engine.transfer import Engine, to_tensor  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
-RING = 6  # pixels per ring of the border measure
-SECTIONS = ("border", "rounding", "detail", "colour", "seeds")
+SECTIONS = ("border", "asymmetry", "rounding", "detail", "colour", "seeds")
 # Ways to treat the picture's border, as settings of nst_engine/network.py, each complete (so the figures do
 # not depend on the engine's current default): zero padding in every convolution (torchvision's), reflected or
 # replicated padding in every convolution (maps under SMALL_MAP px keep zeros), or a mirrored frame of FRAME px
@@ -70,8 +75,8 @@ BORDERS = {
     "frame 16": {**ZEROS, "FRAME": 16},
     "frame 32": {**ZEROS, "FRAME": 32},
 }
-BORDER_PRESETS = ("mosaic", "embers", "pointillist", "cubist")
 PRESETS = REPO / "bot" / "assets" / "presets"
+BORDER_PRESETS = tuple(sorted(path.stem for path in PRESETS.glob("*.png")))  # every preset the bot ships
 # What a section's "before" sets back: module, constant, earlier value.
 BEFORE = {
     "detail": (options_module, "FINEST_SHARE", 0.0),
@@ -110,41 +115,6 @@ def setting(module: object, name: str, value: object) -> Iterator[None]:
         yield
     finally:
         setattr(module, name, kept)
-
-
-def ring_jumps(image: Image.Image, offset: int = 0, ring: int = RING) -> np.ndarray:
-    """Signed jump of the mean colour from one ring to the next, per side (top, bottom, left, right) and colour
-    channel (4 × 3, pixels in 0..1); the first ring starts ``offset`` pixels in from the border."""
-    pixels = np.asarray(image.convert("RGB"), float) / 255
-    columns = pixels.transpose(1, 0, 2)
-    return np.array([side[offset:offset + ring].mean((0, 1)) - side[offset + ring:offset + 2 * ring].mean((0, 1))
-                     for side in (pixels, pixels[::-1], columns, columns[::-1])])
-
-
-def border_jump(image: Image.Image, offset: int = 0, ring: int = RING) -> float:
-    """Mean over the four sides and the colour channels of |mean of one ring − mean of the next ring|. At
-    offset 0 a frame or band along the border shows up as a jump."""
-    return float(np.abs(ring_jumps(image, offset, ring)).mean())
-
-
-INNER_OFFSETS = range(2 * RING, 7 * RING + 1, RING)  # rings 12 to 42 px inside: the picture's own variation
-
-
-def inner_jump(image: Image.Image) -> float:
-    """The same jump between rings 12 to 42 px inside the border (median): the floor a border jump is
-    compared with."""
-    return float(np.median([border_jump(image, offset) for offset in INNER_OFFSETS]))
-
-
-def systematic_jump(images: list[Image.Image]) -> tuple[float, float]:
-    """Border and inside jumps of results of one job with different seeds, each signed jump averaged over the
-    seeds before its size is taken. On one result, texture blobs as large as a ring move its mean as much as
-    a frame does; they differ from seed to seed and cancel, a frame the network paints is in every result and
-    stays. Returns (border, median inside)."""
-    def averaged(offset: int) -> float:
-        return float(np.abs(np.mean([ring_jumps(image, offset) for image in images], axis=0)).mean())
-
-    return averaged(0), float(np.median([averaged(offset) for offset in INNER_OFFSETS]))
 
 
 def mean_image(images: list[Image.Image]) -> Image.Image:
@@ -223,12 +193,12 @@ class Bench:
         with the load)."""
         rows: dict = {}
         device = torch.device(transfer.resolve_device(self.device))
-        for preset, size, iterations in self.border_cases:
+        for preset, width, height, iterations in self.border_cases:
             style = Image.open(PRESETS / f"{preset}.png").convert("RGB")
-            content = content_scene(size, size * 3 // 4)
+            content, size = content_scene(width, height), max(width, height)
             options = StylizeOptions(size=size, iterations=iterations, min_scale=min(128, size // 2),
                                      device=self.device)
-            case, averaged, first = rows.setdefault(f"{preset} {size} px {iterations} its", {}), {}, {}
+            case, averaged, first = rows.setdefault(f"{preset} {width}x{height} {iterations} its", {}), {}, {}
             for name in BORDERS:
                 with border_setting(name):
                     engine = Engine(self.weights)
@@ -240,25 +210,51 @@ class Bench:
                 edge, inside = systematic_jump(images)
                 case[name] = {"edge": edge, "inside": inside, "ratio": edge / inside,
                               "single_ratio": float(np.mean([border_jump(i) / inner_jump(i) for i in images])),
+                              "sides": side_excess(images, content), "floor": side_floor(images, content),
                               "seconds": float(np.median([result.elapsed for result in results]))}
                 averaged[name], first[name] = mean_image(images), images[0]
             case["content"] = {"edge": border_jump(content), "inside": inner_jump(content)}
-            print(f"  {preset} {size} px, {iterations} its, {self.seeds} seeds: frame / inside (seed-averaged) "
-                  + ", ".join(f"{name} {case[name]['ratio']:.2f} ({case[name]['seconds'] / case['zeros']['seconds']:.2f}× "
-                              f"the time)" for name in BORDERS), flush=True)
+            print(f"  {preset} {width}×{height}, {iterations} its, {self.seeds} seeds, per side |seed-averaged jump "
+                  f"− content's| (worst channel; inside floor):", flush=True)
+            for name in BORDERS:
+                row = case[name]
+                print(f"    {name:18s} " + " ".join(f"{side} {row['sides'][side]:.3f}" for side in SIDES)
+                      + f" (floor {row['floor']:.3f}); pooled ratio {row['ratio']:.2f}; "
+                      f"{row['seconds'] / case['zeros']['seconds']:.2f}× the time", flush=True)
             if preset == "mosaic":
-                for label, tiles in (("seed0", first), ("mean", averaged)):
-                    contact_sheet(OUT / f"quality-border-{size}-{label}.png",
-                                  [("content", content), ("style", style)]
-                                  + [(name + (" (engine)" if name == engine_border() else ""), image)
-                                     for name, image in tiles.items()], height=150)
+                label = engine_border()
+                tiles = [(name + (" (engine)" if name == label else ""), image) for name, image in averaged.items()]
+                contact_sheet(OUT / f"quality-border-{width}x{height}-mean.png",
+                              [("content", content), ("style", style)] + tiles, height=150)
+                edge_sheet(OUT / f"quality-border-{width}x{height}-edges.png", [("content", content)] + tiles)
         summary = {name: float(np.mean([case[name]["ratio"] for case in rows.values()])) for name in BORDERS}
-        print("  mean frame / inside over the cases: "
-              + ", ".join(f"{name} {ratio:.2f}" for name, ratio in summary.items()), flush=True)
-        rows["mean ratio"] = summary
+        worst = {name: max(max(case[name]["sides"].values()) for case in rows.values()) for name in BORDERS}
+        print("  mean pooled ratio over the cases: " + ", ".join(f"{name} {ratio:.2f}" for name, ratio in summary.items())
+              + "; worst side over the cases: " + ", ".join(f"{name} {value:.3f}" for name, value in worst.items()),
+              flush=True)
+        rows["mean ratio"], rows["worst side"] = summary, worst
         self.report["border"] = rows
         if device.type == "cpu":
             self.report["border_pass_seconds"] = {size: self.padding_speed(size) for size in (256, 384)}
+
+    def asymmetry(self) -> None:
+        """Which side the network pushes (:func:`border_push` on noise), per preset at 128 and 256 px: the
+        engine, its kernels mirrored up-down and left-right (the excess follows the kernels: their asymmetry is
+        the cause), and without the deep crop (``DEEP_MARGIN`` 0)."""
+        rows: dict = {}
+        for preset in BORDER_PRESETS:
+            style = Image.open(PRESETS / f"{preset}.png").convert("RGB")
+            for size in ((128, 96), (256, 192)):
+                row = rows.setdefault(f"{preset} {size[0]}x{size[1]}", {})
+                for label, margin, flip in (("engine", network.DEEP_MARGIN, ()), ("kernels up-down", network.DEEP_MARGIN, (2,)),
+                                            ("kernels left-right", network.DEEP_MARGIN, (3,)), ("no deep crop", 0, ()),
+                                            ("no deep crop, kernels up-down", 0, (2,))):
+                    with setting(network, "DEEP_MARGIN", margin):
+                        encoder = Engine(self.weights).encoder(torch.device("cpu"), "avg", "relu5_1")
+                        row[label] = border_push(encoder, style, size, flip=flip)
+                    print(f"  {preset} {size[0]}×{size[1]} {label:30s} " + " ".join(
+                        f"{side} {value:.1f}" for side, value in row[label].items()), flush=True)
+        self.report["asymmetry"] = rows
 
     def padding_speed(self, size: int, repeats: int = 5) -> dict[str, float]:
         """Median seconds of one forward/backward pass through the network per border candidate at ``size``."""
@@ -416,6 +412,13 @@ class Bench:
                                                   ("after: seed 1", new[1]), ("after: seed 2", new[2])])
 
 
+def border_size(value: str) -> tuple[int, int, int]:
+    """``SIZE:ITERATIONS`` (the landscape at SIZE × 3/4 SIZE) or ``WIDTHxHEIGHT:ITERATIONS`` (odd sizes)."""
+    shape, iterations = value.split(":")
+    width, _, height = shape.partition("x")
+    return int(width), int(height) if height else int(width) * 3 // 4, int(iterations)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
@@ -423,17 +426,17 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="where the border section runs (cpu, cuda)")
     parser.add_argument("--seeds", type=int, default=8, help="results per border case, averaged")
     parser.add_argument("--border-size", action="append", metavar="SIZE:ITERATIONS",
-                        help="border cases to run (each with every preset); default 128:16")
+                        help="border cases to run (each with every preset), SIZE:ITS or WxH:ITS; default 128:16")
     parser.add_argument("--border", action="append", choices=BORDERS, help="border candidates to compare")
     parser.add_argument("--preset", action="append", choices=BORDER_PRESETS, help="border cases' styles")
     parser.add_argument("--name", help="name of the JSON written under benchmarks/out (default from --only)")
     args = parser.parse_args()
-    sizes = [tuple(int(part) for part in value.split(":")) for value in args.border_size or ["128:16"]]
+    sizes = [border_size(value) for value in args.border_size or ["128:16"]]
     if args.quick:
-        sizes = [(96, 6)]
+        sizes = [(96, 72, 6)]
     for name in set(BORDERS) - set(args.border or BORDERS) - {"zeros"}:  # zeros: the baseline of every ratio
         del BORDERS[name]
-    cases = tuple((preset, size, iterations) for size, iterations in sizes for preset in args.preset or BORDER_PRESETS)
+    cases = tuple((preset, *size) for size in sizes for preset in args.preset or BORDER_PRESETS)
     OUT.mkdir(parents=True, exist_ok=True)
     from nst_engine.testing import write_random_vgg19
 

@@ -25,6 +25,16 @@ from .layers import LAYER_INDEX, VGG19_CONFIG, frame_for
 PADDING_MODE = "zeros"
 SMALL_MAP = 8
 # FRAME and MIN_FRAMED are in nst_engine/layers.py (torch-free: the cost model sizes jobs with them).
+# The deep layers reach past an 8-px frame: a conv sees one position of zero padding on each side, so from the
+# frame's outer edge zeros reach about 40 px in at relu4_1 and 80 px at relu5_1. With VGG's kernels, which are not
+# mirror-symmetric, that reach pushes one side more than its opposite: on stationary noise the style gradient's
+# outer ring stood out 2-5x more at the top and left than at the bottom and right, and flipping every kernel
+# upside down (or left-right) moved that excess to the bottom (right) (benchmarks/quality.py --only asymmetry,
+# docs/quality.md). Dropping this many more positions along each side of the maps at stride DEEP_STRIDE and
+# coarser (relu4_*, relu5_1) leaves the losses only positions whose nearest zeros are a further 8-16 px away; it
+# cut the largest side 2-4x on that probe and costs nothing (the maps get smaller).
+DEEP_MARGIN = 1
+DEEP_STRIDE = 8
 # torchvision's VGG19 expects ImageNet-normalised input.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -137,6 +147,9 @@ class VGGEncoder(nn.Module):
 
     @staticmethod
     def _crop(x: torch.Tensor, stride: int, frame: int, size: Sequence[int]) -> torch.Tensor:
-        """The positions of a framed feature map that see any of the picture (``size``: its height, width)."""
-        start = frame // stride
-        return x[..., start:-(-(frame + size[0]) // stride), start:-(-(frame + size[1]) // stride)]
+        """The positions of a framed feature map that see any of the picture (``size``: its height, width),
+        less ``DEEP_MARGIN`` along each side at ``DEEP_STRIDE`` and coarser (as long as two rows and columns
+        remain)."""
+        start, ends = frame // stride, [-(-(frame + side) // stride) for side in size]
+        margin = DEEP_MARGIN if stride >= DEEP_STRIDE and min(ends) - start > 2 * DEEP_MARGIN + 1 else 0
+        return x[..., start + margin:ends[0] - margin, start + margin:ends[1] - margin]

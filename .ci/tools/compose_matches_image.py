@@ -57,8 +57,8 @@ def problems(image: dict) -> list[str]:
         found.append("docker-compose.gpu.yml reserves no NVIDIA GPU")
 
     used = set()
-    for name in ("docker-compose.yml", "docker-compose.gpu.yml"):
-        used |= set(VARIABLE.findall((ROOT / name).read_text()))
+    for path in sorted(ROOT.glob("docker-compose*.yml")):  # the scale files' variables are documented too
+        used |= set(VARIABLE.findall(path.read_text()))
     documented = set(re.findall(r"^#?\s*([A-Z_][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
     if used - documented:
         found.append(f".env.example does not document {sorted(used - documented)}")

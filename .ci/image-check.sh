@@ -275,7 +275,7 @@ check_bot() {
 
 redis_workers() { REDISCLI_AUTH=$(cat "$WORK/worker/secrets/redis_password") redis-cli -p "$1" --scan --pattern 'nst:worker:*'; }
 
-announced() { grep -q ": device cpu, batch size 1, Redis at 127.0.0.1:$1/0" "$WORK/worker.log" && [[ -n $(redis_workers "$1") ]]; }
+announced() { grep -q ": device cpu, batch size 1, memory budget [0-9]* MB, Redis at 127.0.0.1:$1/0" "$WORK/worker.log" && [[ -n $(redis_workers "$1") ]]; }
 
 check_worker() {
     log "nst-bot worker in the image against redis-server on the host's loopback"

@@ -251,7 +251,7 @@ def encode_image(image: Image.Image, max_bytes: int | None = None,
 
     Returns the bytes and the file extension. Raises :class:`ImageError` if nothing fits.
     """
-    png = _encode(image, "PNG", optimize=True, **({"pnginfo": _png_text(text)} if text else {}))
+    png = _encode(image, "PNG", optimize=True, **({"pnginfo": png_text(text)} if text else {}))
     if max_bytes is None or len(png) <= max_bytes:
         return png, "png"
     for quality in (95, 90, 85, 80, 70, 60, 50):
@@ -281,13 +281,13 @@ def save_image(image: Image.Image, path: str | Path, text: Mapping[str, str] | N
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     if text and fmt == "PNG":
-        params = {"pnginfo": _png_text(text)}
+        params = {"pnginfo": png_text(text)}
     image.save(tmp, fmt, **params)
     tmp.replace(path)
     return path
 
 
-def _png_text(text: Mapping[str, str]) -> PngImagePlugin.PngInfo:
+def png_text(text: Mapping[str, str]) -> PngImagePlugin.PngInfo:
     """tEXt chunks, or iTXt (UTF-8) where a value is not Latin-1, so file names in any script survive."""
     info = PngImagePlugin.PngInfo()
     for key, value in text.items():

@@ -16,6 +16,8 @@ from PIL import Image
 from redis.asyncio import Redis
 
 from nst_engine.errors import ImageError
+from nst_engine.images import png_text
+from nst_engine.recipe import Recipe
 
 from bot.intake.decoder import DecoderPool, DecoderUnavailable, DecodeRequest
 from bot.intake.download import MAX_ASPECT
@@ -52,7 +54,8 @@ async def fetch_checked_result(redis: Redis, key: str, spec: JobSpec,
         picture = await decoder.decode(data, request)
     except (ImageError, DecoderUnavailable) as error:
         raise UnusableResult(str(error)) from None
-    return await asyncio.to_thread(_png, picture), picture.size
+    recipe = Recipe(spec.options, style=spec.style, quality=spec.quality).text_chunks()
+    return await asyncio.to_thread(_png, picture, recipe), picture.size
 
 
 def without_odd_preview(progress: Progress, spec: JobSpec) -> Progress:
@@ -73,7 +76,8 @@ def preview_fits(preview: bytes, spec: JobSpec) -> bool:
     return 0 < width <= side and 0 < height <= side
 
 
-def _png(picture: Image.Image) -> bytes:
+def _png(picture: Image.Image, text: dict[str, str]) -> bytes:
+    """The checked pixels as a PNG, with the recipe written from the bot's own job (never the worker's text)."""
     buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
+    picture.save(buffer, "PNG", pnginfo=png_text(text))
     return buffer.getvalue()

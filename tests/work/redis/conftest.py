@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.work.redis.helpers import REDIS_SERVER, RedisServer
+from bot.work.redis_queue import RedisWorkQueue
+from tests.work.redis.helpers import REDIS_SERVER, RedisServer, queue_config
 
 
 @pytest.fixture()
@@ -16,3 +17,12 @@ def redis_server(tmp_path: Path) -> RedisServer:
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.kill()
+
+
+@pytest.fixture()
+async def queue(redis_server: RedisServer):
+    """The bot's Redis backend, started against ``redis_server``; closed after the test."""
+    backend = RedisWorkQueue(queue_config(redis_server.url))
+    await backend.start()
+    yield backend
+    await backend.close()

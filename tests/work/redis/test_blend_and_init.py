@@ -12,7 +12,7 @@ from bot.work.protocol import Done, JobSpec
 from nst_engine.options import StylizeOptions
 from tests.conftest import make_style
 from tests.work.redis.helpers import Driver, wait_workers, write_inputs
-from tests.work.redis.test_workers import queue, start_workers  # noqa: F401 - the fixtures these tests use
+from tests.work.redis.test_workers import start_workers  # noqa: F401 - the fixture these tests use
 
 MAGENTA = (220, 20, 200)
 

@@ -14,7 +14,7 @@ from bot.work.protocol import Done, Failed, Progress, Ready, RunJobs, from_json,
 from bot.work.redis_link import EVENTS, GROUP, JOBS, WORKER_PREFIX, cancel_key, result_key
 from bot.work.redis_queue import RedisWorkQueue
 from tests.intake import hostile_files
-from tests.work.redis.helpers import RedisServer, job, queue_config
+from tests.work.redis.helpers import RedisServer, job
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,14 +38,6 @@ class Impostor:
 
     async def send(self, run: str, event: object) -> None:
         await self.redis.xadd(EVENTS, {"run": run, "event": event if isinstance(event, str) else to_json(event)})
-
-
-@pytest.fixture()
-async def queue(redis_server: RedisServer):
-    backend = RedisWorkQueue(queue_config(redis_server.url))
-    await backend.start()
-    yield backend
-    await backend.close()
 
 
 async def handed_over(queue: RedisWorkQueue, impostor: Impostor, spec) -> str:

@@ -13,20 +13,12 @@ from bot.work.protocol import Done, Failed
 from bot.work.redis_queue import RedisWorkQueue
 from nst_engine.cost import worst_case_cost
 from nst_engine.options import StylizeOptions
-from tests.work.redis.helpers import Driver, RedisServer, WorkerProcess, job, queue_config, wait_workers
+from tests.work.redis.helpers import Driver, RedisServer, WorkerProcess, job, wait_workers
 
 pytestmark = pytest.mark.timeout(240)
 
 # Room for the tests' 48 px jobs, not for a 1024 px one.
 BUDGET_MB = round(worst_case_cost(StylizeOptions(size=256, iterations=4), 1).peak_mb)
-
-
-@pytest.fixture()
-async def queue(redis_server: RedisServer):
-    backend = RedisWorkQueue(queue_config(redis_server.url))
-    await backend.start()
-    yield backend
-    await backend.close()
 
 
 async def test_a_worker_refuses_a_job_over_its_budget_and_runs_the_rest(tmp_path: Path, queue: RedisWorkQueue,

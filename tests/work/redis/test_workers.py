@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 
 from bot.work.protocol import Done, Lost, Progress, Ready, Started
-from bot.work.redis_queue import RedisWorkQueue
-from tests.work.redis.helpers import Driver, RedisServer, WorkerProcess, job, queue_config, wait_workers
+from tests.work.redis.helpers import Driver, RedisServer, WorkerProcess, job, wait_workers
 
 
 @pytest.fixture()
@@ -27,14 +26,6 @@ def start_workers(tmp_path: Path, redis_server: RedisServer, vgg_weights: Path):
     yield start
     for worker in started:
         worker.stop(signal.SIGKILL)
-
-
-@pytest.fixture()
-async def queue(redis_server: RedisServer):
-    backend = RedisWorkQueue(queue_config(redis_server.url))
-    await backend.start()
-    yield backend
-    await backend.close()
 
 
 def assert_result(spec, size: int = 48) -> None:

@@ -30,8 +30,9 @@ def choose_batch(waiting: Sequence[str], batch_size: int, key: Callable[[str], H
         if key(job_id) != wanted:
             continue
         if costs:
-            if batch_peak_mb([*costs, cost(job_id)]) > budget_mb:
+            candidate = cost(job_id)
+            if batch_peak_mb([*costs, candidate]) > budget_mb:
                 continue
-            costs.append(cost(job_id))
+            costs.append(candidate)
         batch.append(job_id)
     return batch

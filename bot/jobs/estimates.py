@@ -1,21 +1,9 @@
-"""How long jobs take: a job's work in the cost model's unit, and the engine's speed learned from finished jobs."""
+"""How long jobs take: the engine's speed, learned from finished jobs, in seconds per unit of the cost model's work
+(nst_engine.cost)."""
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from nst_engine.cost import job_cost
-from nst_engine.options import StylizeOptions
-
 SPEED_MEMORY = 0.7  # weight of what was learned before against the latest job
-
-
-def work_units(options: StylizeOptions, content_size: tuple[int, int],
-               style_sizes: Sequence[tuple[int, int]] = ()) -> float:
-    """A job's work as nst_engine.cost counts it: framed pixels × passes over its scales (its iterations, and
-    the forward passes that make its targets, styles included), so coarse-scale iterations count for what they
-    cost and a large style image for what it adds."""
-    return job_cost(options, content_size, style_sizes).work
 
 
 class SpeedModel:

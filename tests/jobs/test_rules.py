@@ -12,10 +12,11 @@ from bot.config import LimitsConfig
 from bot.errors import UserError
 from bot.jobs.admission import Admission
 from bot.jobs.batching import choose_batch
-from bot.jobs.estimates import SpeedModel, work_units
+from bot.jobs.estimates import SpeedModel
 from bot.jobs.lineup import Lineup
 from bot.jobs.model import CANCELLED, FAILED, QUEUED, RUNNING, ActiveJob, Job
 from bot.jobs.policy import ENGINE_DIED, MAX_ATTEMPTS, after_lost
+from nst_engine.cost import job_cost
 from nst_engine.options import StylizeOptions
 
 
@@ -96,7 +97,7 @@ def test_the_cooldown_counts_from_the_last_stored_job() -> None:
 def test_a_user_over_the_limit_is_told_when_a_slot_frees() -> None:
     line = lineup(active("a", state=RUNNING), active("b"), running=1)
     line.jobs["a"].eta = 30.0
-    line.speed.learn(work_units(line.jobs["b"].job.options, (100, 100)), 60.0)
+    line.speed.learn(job_cost(line.jobs["b"].job.options, (100, 100), ()).work, 60.0)
     gate = admission(line, Clock(), max_jobs_per_user=2)
     with pytest.raises(UserError, match="Try again when one finishes — about 30s"):
         gate.check(1, 0.0)
@@ -122,8 +123,8 @@ def test_queue_positions_and_when_each_job_starts() -> None:
     running[0].eta, running[1].eta = 12.0, 30.0
     assert line.engine_free_in() == 30.0  # a batch ends with its slowest job
     assert line.eta_until_start("q1") == 30.0 and line.eta_until_start("q2") is None  # q1's length unknown
-    line.speed.learn(work_units(queued[0].job.options, (100, 100)), 10.0)  # q1 takes 10 s
-    q2 = 10.0 * work_units(queued[1].job.options, (100, 100)) / work_units(queued[0].job.options, (100, 100))
+    line.speed.learn(job_cost(queued[0].job.options, (100, 100), ()).work, 10.0)  # q1 takes 10 s
+    q2 = 10.0 * job_cost(queued[1].job.options, (100, 100), ()).work / job_cost(queued[0].job.options, (100, 100), ()).work
     assert 19 < q2 < 20  # twice the iterations; its targets are made once either way
     assert line.eta_until_start("r1") == 0.0
     assert [line.eta_until_start(job_id) for job_id in ("q1", "q2", "q3")] == pytest.approx([30, 40, 40 + q2])
@@ -182,5 +183,5 @@ def test_a_job_whose_input_is_gone_is_estimated_as_a_square() -> None:
 
     line = Lineup(SpeedModel(), missing)
     line.add(active("a", size=100))
-    line.speed.learn(work_units(StylizeOptions(size=100, iterations=10), (100, 100)), 8.0)
+    line.speed.learn(job_cost(StylizeOptions(size=100, iterations=10), (100, 100), ()).work, 8.0)
     assert line.content_size("a") == (100, 100) and line.estimate(line.jobs["a"]) == pytest.approx(8.0)

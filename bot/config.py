@@ -100,6 +100,8 @@ class LimitsConfig:
     max_pixels: int = bounded(25_000_000, 256, 1_000_000_000)
     max_size: int = bounded(1024, option_spec("size").low, option_spec("size").high)
     max_iterations: int = bounded(600, option_spec("iterations").low, option_spec("iterations").high)
+    max_frames: int = bounded(48, 1, 1000)  # frames kept of an animation; longer ones are thinned evenly
+    max_animation_size: int = bounded(320, option_spec("size").low, option_spec("size").high)  # its long side
     max_presets_per_server: int = bounded(25, 0, 1000)
     decode_workers: int = bounded(2, 1, 64)  # sandboxed image decoder processes (see docs/security.md)
     decode_seconds: float = bounded(10.0, 0.1, 600)  # CPU time allowed to decode one upload

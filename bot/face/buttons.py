@@ -20,13 +20,14 @@ from pathlib import Path
 import discord
 from PIL import Image
 
+from nst_engine.animation import Animation
 from nst_engine.options import QualityLevel, StylizeOptions, option_spec
 
 from bot.config import Config
 from bot.errors import UserError
 from bot.face.cogs.stylize import load_preset
 from bot.intake.blends import with_blend
-from bot.intake.options import build_options
+from bot.intake.options import animation_options, build_options
 from bot.intake.presets import StylePreset
 from bot.jobs.core import CANCELLED_QUEUED, NOT_ACTIVE, JobCore
 from bot.jobs.model import DONE, Job, new_job_id
@@ -126,6 +127,9 @@ class ButtonHandlers:
 
     async def _upscale(self, interaction: discord.Interaction, original: Job, effective: Effective) -> None:
         """A new job at the next quality level's size that starts from this result (sharper, not redone)."""
+        if original.animated:
+            raise UserError("Upscale works on still images; for a larger animation use Edit with another quality "
+                            f"(animations are at most {effective.config.limits.max_animation_size} px).")
         level = upscale_level(effective.config, original)
         result = self.core.store.result_path(original.id)
         if original.state != DONE or not result.is_file():
@@ -208,6 +212,9 @@ class ButtonHandlers:
         style_count = 1 if preset is not None else len(self.core.store.style_paths(original.id))
         with self.core.admit(user.id, effective.limits, options=options, style_count=style_count):
             content, styles = await asyncio.to_thread(self.core.store.load_inputs, original.id)
+            if isinstance(content, Animation):  # the same caps as a new animated /stylize
+                options, capped = animation_options(effective.config, options)
+                notes = [*notes, *capped]
             label = original.style_label
             if preset is not None:
                 styles, label = [await load_preset(preset)], f"preset *{preset.title}*"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import discord
 from PIL import Image
 
+from nst_engine.animated_images import encode_animation, load_animation
 from nst_engine.images import encode_image
 from nst_engine.recipe import PARAMETERS_KEY, RECIPE_KEY
 
@@ -132,14 +133,13 @@ class DiscordPresenter:
     async def deliver(self, job: Job, elapsed: float | None, result: str) -> int:
         track = self.track(job)
         messages = track.messages
-        image, recipe = await asyncio.to_thread(read_result, result)
         limit = await messages.upload_limit_bytes()
         # Leave room for the multipart envelope around the file.
-        data, extension = await asyncio.to_thread(encode_image, image, limit - min(64 * 1024, limit // 50), recipe)
-        size_note = "" if extension == "png" else f" · {extension.upper()} (the PNG was over the upload limit)"
+        data, extension, size, size_note = await asyncio.to_thread(encode_result, result,
+                                                                   limit - min(64 * 1024, limit // 50))
         took = f" · {format_seconds(elapsed)}" if elapsed is not None else ""
         text = (f"<@{job.user_id}> here is your image — {job.style_label} · {job.quality} · "
-                f"{image.width}×{image.height} · strength {job.options.strength:g}{took}{size_note}"
+                f"{size[0]}×{size[1]} · strength {job.options.strength:g}{took}{size_note}"
                 f"{self.came_from(job)}")
         spoiler = "SPOILER_" if self.bot.settings.spoiler(job.guild_id) else ""  # the server's choice of now
         filename = f"{spoiler}stylized-{job.id}.{extension}"
@@ -169,11 +169,22 @@ class DiscordPresenter:
         return f" · from [image `{parent.id}`]({link})"
 
 
-def read_result(path: str) -> tuple[Image.Image, dict[str, str]]:
-    """The result image and the recipe chunks the engine wrote into it, to post along with it."""
+def encode_result(path: str, max_bytes: int) -> tuple[bytes, str, tuple[int, int], str]:
+    """The result as a file of at most ``max_bytes`` with the recipe the engine wrote into it: a PNG (a JPEG
+    or WebP when that is over), or for an animation a GIF or animated WebP, shrunk to fit; with its extension, its
+    size and a note for the message when it had to give something up."""
     with Image.open(path) as image:
         recipe = {key: image.info[key] for key in (RECIPE_KEY, PARAMETERS_KEY) if key in image.info}
-        return image.convert("RGB"), recipe
+        animated = getattr(image, "is_animated", False)
+        still = None if animated else image.convert("RGB")
+    if still is not None:
+        data, extension = encode_image(still, max_bytes, recipe)
+        return data, extension, still.size, "" if extension == "png" else \
+            f" · {extension.upper()} (the PNG was over the upload limit)"
+    encoded = encode_animation(load_animation(path, what="result"), max_bytes=max_bytes, text=recipe)
+    cut = encoded.reductions()
+    note = f" · {encoded.frames} frames" + (f" ({' and '.join(cut)} to fit the upload limit)" if cut else "")
+    return encoded.data, encoded.extension, encoded.size, note
 
 
 def jump_url(guild_id: int | None, channel_id: int, message_id: int) -> str:

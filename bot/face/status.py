@@ -18,8 +18,9 @@ def header(job: Job) -> str:
     strength = f" · strength {options.strength:g}" if options.strength != 1 else ""
     colors = f" · colours: {options.preserve_colors}" if options.preserve_colors != "none" else ""
     notes = "".join(f"\n-# {note}" for note in job.notes)
+    frames = f", {job.frames} frames" if job.animated else ""
     return (f"**{discord.utils.escape_markdown(job.user_name)}** · {job.style_label} · {job.quality} "
-            f"({options.size} px, {options.iterations} iterations){strength}{colors}{notes}")
+            f"({options.size} px, {options.iterations} iterations{frames}){strength}{colors}{notes}")
 
 
 def stopping(job: Job, by: str) -> str:
@@ -36,8 +37,9 @@ def live_status(active: ActiveJob, position: int, eta_until_start: float | None)
         return stopping(job, active.stopping_by)
     total = active.total or job.options.iterations
     eta = f" · ETA {format_seconds(active.eta)}" if active.eta is not None else ""
-    return fit(f"{header(job)}\n🎨 `{bar(active.fraction, 16)}` {active.fraction:4.0%} · iteration "
-               f"{active.iteration}/{total}{eta}")
+    step = (f"frame {active.frame} of {active.frames}" if active.frames > 1 else
+            f"iteration {active.iteration}/{total}")
+    return fit(f"{header(job)}\n🎨 `{bar(active.fraction, 16)}` {active.fraction:4.0%} · {step}{eta}")
 
 
 def final_status(job: Job) -> str:

@@ -7,7 +7,9 @@ of memory or dies is killed and replaced. The bot's event loop only waits on pip
 neither block it nor fill its thread pool.
 
 Protocol over the worker's stdin and stdout: a request is one JSON line followed by the upload's bytes; a
-reply is one JSON line followed, on success, by the decoded picture as raw 8-bit RGB.
+reply is one JSON line followed, on success, by the decoded picture as raw 8-bit RGB: for an animation (a request
+that allows more than one frame, and an animated GIF, APNG or WebP) every kept frame in turn, the reply naming
+their count, durations and loop. The bot checks the count and size against its request before reading a byte.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from nst_engine.images import load_image
 from bot.config import LimitsConfig
 
 from .decode_budget import DecodeBudget
+from .frames import Picture, checked_timing, frame_count, frames_reply, picture
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ class DecodeRequest:
     long_side: int
     max_aspect: float
     requester: Hashable = None  # whose upload: decodes are shared fairly between requesters
+    max_frames: int = 1  # over 1: an animated upload comes back as an Animation of at most this many frames
+    frame_side: int = 0  # the long side of an animation's frames (at most ``long_side``); 0: ``long_side``
 
 
 class FairSlots:
@@ -144,7 +149,8 @@ class DecoderWorker:
 
     async def decode(self, request: DecodeRequest, data: bytes, cpu_seconds: float) -> tuple[dict[str, Any], bytes]:
         header = {"bytes": len(data), "what": request.what, "max_pixels": request.max_pixels,
-                  "long_side": request.long_side, "max_aspect": request.max_aspect, "cpu_seconds": cpu_seconds}
+                  "long_side": request.long_side, "max_aspect": request.max_aspect, "cpu_seconds": cpu_seconds,
+                  "max_frames": request.max_frames, "frame_side": request.frame_side or request.long_side}
         self.process.stdin.write(json.dumps(header).encode() + b"\n" + data)
         await self.process.stdin.drain()
         reply = json.loads(await self.process.stdout.readline() or b"null")
@@ -155,7 +161,8 @@ class DecoderWorker:
         width, height = reply["size"]
         if not (0 < width <= request.long_side and 0 < height <= request.long_side):  # trust nothing unchecked
             raise ValueError(f"the decoder process replied with a {width}×{height} picture")
-        return reply, await self.process.stdout.readexactly(width * height * 3)
+        frames = checked_timing(reply, request.max_frames)
+        return reply, await self.process.stdout.readexactly(frames * width * height * 3)
 
     def kill(self) -> None:
         if self.process.returncode is None:
@@ -190,11 +197,16 @@ class DecoderPool:
         log.info("%d image decoder process(es) ready (limits: %g s, %d MB each)", len(self._idle),
                  self.time_limit, self.memory_limit >> 20)
 
-    async def decode(self, data: bytes, request: DecodeRequest) -> Image.Image:
-        """The upload as an upright 8-bit RGB image no longer than ``request.long_side``.
+    async def decode(self, data: bytes, request: DecodeRequest) -> Picture:
+        """The upload as an upright 8-bit RGB image no longer than ``request.long_side`` (an :class:`Animation`
+        of such frames when ``request.max_frames`` allows one and the upload is animated).
 
         Raises :class:`ImageError` with a message for the uploader, or :class:`DecoderUnavailable`.
         """
+        return (await self.decode_counted(data, request))[0]
+
+    async def decode_counted(self, data: bytes, request: DecodeRequest) -> tuple[Picture, int]:
+        """:meth:`decode`, and how many frames the upload had (more than the picture's when it was thinned)."""
         async with self._slots.hold(request.requester):
             if self._closed:
                 raise DecoderUnavailable("the bot is shutting down")
@@ -226,7 +238,7 @@ class DecoderPool:
         if not reply["ok"]:
             log.info("%s refused: %s", request.what, reply.get("detail") or reply["message"])
             raise ImageError(reply["message"])
-        return Image.frombytes("RGB", tuple(reply["size"]), pixels)
+        return picture(reply, pixels), reply.get("source_frames", 1)
 
     def _too_long(self, request: DecodeRequest) -> ImageError:
         log.warning("decoding the %s took over %g s; its decoder process was stopped", request.what,
@@ -298,9 +310,13 @@ def _limit_cpu(seconds: float) -> None:
 
 
 def decode_one(data: bytes, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    caps = {"what": header["what"], "max_pixels": header["max_pixels"], "long_side": header["long_side"],
+            "max_aspect": header["max_aspect"]}
     try:
-        image = load_image(data, what=header["what"], max_pixels=header["max_pixels"],
-                           long_side=header["long_side"], max_aspect=header["max_aspect"])
+        source_frames = frame_count(data, header) if header.get("max_frames", 1) > 1 else 1
+        if source_frames > 1:
+            return frames_reply(data, header, source_frames)
+        image = load_image(data, **caps)
     except ImageError as error:
         cause = error.__context__
         return {"ok": False, "message": str(error), "detail": repr(cause)[:300] if cause else "",

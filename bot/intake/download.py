@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from PIL import Image
 
+from nst_engine.animation import Animation
 from nst_engine.errors import ImageError
 from nst_engine.images import SUPPORTED
 
-from bot.config import Config
+from bot.config import Config, LimitsConfig
 from bot.errors import UserError
 
-from .decoder import DecoderPool, DecoderUnavailable, DecodeRequest, shared_pool
+from .decoder import DecoderPool, DecoderUnavailable, DecodeRequest, Picture, shared_pool
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,25 @@ async def fetch_image(session: aiohttp.ClientSession, attachment: Upload, config
     between ``requester``s (user ids). Whatever goes wrong becomes a :class:`RequestError`, so the caller always
     has a reply for the user.
     """
+    picture, _ = await fetch_picture(session, attachment, config, what, requester=requester, decoder=decoder,
+                                     animated=False)
+    return picture
+
+
+async def fetch_picture(session: aiohttp.ClientSession, attachment: Upload, config: Config, what: str, *,
+                        requester: int | None = None, decoder: DecoderPool | None = None,
+                        animated: bool = True) -> tuple[Picture, list[str]]:
+    """:func:`fetch_image`, but an animated GIF, APNG or WebP comes back as an :class:`Animation` (its frames at
+    most ``[limits] max_animation_size`` long, thinned to ``max_frames``), with notes for the member on what was
+    cut."""
+    limits = config.limits
+    frames = limits.max_frames if animated else 1
     try:
         data = await _download_checked(session, attachment, config, what)
-        request = DecodeRequest(what, config.limits.max_pixels, INPUT_OVERSIZE * config.limits.max_size, MAX_ASPECT,
-                                requester)
-        return await (decoder or shared_pool(config.limits)).decode(data, request)
+        request = DecodeRequest(what, limits.max_pixels, INPUT_OVERSIZE * limits.max_size, MAX_ASPECT, requester,
+                                max_frames=frames, frame_side=min(limits.max_size, limits.max_animation_size))
+        picture, source_frames = await (decoder or shared_pool(limits)).decode_counted(data, request)
+        return picture, thinning_notes(picture, source_frames, limits)
     except RequestError:
         raise
     except ImageError as error:
@@ -75,6 +90,14 @@ async def fetch_image(session: aiohttp.ClientSession, attachment: Upload, config
     except Exception:  # noqa: BLE001 - a bug here must still answer the user (and is logged in full)
         log.exception("unexpected failure while taking in the %s", what)
         raise RequestError(f"The {what} could not be processed; please try again.") from None
+
+
+def thinning_notes(picture: Picture, source_frames: int, limits: LimitsConfig) -> list[str]:
+    """What the member is told when their animation was thinned to the frame cap."""
+    if not isinstance(picture, Animation) or source_frames <= picture.frame_count:
+        return []
+    return [f"animation thinned to {picture.frame_count} of its {source_frames} frames, spread evenly with the "
+            f"timing kept (this bot stylises at most {limits.max_frames} frames)"]
 
 
 def check_attachment(attachment: Upload, config: Config, what: str) -> None:

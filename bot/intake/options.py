@@ -41,3 +41,12 @@ def build_options(config: Config, quality: str | None, *, size: int | None = Non
         hint = f" (quality {better[0]} allows more)" if better else ""
         notes.append(f"size {options.size} px capped to {size_cap} px for {name} quality{hint}")
     return options.clamped(max_size=size_cap, max_iterations=iteration_cap), notes
+
+
+def animation_options(config: Config, options: StylizeOptions) -> tuple[StylizeOptions, list[str]]:
+    """The options of an animated request: its size capped to ``[limits] max_animation_size`` (an animation is
+    its frames times a still's work), with a note when that cut it."""
+    cap = min(config.limits.max_animation_size, config.limits.max_size)
+    if options.size <= cap:
+        return options, []
+    return options.clamped(max_size=cap), [f"size {options.size} px capped to {cap} px for an animation"]

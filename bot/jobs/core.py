@@ -10,16 +10,18 @@ import asyncio
 import logging
 import sqlite3
 from contextlib import AbstractContextManager
-from typing import Sequence
+from typing import Sequence, Union
 
 from PIL import Image
 
-from nst_engine.cost import over_budget, style_size, worst_case_cost
+from nst_engine.animation import Animation
+from nst_engine.cost import animation_cost, over_budget, style_size, worst_case_cost
 from nst_engine.images import resize_long_side, scaled_size
 from nst_engine.options import StylizeOptions
 
 from bot.config import LimitsConfig
 from bot.errors import UserError
+from bot.ops.terminal import format_seconds
 from bot.work.queue import WorkQueue
 
 from .admission import Admission
@@ -33,19 +35,22 @@ from .store import JobStore
 
 log = logging.getLogger(__name__)
 
+Picture = Union[Image.Image, Animation]
+
 DISK_TROUBLE = ("The bot could not save your images (its disk is full or read-only); the admins can see the "
                 "log. Please try again later.")
 # What cancelling did: ended a queued job, asked a running one to stop, or found nothing to cancel.
 CANCELLED_QUEUED, STOPPING, NOT_ACTIVE = "cancelled", "stopping", "not active"
 
 
-def kept_inputs(options: StylizeOptions, content: Image.Image,
-                styles: Sequence[Image.Image]) -> tuple[Image.Image, list[Image.Image]]:
-    """The inputs shrunk to what the job and its re-runs (same size) can use: the content to the output size, the
-    styles to the size the engine uses them at (nst_engine.cost.style_size); never enlarged."""
+def kept_inputs(options: StylizeOptions, content: Picture,
+                styles: Sequence[Image.Image]) -> tuple[Picture, list[Image.Image]]:
+    """The inputs shrunk to what the job and its re-runs (same size) can use: the content (every frame of an
+    animation) to the output size, the styles to the size the engine uses them at (nst_engine.cost.style_size);
+    never enlarged."""
     output = scaled_size(*content.size, options.size)
-    return _fit(content, options.size), [_shrunk(style, style_size(style.size, output, options.style_scale))
-                                         for style in styles]
+    kept = content.resized(options.size) if isinstance(content, Animation) else _fit(content, options.size)
+    return kept, [_shrunk(style, style_size(style.size, output, options.style_scale)) for style in styles]
 
 
 def _fit(image: Image.Image, long_side: int) -> Image.Image:
@@ -129,15 +134,19 @@ class JobCore:
         budgets = [budget for budget in (self.configured_budget_mb, self.work.memory_budget_mb()) if budget]
         return min(budgets, default=None)
 
-    async def accept(self, job: Job, content: Image.Image, *styles: Image.Image,
+    async def accept(self, job: Job, content: Picture, *styles: Image.Image,
                      init: Image.Image | None = None) -> ActiveJob:
-        """Store a new job (a checked request) and its inputs: the content, one to ``MAX_STYLES`` styles and, for
-        an upscale, the image it starts from. It counts against the limits from here on and waits for the
-        engine once passed to :meth:`enqueue`."""
+        """Store a new job (a checked request) and its inputs: the content (a picture, or an animation's frames),
+        one to ``MAX_STYLES`` styles and, for an upscale, the image it starts from. It counts against the limits
+        from here on and waits for the engine once passed to :meth:`enqueue`."""
         content, kept_styles = kept_inputs(job.options, content, styles)
+        job.frames = content.frame_count if isinstance(content, Animation) else 1
+        if job.frames > 1:
+            self._check_animation(job, content.size, [style.size for style in kept_styles])
         kept_init = _fit(init, job.options.size) if init is not None else None
-        images = [content, *kept_styles, *([kept_init] if kept_init is not None else [])]
-        self.disk.make_room(sum(estimate_png_bytes(*image.size) for image in images))
+        sizes = [content.size] * job.frames + [image.size for image in kept_styles]
+        sizes += [kept_init.size] if kept_init is not None else []
+        self.disk.make_room(sum(estimate_png_bytes(*size) for size in sizes))
         try:
             await asyncio.to_thread(self._save_inputs, job.id, content, kept_styles, kept_init)
             self.store.add(job)
@@ -148,7 +157,22 @@ class JobCore:
         self.lineup.add(active)
         return active
 
-    def _save_inputs(self, job_id: str, content: Image.Image, styles: list[Image.Image],
+    def _check_animation(self, job: Job, size: tuple[int, int], style_sizes: list[tuple[int, int]]) -> None:
+        """Refuse an animation whose predicted peak memory is over the engines' budget, or whose predicted time
+        (once the engine's speed is known) is over the job time limit: it would only be stopped part-way."""
+        device = engine_kind(self.device)
+        cost = animation_cost(job.options, size, job.frames, style_sizes, device=device)
+        budget = self.memory_budget_mb()
+        smaller = "use a shorter animation, or a lower quality"
+        if budget is not None and cost.peak_mb > budget:
+            raise UserError(f"This animation ({job.frames} frames) could need about {cost.peak_mb / 1024:.1f} GB of "
+                            f"memory, more than the image engine may use ({budget / 1024:.1f} GB); {smaller}.")
+        seconds = self.lineup.speed.estimate(cost.work)
+        if seconds is not None and seconds > self.job_timeout:
+            raise UserError(f"This animation ({job.frames} frames) would take about {format_seconds(seconds)}, over "
+                            f"this bot's time limit of {format_seconds(self.job_timeout)} a job; {smaller}.")
+
+    def _save_inputs(self, job_id: str, content: Picture, styles: list[Image.Image],
                      init: Image.Image | None) -> None:
         self.store.save_inputs(job_id, content, *styles, init=init)
         self.store.make_inputs_durable(job_id)  # on disk before the row that points at them

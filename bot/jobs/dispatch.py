@@ -83,9 +83,9 @@ class Dispatcher:
                         await self.conclude(active, FAILED, OUR_FAULT)
 
     def _batch_key(self, job_id: str) -> tuple | None:
-        """None for a job that runs alone: one that ran before, or whose result is already made."""
+        """None for a job that runs alone: an animation, one that ran before, or whose result is already made."""
         active = self.lineup.jobs[job_id]
-        if active.job.attempts or self.store.result_path(job_id).is_file():
+        if active.job.animated or active.job.attempts or self.store.result_path(job_id).is_file():
             return None
         if active.batch_key is None:
             active.batch_key = active.job.options.batch_key(self.lineup.content_size(job_id))
@@ -125,7 +125,8 @@ class Dispatcher:
         init = store.init_path(job_id)
         return JobSpec(job_id, str(store.content_path(job_id)), tuple(map(str, store.style_paths(job_id))),
                        active.job.options, str(store.result_path(job_id)), str(init) if init.is_file() else "",
-                       active.job.style_label.replace("*", ""), active.job.quality)  # the label without markdown
+                       active.job.style_label.replace("*", ""), active.job.quality,  # the label without markdown
+                       active.job.frames)
 
     # -------------------------------------------------------------------------------------------- receiver
 
@@ -173,6 +174,7 @@ class Dispatcher:
             return  # a job already concluded (cancelled while an event was on its way)
         if isinstance(event, Progress):
             active.iteration, active.total, active.eta = event.iteration, event.total, event.eta
+            active.frame, active.frames = event.frame, event.frames
             active.preview = event.preview or active.preview
             return
         if not isinstance(event, (Done, Failed, Lost)):

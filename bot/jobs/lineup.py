@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from nst_engine.cost import JobCost, job_cost
+from nst_engine.cost import JobCost, animation_cost, job_cost
 
 from .estimates import SpeedModel
 from .model import RUNNING, ActiveJob
@@ -92,14 +92,17 @@ class Lineup:
         return self.content_sizes[job_id]
 
     def cost(self, job_id: str) -> JobCost:
-        """The job's predicted peak memory and work (nst_engine.cost), from its kept inputs' sizes, once."""
+        """The job's predicted peak memory and work (nst_engine.cost; an animation's over all its frames), from its
+        kept inputs' sizes, once."""
         if job_id not in self.costs:
             try:
                 styles = self.read_style_sizes(job_id)
             except OSError:  # as for the content: the engine will say what is wrong
                 styles = []
-            options = self.jobs[job_id].job.options
-            self.costs[job_id] = job_cost(options, self.content_size(job_id), styles, device=self.device)
+            job = self.jobs[job_id].job
+            self.costs[job_id] = (animation_cost(job.options, self.content_size(job_id), job.frames, styles,
+                                                 device=self.device) if job.animated else
+                                  job_cost(job.options, self.content_size(job_id), styles, device=self.device))
         return self.costs[job_id]
 
     def estimate(self, active: ActiveJob) -> float | None:

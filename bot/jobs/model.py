@@ -41,10 +41,15 @@ class Job:
     error: str = ""
     parent_id: str | None = None
     device: str | None = None  # where it ran, as the engine reported it
+    frames: int = 1  # frames of an animated content (kept in its content.png as an animated PNG); 1: a still
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def animated(self) -> bool:
+        return self.frames > 1
 
 
 @dataclass
@@ -58,6 +63,8 @@ class ActiveJob:
     preview: bytes | None = None
     stopping_by: str | None = None  # who asked to cancel it while it ran
     batch_key: tuple | None = None  # computed once, the first time a batch is put together
+    frame: int = 0  # of an animation: the frame being stylised (1-based) of ``frames``
+    frames: int = 0
 
     @property
     def id(self) -> str:
@@ -71,3 +78,4 @@ class ActiveJob:
     def restart(self) -> None:
         """Forget the progress of an earlier run (the job is about to run, or run again)."""
         self.iteration, self.total, self.eta, self.preview = 0, self.job.options.iterations, None, None
+        self.frame, self.frames = 0, 0

@@ -18,6 +18,8 @@ from typing import Any, Iterator
 
 from PIL import Image
 
+from nst_engine.animated_images import load_animation, save_animation
+from nst_engine.animation import Animation
 from nst_engine.options import StylizeOptions
 
 from .model import ACTIVE_STATES, CANCELLED, FAILED, MAX_STYLES, Job
@@ -43,7 +45,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
     parent_id TEXT,
-    device TEXT
+    device TEXT,
+    frames INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
@@ -59,7 +62,7 @@ CREATE TABLE IF NOT EXISTS server_settings (
 
 
 # Columns added after the first release: (name, SQL type), added to older stores when they are opened.
-ADDED_COLUMNS = (("device", "TEXT"),)
+ADDED_COLUMNS = (("device", "TEXT"), ("frames", "INTEGER NOT NULL DEFAULT 1"))
 WAL_LIMIT_BYTES = 1 << 20  # SQLite truncates its write-ahead log to this after a checkpoint
 _JSON_COLUMNS = ("options", "notes")
 _COLUMNS = tuple(f.name for f in fields(Job))
@@ -120,22 +123,30 @@ class JobStore:
     def inputs_kept(self, job_id: str) -> bool:
         return self.content_path(job_id).is_file() and self.style_path(job_id).is_file()
 
-    def save_inputs(self, job_id: str, content: Image.Image, *styles: Image.Image,
+    def save_inputs(self, job_id: str, content: Image.Image | Animation, *styles: Image.Image,
                     init: Image.Image | None = None) -> None:
-        """Write a job's input images (blocking; raises ``OSError`` when the disk is full or read-only)."""
+        """Write a job's input images (blocking; raises ``OSError`` when the disk is full or read-only); an
+        animated content becomes an animated PNG (lossless, with its timing), so the job is still one file."""
         if not 1 <= len(styles) <= MAX_STYLES:
             raise ValueError(f"a job has 1 to {MAX_STYLES} style images, not {len(styles)}")
         self.job_dir(job_id).mkdir(parents=True, exist_ok=True)
-        content.save(self.content_path(job_id), "PNG")
+        if isinstance(content, Animation):
+            save_animation(content, self.content_path(job_id))
+        else:
+            content.save(self.content_path(job_id), "PNG")
         for index, style in enumerate(styles):
             style.save(self.style_path(job_id, index), "PNG")
         if init is not None:
             init.save(self.init_path(job_id), "PNG")
 
-    def load_inputs(self, job_id: str) -> tuple[Image.Image, list[Image.Image]]:
-        """A kept job's content and style images, for a re-run (blocking; an upscale's init is not re-used)."""
-        return (Image.open(self.content_path(job_id)).convert("RGB"),
-                [Image.open(path).convert("RGB") for path in self.style_paths(job_id)])
+    def load_inputs(self, job_id: str) -> tuple[Image.Image | Animation, list[Image.Image]]:
+        """A kept job's content (an :class:`Animation` for an animated one) and style images, for a re-run
+        (blocking; an upscale's init is not re-used)."""
+        styles = [Image.open(path).convert("RGB") for path in self.style_paths(job_id)]
+        with Image.open(self.content_path(job_id)) as content:
+            if getattr(content, "is_animated", False):
+                return load_animation(self.content_path(job_id)), styles
+            return content.convert("RGB"), styles
 
     def content_size(self, job_id: str) -> tuple[int, int]:
         """The kept content image's (width, height), read from its header only."""

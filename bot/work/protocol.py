@@ -29,6 +29,7 @@ from nst_engine.options import StylizeOptions
 
 MAX_TEXT = 4000  # characters in one text field (ids, paths, messages for people)
 MAX_NUMBER = 10**12  # magnitude of any number field
+MAX_FRAMES = 1000  # frames of one animated job ([limits] max_frames allows up to this)
 MAX_PREVIEW_BYTES = 4 << 20  # a preview is at most a 1024-px PNG: about 3 MB of incompressible pixels
 MAX_MESSAGE_BYTES = MAX_PREVIEW_BYTES * 4 // 3 + (1 << 20)  # a preview in base64, and room for the rest
 
@@ -37,7 +38,8 @@ MAX_MESSAGE_BYTES = MAX_PREVIEW_BYTES * 4 // 3 + (1 << 20)  # a preview in base6
 class JobSpec:
     """One job for the engine: input files where the engine can read them, options, where to write the result;
     ``init``: an image to start from instead of the content (an upscale's earlier result), or empty; ``style`` and
-    ``quality``: how the requester named them, for the recipe written into the result."""
+    ``quality``: how the requester named them, for the recipe written into the result; ``frames``: an animation's
+    frame count."""
 
     job_id: str
     content: str
@@ -47,6 +49,7 @@ class JobSpec:
     init: str = ""
     style: str = ""
     quality: str = ""
+    frames: int = 1  # over 1: the content file is an animated PNG of that many frames, stylised as one job
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -116,6 +119,8 @@ class Progress:
     eta: float | None
     loss: float | None = None
     preview: bytes | None = None
+    frame: int = 0  # of an animation: the frame being stylised (1-based) of ``frames``; 0 for a still
+    frames: int = 0
     event: str = "progress"
 
     @property
@@ -219,8 +224,11 @@ def from_json(text: str | bytes) -> Command | Event:
 
 def _job_spec(spec: dict[str, Any]) -> JobSpec:
     paths = {"job_id": spec["job_id"], "content": spec["content"], "result": spec["result"],
-             "init": spec.get("init") or "", "style": spec.get("style") or "", "quality": spec.get("quality") or ""}
+             "init": spec.get("init") or "", "style": spec.get("style") or "", "quality": spec.get("quality") or "",
+             "frames": spec.get("frames", 1)}
     _check_types(JobSpec, paths)
+    if not 1 <= paths["frames"] <= MAX_FRAMES:
+        raise TypeError(f"a job has 1 to {MAX_FRAMES} frames, not {paths['frames']}")
     styles = tuple(spec["styles"])
     if not all(_fits(style, str) for style in styles):
         raise TypeError("the style paths must be text")

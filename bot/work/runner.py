@@ -11,8 +11,9 @@ import logging
 import traceback
 from typing import Callable, Sequence
 
+from nst_engine.animated_images import load_animation, save_animation
 from nst_engine.errors import NSTError
-from nst_engine.images import save_image
+from nst_engine.images import load_image, save_image
 from nst_engine.recipe import Recipe
 from nst_engine.transfer import BatchRequest, Engine
 
@@ -38,6 +39,8 @@ def run_batch(engine: Engine, specs: Sequence[JobSpec], emit: Callable[[Event], 
     (say, out of GPU memory), its jobs run again one by one, so an error is reported against the job that causes
     it and the others still get their pictures. ``ConnectionError`` (nobody left to report to) propagates.
     """
+    if len(specs) == 1 and specs[0].frames > 1:  # the dispatcher never batches an animation
+        return run_animation(engine, specs[0], emit, should_stop)
     requests = [BatchRequest(spec.content, spec.styles, spec.options, spec.init or None) for spec in specs]
     iterations = [0] * len(specs)
     reported: set[int] = set()
@@ -96,3 +99,31 @@ def _png(image) -> bytes | None:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def run_animation(engine: Engine, spec: JobSpec, emit: Callable[[Event], None],
+                  should_stop: Callable[[str], bool]) -> None:
+    """One animated job: every frame stylised in turn (nst_engine's temporal coherence), the result written as an
+    animated PNG with the input's timing and the recipe; ``Progress`` says which frame is under way."""
+    def on_progress(progress) -> None:
+        emit(Progress(spec.job_id, progress.iteration, progress.total, progress.eta, progress.losses.get("total"),
+                      _png(progress.preview), progress.frame, progress.frames))
+
+    try:
+        animation = load_animation(spec.content, max_frames=spec.frames, what="content animation")
+        styles = [load_image(path, what="style image") for path in spec.styles]
+        result = engine.stylize_animation(animation, styles, spec.options, on_progress=on_progress,
+                                          should_stop=lambda: should_stop(spec.job_id))
+        if not result.cancelled:
+            save_animation(result.animation, spec.result,
+                           text=Recipe(spec.options, style=spec.style, quality=spec.quality).text_chunks())
+    except ConnectionError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported against the job, as run_batch does
+        if not isinstance(error, (NSTError, OSError)):
+            traceback.print_exc()
+        message = str(error) if isinstance(error, NSTError) else NOT_SAVED if isinstance(error, OSError) else UNEXPECTED
+        return emit(Failed(spec.job_id, message))
+    width, height = result.animation.size if result.animation else (0, 0)
+    emit(Done(spec.job_id, result.iterations, result.elapsed, result.cancelled, result.device, 1, width, height,
+              "" if result.cancelled else spec.result))

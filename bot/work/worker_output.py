@@ -1,6 +1,7 @@
 """What a Redis worker hands back, checked before it reaches the bot's disk or Discord: any process that can
 write to Redis can pose as a worker, so a result is decoded in the sandboxed decoder pool (never in the bot's
-process), refused when it is larger than the job asked for, and written as the PNG of what was decoded; a
+process), refused when it is larger than the job asked for (or has other than its frames), and written as the PNG
+(an animated PNG for an animation) of what was decoded; a
 preview is kept only when its PNG header says it is the size the job's previews are.
 """
 
@@ -15,11 +16,13 @@ import struct
 from PIL import Image
 from redis.asyncio import Redis
 
+from nst_engine.animated_images import encode_animation
+from nst_engine.animation import Animation
 from nst_engine.errors import ImageError
 from nst_engine.images import png_text
 from nst_engine.recipe import Recipe
 
-from bot.intake.decoder import DecoderPool, DecoderUnavailable, DecodeRequest
+from bot.intake.decoder import DecoderPool, DecoderUnavailable, DecodeRequest, Picture
 from bot.intake.download import MAX_ASPECT
 
 from .protocol import JobSpec, Progress
@@ -28,6 +31,7 @@ log = logging.getLogger("bot.work.redis_queue")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_SLACK = 1 << 16  # chunk framing, zlib overhead and small metadata on top of the raw pixels
+MAX_ANIMATED_PNG = 1 << 40  # no cap of its own: the frames were checked against the job's size and count
 
 
 class UnusableResult(Exception):
@@ -44,16 +48,19 @@ async def fetch_checked_result(redis: Redis, key: str, spec: JobSpec,
     """The result at ``key`` as a PNG the bot wrote itself, and its size; None when the key is gone. Raises
     :class:`UnusableResult`; an outsize value is refused from its length, never fetched into the bot."""
     size = spec.options.size
-    if await redis.strlen(key) > png_byte_cap(size):
-        raise UnusableResult(f"it is larger than a {size}-pixel PNG")
+    if await redis.strlen(key) > png_byte_cap(size) * spec.frames:
+        raise UnusableResult(f"it is larger than {spec.frames} frame(s) of a {size}-pixel PNG")
     data = await redis.get(key)
     if data is None:
         return None
-    request = DecodeRequest("result", max_pixels=size * size, long_side=size, max_aspect=MAX_ASPECT)
+    request = DecodeRequest("result", max_pixels=size * size, long_side=size, max_aspect=MAX_ASPECT,
+                            max_frames=spec.frames)
     try:
-        picture = await decoder.decode(data, request)
+        picture, frames = await decoder.decode_counted(data, request)
     except (ImageError, DecoderUnavailable) as error:
         raise UnusableResult(str(error)) from None
+    if frames > spec.frames or (spec.frames > 1 and not isinstance(picture, Animation)):
+        raise UnusableResult(f"it has {frames} frame(s), not the job's {spec.frames}")
     recipe = Recipe(spec.options, style=spec.style, quality=spec.quality).text_chunks()
     return await asyncio.to_thread(_png, picture, recipe), picture.size
 
@@ -76,8 +83,11 @@ def preview_fits(preview: bytes, spec: JobSpec) -> bool:
     return 0 < width <= side and 0 < height <= side
 
 
-def _png(picture: Image.Image, text: dict[str, str]) -> bytes:
-    """The checked pixels as a PNG, with the recipe written from the bot's own job (never the worker's text)."""
+def _png(picture: Picture, text: dict[str, str]) -> bytes:
+    """The checked pixels as a PNG (an animated one for an animation), with the recipe written from the bot's own
+    job (never the worker's text)."""
+    if isinstance(picture, Animation):
+        return encode_animation(picture, max_bytes=MAX_ANIMATED_PNG, format="PNG", text=text).data
     buffer = io.BytesIO()
     picture.save(buffer, "PNG", pnginfo=png_text(text))
     return buffer.getvalue()

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MENU_NAME = "Stylize image"
 COG_NAME = "Stylize image menu"
 MAX_OPTIONS = 25  # Discord's limit on a select's options
+ANIMATED_SUFFIXES = (".gif", ".webp", ".png", ".apng")  # a GIF embed's "video" served as a picture
 CONTENT = "content image"  # how refusals name the picture, as /stylize names its content image
 NO_IMAGE = ("That message has no picture to stylize (no image attached, and no embed with a picture). Use it on "
             "a message with a picture, or upload one with /stylize.")
@@ -71,14 +72,21 @@ class MenuSelect(discord.ui.DynamicItem[discord.ui.Select],
 
 
 def message_images(message: discord.Message) -> list[ImageLink]:
-    """The message's attachments, then its embeds' pictures (through Discord's media proxy), without repeats."""
+    """The message's attachments, then its embeds' pictures (through Discord's media proxy), without repeats; a
+    GIF embed's (Tenor, Giphy) animation first when the proxy serves it as an animated picture rather than a
+    video clip, which the bot does not decode."""
     links = [ImageLink(a.url, a.filename, a.content_type, a.size) for a in message.attachments]
     for embed in message.embeds:
-        for picture in (embed.image, embed.thumbnail):
+        animated = [embed.video] if _animated_picture(embed.video.proxy_url) else []
+        for picture in (*animated, embed.image, embed.thumbnail):
             if picture.proxy_url and all(link.url != picture.proxy_url for link in links):
                 name = urlsplit(picture.proxy_url).path.rsplit("/", 1)[-1] or "embed image"
                 links.append(ImageLink(picture.proxy_url, name, None, 0))
     return links
+
+
+def _animated_picture(url: str | None) -> bool:
+    return bool(url) and urlsplit(url).path.lower().endswith(ANIMATED_SUFFIXES)
 
 
 def jump_url(pick: Pick) -> str:

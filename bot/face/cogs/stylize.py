@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
+from nst_engine.animation import Animation
 from nst_engine.errors import ImageError
 from nst_engine.images import load_image
 from nst_engine.options import option_spec
@@ -22,8 +23,8 @@ from bot.errors import UserError
 from bot.face.delivery import defer_privately
 from bot.face.replies import CHOICE_LIMIT, fit, warn
 from bot.intake.blends import blend_label, parse_weights, with_blend
-from bot.intake.download import fetch_image
-from bot.intake.options import build_options
+from bot.intake.download import fetch_image, fetch_picture
+from bot.intake.options import animation_options, build_options
 from bot.intake.presets import PresetLibrary, StylePreset
 from bot.jobs.model import Job, new_job_id
 
@@ -155,8 +156,11 @@ class StylizeCog(commands.Cog, name="Stylize"):
                                      style_count=len(given)):  # released however this ends
                 requester = interaction.user.id
                 assert self.session is not None
-                content_image = await fetch_image(self.session, content, self.config, "content image",
-                                                  requester=requester)
+                content_image, cut = await fetch_picture(self.session, content, self.config, "content image",
+                                                         requester=requester)
+                if isinstance(content_image, Animation):
+                    options, capped = animation_options(effective.config, options)
+                    notes = [*notes, *capped, *cut]
                 styles = [await self._style(slot, chosen, requester) for slot, chosen in given]
                 label = blend_label([label for _, label in styles], blend)
                 user = interaction.user

@@ -29,7 +29,8 @@ class InfoCog(commands.Cog, name="Info"):
             job = entry.job
             if job.state == RUNNING:
                 total = entry.total or job.options.iterations
-                state = f"running {entry.iteration}/{total}, done in {format_seconds(entry.eta)}"
+                step = f"frame {entry.frame}/{entry.frames}" if entry.frames > 1 else f"{entry.iteration}/{total}"
+                state = f"running {step}, done in {format_seconds(entry.eta)}"
                 place = "▶️"
             else:
                 state = f"queued, starts in {format_seconds(core.eta_until_start(job.id))}"
@@ -55,6 +56,9 @@ class InfoCog(commands.Cog, name="Info"):
             "- `/stylize content:<image> style:<image>` or `preset:<name>` — options: `quality`, `size` "
             "(long side in px), `strength` (more or less style), `preserve_colors` (keep your colours); up to "
             "three styles with `style2`/`preset2`, `style3`/`preset3`, `weights` and `style_scale`.\n"
+            f"- Animated GIF, APNG or WebP: the result is animated too, the style steady where nothing moves (at "
+            f"most {limits.max_frames} frames, {min(limits.max_animation_size, limits.max_size)} px; longer ones "
+            "are thinned evenly).\n"
             "- Right-click a message with a picture → **Apps** → **Stylize image**.\n"
             "- Buttons: **Cancel** on the progress message; on a result **Stronger** / **Weaker**, **Re-roll** (another "
             "seed), **Edit** (change values), **Upscale** (next quality level), **Info** and **Delete**.\n"

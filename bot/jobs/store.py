@@ -45,8 +45,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
     parent_id TEXT,
-    device TEXT,
-    frames INTEGER NOT NULL DEFAULT 1
+    device TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
@@ -61,7 +60,7 @@ CREATE TABLE IF NOT EXISTS server_settings (
 """
 
 
-# Columns added after the first release: (name, SQL type), added to older stores when they are opened.
+# Columns added after the first release: (name, SQL type), added to older stores (and new ones) when opened.
 ADDED_COLUMNS = (("device", "TEXT"), ("frames", "INTEGER NOT NULL DEFAULT 1"))
 WAL_LIMIT_BYTES = 1 << 20  # SQLite truncates its write-ahead log to this after a checkpoint
 _JSON_COLUMNS = ("options", "notes")

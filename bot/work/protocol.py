@@ -192,6 +192,8 @@ def to_dict(message: Command | Event, *, previews: bool = True) -> dict[str, Any
         out[field.name] = value
     if isinstance(message, Progress):
         out["fraction"] = message.fraction
+        if not message.frames:  # a still's lines stay as they were (plug-ins read them)
+            del out["frame"], out["frames"]
     return out
 
 

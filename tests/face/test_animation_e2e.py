@@ -40,12 +40,10 @@ def post_gif(standin: StandinThread, data: bytes, who: dict = ALICE, name: str =
 def frames_of(standin: StandinThread, message: dict) -> tuple[list[Image.Image], list[int], str]:
     attachment = message["attachments"][0]
     image = Image.open(io.BytesIO(standin.attachment_bytes(attachment)))
-    frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(image)]
-    image.seek(0)
-    durations = []
-    for index in range(len(frames)):
-        image.seek(index)
-        durations.append(int(image.info.get("duration", 0)))
+    frames, durations = [], []
+    for frame in ImageSequence.Iterator(image):
+        frames.append(frame.convert("RGB"))  # decoding the frame is what sets a WebP frame's duration
+        durations.append(int(frame.info.get("duration", 0)))
     return frames, durations, attachment["filename"].rsplit(".", 1)[1]
 
 
@@ -79,7 +77,7 @@ def test_an_animated_gif_comes_back_animated_with_its_frames_timing_and_steady_s
     # The same frames stylised one by one with the same options, in this process, through the same weights.
     options = StylizeOptions.from_mapping(json.loads(stored_options))
     content = load_animation(workdir / "data" / "jobs" / job / "content.png")
-    engine = Engine(weights=vgg_weights, device="cpu")
+    engine = Engine(str(vgg_weights))
     style = Image.open(workdir / "data" / "jobs" / job / "style.png").convert("RGB")
     one_by_one = [engine.stylize(frame, [style], options).image for frame in content.frames]
     _, still = ball_scene((96, 64), FRAMES)

@@ -39,8 +39,12 @@ def run_batch(engine: Engine, specs: Sequence[JobSpec], emit: Callable[[Event], 
     (say, out of GPU memory), its jobs run again one by one, so an error is reported against the job that causes
     it and the others still get their pictures. ``ConnectionError`` (nobody left to report to) propagates.
     """
-    if len(specs) == 1 and specs[0].frames > 1:  # the dispatcher never batches an animation
-        return run_animation(engine, specs[0], emit, should_stop)
+    if any(spec.frames > 1 for spec in specs):  # an animation always runs alone, whoever put the batch together
+        for spec in specs:
+            if spec.frames > 1:
+                run_animation(engine, spec, emit, should_stop)
+        stills = [spec for spec in specs if spec.frames == 1]
+        return run_batch(engine, stills, emit, should_stop) if stills else None
     requests = [BatchRequest(spec.content, spec.styles, spec.options, spec.init or None) for spec in specs]
     iterations = [0] * len(specs)
     reported: set[int] = set()

@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from nst_engine.cost import JobCost, batch_peak_mb, job_cost, over_budget
+from nst_engine.cost import JobCost, animation_cost, batch_peak_mb, job_cost, over_budget
 from nst_engine.errors import NSTError
 
 from bot.config import Config, ConfigError
@@ -282,9 +282,10 @@ def _cost(spec: JobSpec, device: str) -> tuple[tuple, JobCost | None]:
         styles = [probe_image(style) for style in spec.styles]
     except NSTError:
         return ("alone", spec.job_id), None
-    size = (content.width, content.height)
-    return spec.options.batch_key(size), job_cost(spec.options, size, [(s.width, s.height) for s in styles],
-                                                  device=device)
+    size, style_sizes = (content.width, content.height), [(s.width, s.height) for s in styles]
+    if spec.frames > 1:  # an animation runs alone, costing all its frames
+        return ("alone", spec.job_id), animation_cost(spec.options, size, spec.frames, style_sizes, device=device)
+    return spec.options.batch_key(size), job_cost(spec.options, size, style_sizes, device=device)
 
 
 def _within_budget(specs: list[JobSpec], budget_mb: float, device: str

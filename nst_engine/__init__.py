@@ -8,8 +8,9 @@ from .errors import DownloadError, ImageError, NSTError, OptionError, WeightsErr
 from .options import QUALITY_LEVELS, QualityLevel, StylizeOptions, option_specs
 
 _LAZY = {name: "transfer" for name in ("stylize", "Engine", "Progress", "StylizeResult", "BatchRequest")}
+_LAZY.update({"Animation": "animation", "AnimationResult": "animation"})
 
-__all__ = ["BatchRequest", "DownloadError", "Engine", "ImageError", "NSTError", "OptionError", "Progress",
+__all__ = ["Animation", "AnimationResult", "BatchRequest", "DownloadError", "Engine", "ImageError", "NSTError", "OptionError", "Progress",
            "QUALITY_LEVELS", "QualityLevel", "StylizeOptions", "StylizeResult", "WeightsError", "option_specs",
            "stylize"]
 

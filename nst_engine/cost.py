@@ -210,3 +210,48 @@ def default_budget_mb() -> int:
     ``RESERVED_MB``; under docker-compose.yml's 3 GB limit that is 2672 MB, enough for the high level."""
     machine = machine_memory_mb()
     return MIN_BUDGET_MB if machine is None else max(MIN_BUDGET_MB, int(machine - RESERVED_MB))
+
+
+# A later frame of an animation starts from the previous stylised frame warped along the motion, so it runs
+# only at the output size and needs a share of the first frame's iterations (measured in
+# benchmarks/animation.py; docs/engine.md gives the figures), at least ``MIN_LATER_ITERATIONS``.
+LATER_FRAME_SHARE = 0.25
+MIN_LATER_ITERATIONS = 4
+# What an animation holds beyond one frame's job, per output pixel: the flows both ways (2 × 2 float32), the
+# warped previous result and its mask (4 float32) and the temporal term's tensors (4 float32); and per input
+# frame pixel, every frame in and out as 8-bit RGB.
+FLOW_BYTES_PER_PIXEL = (4 + 4 + 4) * 4
+FRAME_BYTES_PER_PIXEL = 2 * 3
+
+
+def later_frame_iterations(options: StylizeOptions) -> int:
+    """Iterations of each frame after the first when the animation is temporally coherent."""
+    return min(options.iterations, max(MIN_LATER_ITERATIONS, round(LATER_FRAME_SHARE * options.iterations)))
+
+
+def later_frame_options(options: StylizeOptions) -> StylizeOptions:
+    """The options a later frame runs with: one scale at the output size, its share of the iterations, and no
+    seed jitter (its start is the warped previous frame, which the seed already shaped)."""
+    return dataclasses.replace(options, min_scale=options.size, iterations=later_frame_iterations(options),
+                               seed=0)
+
+
+def animation_cost(options: StylizeOptions, content_size: tuple[int, int], frame_count: int,
+                   style_sizes: Sequence[tuple[int, int]], *, device: str = "cpu") -> JobCost:
+    """The cost of stylising ``frame_count`` frames of ``content_size``: the first frame's job, then each later
+    frame's (fewer iterations at the output size when ``options.temporal_weight`` is set, a whole job each
+    otherwise; the style targets are made once either way); the peak is the larger frame job plus the frames
+    held and the flow's buffers."""
+    first = job_cost(options, content_size, style_sizes, device=device)
+    if frame_count <= 1:
+        return first
+    temporal = options.temporal_weight > 0
+    later_options = later_frame_options(options) if temporal else options
+    later = job_cost(later_options, content_size, style_sizes, device=device)
+    style_passes = sum(term.all_styles for term in scale_terms(later_options, content_size, style_sizes))
+    later_work = later.work - FORWARD_SHARE * style_passes
+    width, height = scaled_size(*content_size, options.size)
+    held = FRAME_BYTES_PER_PIXEL * frame_count * (content_size[0] * content_size[1] + width * height)
+    overhead = (held + (FLOW_BYTES_PER_PIXEL * width * height if temporal else 0)) / MB
+    return JobCost(max(first.peak_mb, later.peak_mb) + overhead, first.fixed_mb,
+                   first.work + (frame_count - 1) * later_work)

@@ -28,6 +28,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # 1/5 keeps two-scale schedules (up to 2 × min_scale) as they were. Measured in benchmarks/quality.py.
 FINEST_SHARE = 0.2
 
+# The temporal loss weight of animations (nst_engine/temporal.py): the mean squared change from the previous
+# stylised frame, warped along the motion, on the pixels the flow tracks. Measured in benchmarks/animation.py.
+TEMPORAL_WEIGHT = 100.0
+
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 
@@ -60,6 +64,9 @@ class StylizeOptions:
     preserve_colors: str = _option("none", "keep the content's colours", choices=PRESERVE_COLORS, user=True)
     seed: int = _option(0, "random seed: 0 starts from the content itself, any other seed from a jittered "
                         "copy for a different take (deterministic on the CPU)", low=0, high=2**31 - 1, user=True)
+    temporal_weight: float = _option(TEMPORAL_WEIGHT, "animations: how strongly each frame keeps the previous "
+                                     "stylised frame where the picture moves along (0: every frame on its own)",
+                                     low=0.0, high=10000.0, user=True)
     device: str = _option("auto", "where to run", choices=DEVICES)
     precision: str = _option("auto", "arithmetic precision (auto: bf16/fp16 where the hardware has it)",
                              choices=PRECISIONS)

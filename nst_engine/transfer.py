@@ -58,7 +58,8 @@ COLOUR_STYLE_GAIN_MAX = 25.0
 
 @dataclass(frozen=True)
 class Progress:
-    """Reported after every iteration. ``iteration`` counts from 1 over all scales up to ``total``."""
+    """Reported after every iteration. ``iteration`` counts from 1 over all scales (and, for an animation, all
+    frames) up to ``total``; ``frame`` is the frame being stylised, 1 of 1 for a still picture."""
 
     iteration: int
     total: int
@@ -70,6 +71,8 @@ class Progress:
     elapsed: float
     eta: float | None
     preview: Image.Image | None = None
+    frame: int = 1
+    frames: int = 1
 
     @property
     def fraction(self) -> float:
@@ -92,12 +95,18 @@ class StylizeResult:
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """One job for :meth:`Engine.stylize_batch`: the same inputs :meth:`Engine.stylize` takes."""
+    """One job for :meth:`Engine.stylize_batch`: the same inputs :meth:`Engine.stylize` takes.
+
+    Two hooks serve animations (nst_engine/temporal.py): ``temporal_loss`` maps the image being optimised to a
+    loss added to the job's objective, and ``shared_targets`` is a dict in which jobs with the same styles and
+    options keep their style targets (and colour gain), so a sequence of frames computes them once."""
 
     content: ImageSource
     styles: Sequence[ImageSource]
     options: StylizeOptions = field(default_factory=StylizeOptions)
     init_image: ImageSource | None = None
+    temporal_loss: Callable[[torch.Tensor], torch.Tensor] | None = None
+    shared_targets: dict | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -195,6 +204,16 @@ class Engine:
             raise NSTError(result.error)
         return result
 
+    def stylize_animation(self, animation, styles: Sequence[ImageSource], options: StylizeOptions | None = None,
+                          *, on_progress: ProgressCallback | None = None,
+                          should_stop: StopCheck | object | None = None):
+        """Stylise every frame of an :class:`~nst_engine.animation.Animation` coherently; returns an
+        :class:`~nst_engine.animation.AnimationResult` (see nst_engine/temporal.py for how)."""
+        from .temporal import stylize_animation
+
+        return stylize_animation(self, animation, styles, options or StylizeOptions(), on_progress=on_progress,
+                                 should_stop=_stop_check(should_stop))
+
     def stylize_batch(self, requests: Sequence[BatchRequest], *, on_progress: BatchProgressCallback | None = None,
                       should_stop: BatchStopCheck | None = None) -> list[StylizeResult]:
         """Stylise several jobs, optimising those with equal :meth:`StylizeOptions.batch_key` together (one
@@ -224,6 +243,7 @@ class _Job:
         self.styles = [load_image(style, what="style image") for style in request.styles]
         self.init_image = (load_image(request.init_image, what="starting image")
                            if request.init_image is not None else None)
+        self.temporal_loss, self.shared_targets = request.temporal_loss, request.shared_targets
         options = self.options
         layer_weights = options.style_layer_weights or (1.0,) * len(options.style_layers)
         style_scale = options.style_weight * options.strength / sum(layer_weights)
@@ -303,6 +323,9 @@ class _Job:
         the precomputed loss is the same as evaluating it there. ``value`` is ``loss`` as a float.
         """
         self.iteration += 1
+        if self.temporal_loss is not None:
+            temporal = self._add_temporal_loss()
+            loss, value = loss + temporal, value + temporal
         if self.options.optimizer == "lbfgs" and value > self.best_loss * LBFGS_RESTART_JUMP:
             with torch.no_grad():
                 self.image.copy_(self.best_image)
@@ -317,6 +340,25 @@ class _Job:
             self.optimizer.step()
             with torch.no_grad():
                 self.image.clamp_(0, 1)
+
+    def _add_temporal_loss(self) -> float:
+        """The request's temporal loss on the image: its gradient added to the batch pass's, its value
+        returned and reported."""
+        with torch.enable_grad():
+            term = self.temporal_loss(self.image)
+            term.backward()
+        value = float(term.detach())
+        self.losses["temporal"] = value
+        self.losses["total"] = self.losses.get("total", 0.0) + value
+        return value
+
+    def shared(self, key: tuple, make: Callable[[], object]) -> object:
+        """``make()``, kept in the request's ``shared_targets`` under ``key`` when it has them."""
+        if self.shared_targets is None:
+            return make()
+        if key not in self.shared_targets:
+            self.shared_targets[key] = make()
+        return self.shared_targets[key]
 
     @torch.no_grad()
     def _lbfgs_step(self, loss: torch.Tensor) -> None:
@@ -421,9 +463,9 @@ class _Batch:
         for job in jobs:
             content, styles = job.prepared_inputs(size, self.device)
             job.content_target = self._features(content, [self.content_layer])[self.content_layer]
-            job.style_targets = self._style_grams(job, styles)
+            job.style_targets = job.shared(("style", size), lambda: self._style_grams(job, styles))
             if not job.iteration and job.options.preserve_colors != "none":
-                gain = self._colour_gain(job, size, content)
+                gain = job.shared(("colour gain",), lambda: self._colour_gain(job, size, content))
                 job.style_weights = [weight * gain for weight in job.style_weights]
             job.start_scale(content, job.best_image if job.iteration else None)
         self._stacked_for: tuple[int, ...] = ()

@@ -32,6 +32,7 @@ def animated_spec(directory: Path, job_id: str = "moving") -> JobSpec:
                    str(directory / "result.png"), frames=FRAMES)
 
 
+@pytest.mark.slow
 async def test_an_animation_runs_on_a_worker_as_one_job(tmp_path: Path, queue, start_workers) -> None:  # noqa: F811
     start_workers(1)
     await wait_workers(queue, 1)

@@ -18,6 +18,7 @@ Picture = Union[Image.Image, Animation]
 MAX_SOURCE_FRAMES = 2000  # frames an upload may hold at all, before thinning (beyond: refused)
 MAX_DURATION_MS = 60_000  # what a decoder reply may claim for one frame's display time
 MAX_LOOP = 65_535  # GIF's and APNG's largest loop count
+ANIMATED_SIGNATURES = (b"GIF87a", b"GIF89a", b"\x89PNG\r\n\x1a\n")  # and RIFF....WEBP: the animated kinds
 
 
 # --- in the bot: the reply, checked ------------------------------------------------------------------------
@@ -46,8 +47,11 @@ def picture(reply: dict[str, Any], pixels: bytes) -> Picture:
 # --- in the worker process -------------------------------------------------------------------------------
 
 def frame_count(data: bytes, header: dict[str, Any]) -> int:
-    """Frames in the upload, from its headers (1 for anything not animated, or unreadable: the still path
-    then says what is wrong with it, as for every still upload)."""
+    """Frames in the upload, from its headers: only a GIF, PNG or WebP can be an animation (a JPEG, TIFF or BMP
+    is never even probed, so it costs nothing more than before, and a multi-page TIFF or a phone's MPO stays a
+    still); 1 for anything unreadable too: the still path then says what is wrong with it, as it always did."""
+    if not data.startswith(ANIMATED_SIGNATURES) and data[8:12] != b"WEBP":
+        return 1
     try:
         return probe_animation(data, max_pixels=header["max_pixels"], what=header["what"]).frames
     except ImageError:

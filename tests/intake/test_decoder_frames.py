@@ -54,6 +54,11 @@ async def test_a_long_animation_is_thinned_to_the_cap_with_its_total_time_kept(p
     assert animation.total_ms == 400 * 40  # each kept frame shows until the next kept one
 
 
+async def test_an_animation_of_absurdly_many_frames_is_refused_from_its_headers(pool: DecoderPool) -> None:
+    with pytest.raises(ImageError, match="has 400,000 frames; the limit is 2,000"):
+        await pool.decode(hostile_files.many_frame_gif(400_000), ANIMATED)
+
+
 async def test_a_damaged_frame_is_a_clear_refusal(pool: DecoderPool) -> None:
     with pytest.raises(ImageError, match=r"(?i)frame|corrupt|damaged") as refused:
         await pool.decode(damaged_frame_gif(), ANIMATED)
@@ -67,6 +72,11 @@ async def test_stills_and_first_frames_are_as_before(pool: DecoderPool) -> None:
     data, _ = ball_gif(frames=5)
     first = await pool.decode(data, still)  # a request without frames: the first frame, as a still, as ever
     assert isinstance(first, Image.Image) and first.size == (96, 64)
+    jpeg = hostile_files.encoded(hostile_files.noise(40, 30), "JPEG")
+    for many_pictures in (hostile_files.many_page_tiff(200), hostile_files.multi_picture_jpeg(jpeg, jpeg)):
+        # Pillow counts these as frames too, but they are pages and pictures of one photo: a still, as before.
+        picture, frames = await pool.decode_counted(many_pictures, ANIMATED)
+        assert isinstance(picture, Image.Image) and frames == 1
 
 
 def test_the_bot_refuses_a_reply_whose_frames_or_timing_are_odd() -> None:

@@ -92,7 +92,8 @@ def corpus() -> list[tuple[str, bytes, str | None, str]]:
         ("progressive JPEG, 20000 scans", hostile_files.many_scan_jpeg(2048, 2048, 20_000), "image/jpeg",
          "abnormal number of scans"),
         ("TIFF, 100000 pages", hostile_files.many_page_tiff(100_000), "image/tiff", ACCEPTED),
-        ("GIF, 400000 frames", hostile_files.many_frame_gif(400_000), "image/gif", ACCEPTED),
+        # Animations are decoded frame by frame now: one of absurdly many frames is refused from its headers.
+        ("GIF, 400000 frames", hostile_files.many_frame_gif(400_000), "image/gif", "has 400,000 frames"),
         ("16-bit greyscale PNG, 25 megapixels", hostile_files.sixteen_bit_grey_png(5000, 5000), "image/png",
          ACCEPTED),
         ("truncated PNG", hostile_files.truncated(photo_png), "image/png", "corrupt or truncated"),

@@ -18,7 +18,8 @@ Picture = Union[Image.Image, Animation]
 MAX_SOURCE_FRAMES = 2000  # frames an upload may hold at all, before thinning (beyond: refused)
 MAX_DURATION_MS = 60_000  # what a decoder reply may claim for one frame's display time
 MAX_LOOP = 65_535  # GIF's and APNG's largest loop count
-ANIMATED_SIGNATURES = (b"GIF87a", b"GIF89a", b"\x89PNG\r\n\x1a\n")  # and RIFF....WEBP: the animated kinds
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ANIMATED_SIGNATURES = (b"GIF87a", b"GIF89a", PNG_SIGNATURE)  # and RIFF....WEBP: the animated kinds
 
 
 # --- in the bot: the reply, checked ------------------------------------------------------------------------
@@ -52,6 +53,8 @@ def frame_count(data: bytes, header: dict[str, Any]) -> int:
     still); 1 for anything unreadable too: the still path then says what is wrong with it, as it always did."""
     if not data.startswith(ANIMATED_SIGNATURES) and data[8:12] != b"WEBP":
         return 1
+    if data.startswith(PNG_SIGNATURE) and data.find(b"acTL", 0, max(0, data.find(b"IDAT"))) < 0:
+        return 1  # an animated PNG names its frame count (acTL) before its first pixels: this is a still
     try:
         return probe_animation(data, max_pixels=header["max_pixels"], what=header["what"]).frames
     except ImageError:

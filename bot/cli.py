@@ -28,7 +28,8 @@ from .config import Config, ConfigError, discord_token, load_config
 
 # Options with their own flags in docs/commands.md; the others are listed under "advanced options".
 PRIMARY = ("size", "iterations", "strength", "style_weights", "preserve_colors", "seed", "device")
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+ANIMATED_SUFFIXES = (".gif", ".webp", ".png")  # an animated content keeps its frames in these (.png: APNG)
 CLI_JOB = "stylize"  # the job id in --progress json events (the bot's engine uses its job ids)
 
 
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     stylize = commands.add_parser("stylize", help="stylise an image from the command line")
     stylize.add_argument("content", nargs="?", help="content image file (with --from: the recipe's, unless given)")
-    stylize.add_argument("-o", "--output", required=True, help="output file (.png, .jpg or .webp)")
+    stylize.add_argument("-o", "--output", required=True, help="output file (.png, .jpg, .webp or .gif; an "
+                         "animated content stays animated in .gif, .webp or .png)")
     stylize.add_argument("--style", action="append", default=[], metavar="IMG", help="style image (repeatable)")
     stylize.add_argument("--preset", metavar="NAME", help="a preset style (see `nst-bot presets`)")
     stylize.add_argument("--from", dest="recipe", metavar="RESULT.png", help="repeat the recipe a result PNG "
@@ -211,7 +213,7 @@ def preset_state(preset) -> str:
 def check_output(output: Path) -> None:
     """Refuse an output path the result could not be written to, before the job runs (not after it)."""
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise CLIError(f"cannot write {output.name!r}: use a .png, .jpg or .webp file name")
+        raise CLIError(f"cannot write {output.name!r}: use a .png, .jpg, .webp or .gif file name")
     folder = output.parent
     if output.is_dir():
         raise CLIError(f"cannot write {output}: it is a folder; name a file in it, e.g. {output / 'result.png'}")
@@ -246,11 +248,18 @@ def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
     styles = style_sources(args, config)
     output = Path(args.output)
     check_output(output)
+    from nst_engine.animated_images import load_animation, probe_animation, save_animation
     from nst_engine.images import load_image, save_image
     from nst_engine.transfer import Engine
 
     # Decode every input before loading the network, so bad files fail fast.
-    content = load_image(args.content, what="content image")
+    animated = probe_animation(args.content, what="content image").frames > 1
+    if animated and output.suffix.lower() not in ANIMATED_SUFFIXES:
+        raise CLIError(f"{args.content} is animated; write it to a .gif, .webp or .png (APNG) file, not "
+                       f"{output.suffix}")
+    animation = load_animation(args.content, what="content image") if animated or output.suffix.lower() == ".gif" \
+        else None
+    content = load_image(args.content, what="content image") if animation is None else None
     style_images = [load_image(path, what="style image") for path in styles]
     engine = Engine(args.weights, configured=config.engine.weights or None)
     progress = ProgressBar("stylize") if args.progress == "bar" else None
@@ -260,21 +269,28 @@ def cmd_stylize(args: argparse.Namespace, config: Config) -> int:
             print(to_json(Progress(CLI_JOB, p.iteration, p.total, p.eta, p.losses.get("total")), previews=False),
                   flush=True)
             return
-        progress.update(p.fraction, f"{p.iteration}/{p.total} scale {p.scale_index + 1}/{p.scale_count} "
+        frame = f"frame {p.frame}/{p.frames} " if p.frames > 1 else ""
+        progress.update(p.fraction, f"{p.iteration}/{p.total} {frame}scale {p.scale_index + 1}/{p.scale_count} "
                                     f"{p.width}×{p.height} loss {p.losses['total']:.4g} ETA {format_seconds(p.eta)}")
 
-    result = engine.stylize(content, style_images, options, on_progress=report)
-    if progress is not None:
-        progress.close()
     quality = args.quality or (earlier.quality if earlier else "")
     recipe = Recipe(options, preset=(args.preset or "").lower(), quality=quality.lower(), content=args.content,
                     styles=tuple(args.style))
-    save_image(result.image, output, recipe.text_chunks())
+    if animation is None:
+        result = engine.stylize(content, style_images, options, on_progress=report)
+        save_image(result.image, output, recipe.text_chunks())
+        image, frames = result.image, ""
+    else:
+        result = engine.stylize_animation(animation, style_images, options, on_progress=report)
+        save_animation(result.animation, output, recipe.text_chunks())
+        image, frames = result.animation.frames[0], f", {result.animation.frame_count} frames" * animated
+    if progress is not None:
+        progress.close()
     if progress is None:
-        print(to_json(Done(CLI_JOB, result.iterations, result.elapsed, device=result.device, width=result.image.width,
-                           height=result.image.height, output=str(output))), flush=True)
+        print(to_json(Done(CLI_JOB, result.iterations, result.elapsed, device=result.device, width=image.width,
+                           height=image.height, output=str(output))), flush=True)
         return 0
-    print(f"wrote {output} ({result.image.width}×{result.image.height}, {result.iterations} iterations, "
+    print(f"wrote {output} ({image.width}×{image.height}{frames}, {result.iterations} iterations, "
           f"{result.elapsed:.1f} s on {result.device}{_threads(result.device)})")
     return 0
 

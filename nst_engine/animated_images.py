@@ -132,6 +132,10 @@ def load_animation(source: ImageSource, *, max_frames: int = DEFAULT_MAX_FRAMES,
 
 
 def _frame_count(image: Image.Image, what: str) -> int:
+    """Frames of a GIF, PNG (APNG) or WebP; other formats' extra pages (an MPO's depth map, a TIFF's pages)
+    are not animation frames, so they count as one picture."""
+    if image.format not in ANIMATED_FORMATS:
+        return 1
     try:
         return max(1, int(getattr(image, "n_frames", 1)))
     except Exception:  # noqa: BLE001 - walking the frame headers failed: a damaged file

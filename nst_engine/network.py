@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import WeightsError
 from .layers import LAYER_INDEX, VGG19_CONFIG, frame_for
+from .packed import PackedWeights, available as packed_available
 
 # The picture's border. Zero padding (torchvision's choice) makes every border look to the network like a frame of
 # the mean colour, and the optimiser paints a band along it. So the input gets a mirrored frame of FRAME px (0:
@@ -79,12 +80,29 @@ def features_state(state: Mapping[str, torch.Tensor]) -> dict[int, tuple[torch.T
 class BorderConv(nn.Conv2d):
     """A 3×3 convolution padded by ``PADDING_MODE``, except maps narrower than ``SMALL_MAP`` pixels (the deep
     layers of tiny images): reflecting those repeats the whole map, which measurably loosened the content at
-    64 px (tests/engine/test_transfer.py), so they keep zero padding."""
+    64 px (tests/engine/test_transfer.py), so they keep zero padding.
+
+    With ``packed`` set (CPU encoders), zero-padded channels_last fp32/bf16 inputs go through weights kept in
+    oneDNN's layout (nst_engine/packed.py) instead of being reordered on every call."""
+
+    packed: PackedWeights | None = None
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if self.padding_mode == "zeros" or min(input.shape[-2:]) < SMALL_MAP:
+        zeros = self.padding_mode == "zeros" or min(input.shape[-2:]) < SMALL_MAP
+        if zeros and self.packed is not None and _packable(input):
+            output = self.packed(input)
+            if output is not None:
+                return output
+        if zeros:
             return F.conv2d(input, weight, bias, padding=1)
         return F.conv2d(F.pad(input, (1, 1, 1, 1), mode=self.padding_mode), weight, bias)
+
+
+def _packable(x: torch.Tensor) -> bool:
+    """A CPU channels_last input the packed convolution runs in fp32 or (under autocast) bf16."""
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    return (x.device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+            and x.is_contiguous(memory_format=torch.channels_last))
 
 
 class VGGEncoder(nn.Module):
@@ -117,6 +135,14 @@ class VGGEncoder(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
         self.eval()
+
+    def pack_weights(self) -> "VGGEncoder":
+        """Keep the convolutions' weights in oneDNN's layout (CPU only; see nst_engine/packed.py)."""
+        if packed_available():
+            for layer in self.layers:
+                if isinstance(layer, BorderConv):
+                    layer.packed = PackedWeights(layer.weight, layer.bias)
+        return self
 
     def forward(self, image: torch.Tensor, wanted: Iterable[str], frame: int | None = None) -> dict[str, torch.Tensor]:
         """``image`` is N×3×H×W RGB in 0..1; returns {layer name: activation} for the ``wanted`` layers. ``frame``:

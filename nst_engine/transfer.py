@@ -160,11 +160,13 @@ class Engine:
     """A loaded VGG19, reusable across many stylize calls (the engine process keeps one)."""
 
     def __init__(self, weights: str | None = None, *, configured: str | None = None,
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, packed_weights: bool = True) -> None:
         """``weights`` is an explicit file; ``configured`` the config's, used after ``$NST_WEIGHTS``.
 
-        ``channels_last=False`` keeps the NCHW layout (only the benchmark's comparison wants that).
+        ``channels_last=False`` keeps the NCHW layout, ``packed_weights=False`` lets oneDNN reorder the CPU
+        convolutions' weights on every call (only the benchmarks' comparisons want either).
         """
+        self.packed_weights = packed_weights
         self._convs = load_weights(weights, configured)
         self._encoders: dict[tuple[str, str, str], VGGEncoder] = {}
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -176,7 +178,10 @@ class Engine:
             # shapes to tune, which cost 1-4 s per job on an H200 and saved nothing per iteration
             # (benchmarks/gpu.py, benchmarks/README.md).
             encoder = VGGEncoder(self._convs, last_layer, pooling)
-            self._encoders[key] = encoder.to(device, memory_format=self.memory_format)
+            encoder = encoder.to(device, memory_format=self.memory_format)
+            if device.type == "cpu" and self.packed_weights:
+                encoder.pack_weights()
+            self._encoders[key] = encoder
         return self._encoders[key]
 
     def stylize(self, content: ImageSource, styles: Sequence[ImageSource], options: StylizeOptions | None = None,

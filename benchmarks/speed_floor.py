@@ -11,6 +11,7 @@ One run measures, interleaved (A B A B …) so that a shared machine's drift hit
   with its weights reordered per call (``packed_weights=False``, as before this round) against the default, and the
   classic reference (benchmarks/reference.py) at the output size; each against the FLOP floor of the picture
   (forward + input gradient through VGG19 to relu5_1, ``vgg_flops``) at the best native precision;
+- the Gram of the five style maps (forward + backward) from a cropped view against the whole framed map;
 - the standard job (512 px, 80 iterations) in a fresh process per run, this tree against ``--baseline-tree``
   (a checkout of main), alternating, with wall and CPU seconds and the ratio of each pair.
 
@@ -38,6 +39,9 @@ sys.path.insert(0, str(REPO))
 from benchmarks.engine import STYLE_FILE, content_scene, matmul_gflops, vgg_flops  # noqa: E402
 from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg, run_reference  # noqa: E402
 from nst_engine.images import scaled_size  # noqa: E402
+from nst_engine.layers import frame_for  # noqa: E402
+from nst_engine.losses import gram  # noqa: E402
+from nst_engine.network import FramedMap, VGGEncoder  # noqa: E402
 from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
 from nst_engine.testing import write_random_vgg19  # noqa: E402
 from nst_engine.transfer import Engine, cpu_has_native_bf16  # noqa: E402
@@ -125,6 +129,37 @@ def per_iteration(weights: Path, content: Image.Image, style: Image.Image, sizes
     report["per_iteration"] = rows
 
 
+def gram_section(content: Image.Image, size: int, rounds: int, report: dict) -> None:
+    """Gram forward + backward of the style layers' maps at ``size``: a cropped view (before) against the whole
+    framed map with its box (``FramedMap``, now), interleaved, the rest of the iteration left out."""
+    width, height = scaled_size(*content.size, size)
+    frame = frame_for((height, width))
+    timings: dict[str, list[float]] = {"crop view (before)": [], "whole map + box (now)": []}
+    maps = []
+    for stride, channels in ((1, 64), (2, 128), (4, 256), (8, 512), (16, 512)):
+        full = torch.rand(1, channels, -(-(height + 2 * frame) // stride), -(-(width + 2 * frame) // stride))
+        box = VGGEncoder._box(stride, frame, (height, width))
+        maps.append((full.contiguous(memory_format=torch.channels_last).requires_grad_(True), box))
+
+    def run(framed: bool) -> float:
+        started = time.perf_counter()
+        for full, (rows, cols) in maps:
+            features = FramedMap(full, rows, cols) if framed else full[..., rows[0]:rows[1], cols[0]:cols[1]]
+            gram(features).pow(2).sum().backward()
+        return time.perf_counter() - started
+
+    run(False), run(True)
+    for _ in range(rounds * 5):
+        timings["crop view (before)"].append(run(False))
+        timings["whole map + box (now)"].append(run(True))
+    ratios = [a / b for a, b in zip(timings["whole map + box (now)"], timings["crop view (before)"])]
+    report["gram"] = {"size": [width, height], "seconds": {k: statistics.median(v) for k, v in timings.items()},
+                      "ratio_per_round": ratios}
+    print(f"Gram of the five style maps at {width}x{height}, forward + backward: "
+          + ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in timings.items())
+          + f"; now / before {statistics.median(ratios):.3f}", flush=True)
+
+
 def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: int, report: dict) -> None:
     """The standard job in a fresh process, this tree and the baseline tree alternately."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -163,6 +198,7 @@ def main() -> int:
         weights = write_random_vgg19(Path(scratch) / "vgg19-random.pth")
         content, style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
         peak = machine(report)
+        gram_section(content, sizes[-1], 1 if args.quick else args.rounds, report)
         per_iteration(weights, content, style, sizes, 2 if args.quick else 3, 1 if args.quick else args.rounds,
                       peak, report)
         if args.job_rounds and not args.quick:

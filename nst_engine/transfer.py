@@ -385,9 +385,9 @@ class _Batch:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def _features(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    def _features(self, image: torch.Tensor, layers: Sequence[str], framed: bool = False) -> dict:
         with self._autocast():
-            return self.encoder(image.contiguous(memory_format=self.memory_format), layers, self.frame)
+            return self.encoder(image.contiguous(memory_format=self.memory_format), layers, self.frame, framed)
 
     def run(self) -> Iterator[tuple[int, StylizeResult]]:
         self.started = time.perf_counter()
@@ -476,10 +476,11 @@ class _Batch:
         for job in jobs:
             job.optimizer.zero_grad(set_to_none=True)
         images = torch.cat([job.image for job in jobs])
-        features = self._features(images, (self.content_layer, *self.style_layers))
+        # Whole maps with their crop boxes: the Gram works on them without copying the crop (losses.py).
+        features = self._features(images, (self.content_layer, *self.style_layers), framed=True)
         content_target, style_targets, weights = self._stacked_targets(jobs)
         per_layer = [style_loss(gram(features[name]), style_targets[name]) for name in self.style_layers]
-        content = content_loss(features[self.content_layer], content_target)
+        content = content_loss(features[self.content_layer].crop, content_target)
         tv = tv_loss(images)
         count = len(self.style_layers)
         style_weights, content_weight, tv_weight = weights[:count], weights[count], weights[count + 1]

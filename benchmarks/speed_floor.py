@@ -1,7 +1,7 @@
 """How close the engine runs to the machine's FLOP floor, and the standard job against another checkout (main).
 
     python benchmarks/speed_floor.py                    # per-iteration table + standard job vs /work/main-like tree
-    python benchmarks/speed_floor.py --baseline-tree PATH --job-rounds 2
+    python benchmarks/speed_floor.py --baseline-tree PATH --job-rounds 2 --only jobs --only iterations
     python benchmarks/speed_floor.py --quick            # tiny sizes: checks the script in a minute
 
 One run measures, interleaved (A B A B …) so that a shared machine's drift hits both sides alike:
@@ -182,6 +182,11 @@ def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: i
           f"(pairs {', '.join(f'{r:.3f}' for r in ratios)}), CPU {statistics.median(cpu_ratios):.3f}")
 
 
+def save(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: checks the script")
@@ -189,6 +194,8 @@ def main() -> int:
     parser.add_argument("--job-rounds", type=int, default=2, help="standard-job pairs (0: skip the jobs)")
     parser.add_argument("--baseline-tree", type=Path, default=Path("/work/main"),
                         help="a checkout whose nst_engine the standard job is compared with")
+    parser.add_argument("--only", action="append", choices=("gram", "jobs", "iterations"),
+                        help="run only these sections, in this order (repeatable; default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "speed-floor.json")
     args = parser.parse_args()
     level = QUALITY_LEVELS["standard"]
@@ -198,14 +205,17 @@ def main() -> int:
         weights = write_random_vgg19(Path(scratch) / "vgg19-random.pth")
         content, style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
         peak = machine(report)
-        gram_section(content, sizes[-1], 1 if args.quick else args.rounds, report)
-        per_iteration(weights, content, style, sizes, 2 if args.quick else 3, 1 if args.quick else args.rounds,
-                      peak, report)
-        if args.job_rounds and not args.quick:
-            standard_jobs(weights, content, args.baseline_tree.resolve(), args.job_rounds, report)
+        sections = {
+            "gram": lambda: gram_section(content, sizes[-1], 1 if args.quick else args.rounds, report),
+            "jobs": lambda: standard_jobs(weights, content, args.baseline_tree.resolve(), args.job_rounds, report)
+            if args.job_rounds and not args.quick else None,
+            "iterations": lambda: per_iteration(weights, content, style, sizes, 2 if args.quick else 3,
+                                                1 if args.quick else args.rounds, peak, report)}
+        for name in args.only or sections:
+            sections[name]()
+            save(report, args.out)  # after each section: a long run on a loaded machine keeps what it measured
     report["machine"]["load_after"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    save(report, args.out)
     print(f"load average before {report['machine']['load_before']}, after {report['machine']['load_after']}; "
           f"wrote {args.out}")
     return 0

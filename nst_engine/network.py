@@ -5,7 +5,7 @@ Only the layers up to the deepest one a request uses are built, so no time is sp
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import WeightsError
 from .layers import LAYER_INDEX, VGG19_CONFIG, frame_for
+from .packed import PackedWeights, available as packed_available
 
 # The picture's border. Zero padding (torchvision's choice) makes every border look to the network like a frame of
 # the mean colour, and the optimiser paints a band along it. So the input gets a mirrored frame of FRAME px (0:
@@ -79,12 +80,45 @@ def features_state(state: Mapping[str, torch.Tensor]) -> dict[int, tuple[torch.T
 class BorderConv(nn.Conv2d):
     """A 3×3 convolution padded by ``PADDING_MODE``, except maps narrower than ``SMALL_MAP`` pixels (the deep
     layers of tiny images): reflecting those repeats the whole map, which measurably loosened the content at
-    64 px (tests/engine/test_transfer.py), so they keep zero padding."""
+    64 px (tests/engine/test_transfer.py), so they keep zero padding.
+
+    With ``packed`` set (CPU encoders), zero-padded channels_last fp32/bf16 inputs go through weights kept in
+    oneDNN's layout (nst_engine/packed.py) instead of being reordered on every call."""
+
+    packed: PackedWeights | None = None
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if self.padding_mode == "zeros" or min(input.shape[-2:]) < SMALL_MAP:
+        zeros = self.padding_mode == "zeros" or min(input.shape[-2:]) < SMALL_MAP
+        if zeros and self.packed is not None and _packable(input):
+            output = self.packed(input)
+            if output is not None:
+                return output
+        if zeros:
             return F.conv2d(input, weight, bias, padding=1)
         return F.conv2d(F.pad(input, (1, 1, 1, 1), mode=self.padding_mode), weight, bias)
+
+
+class FramedMap(NamedTuple):
+    """A feature map with its frame, and the rows and columns of it (half-open ranges) that the losses see.
+
+    The hot loop takes these instead of cropped views so the Gram can work on the whole map and hand back a
+    whole-map gradient: a crop's view costs a copy to flatten it and, in the backward pass, a zero-filled map
+    of the full size to put its gradient in (nst_engine/losses.py)."""
+
+    full: torch.Tensor
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+    @property
+    def crop(self) -> torch.Tensor:
+        return self.full[..., self.rows[0]:self.rows[1], self.cols[0]:self.cols[1]]
+
+
+def _packable(x: torch.Tensor) -> bool:
+    """A CPU channels_last input the packed convolution runs in fp32 or (under autocast) bf16."""
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    return (x.device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+            and x.is_contiguous(memory_format=torch.channels_last))
 
 
 class VGGEncoder(nn.Module):
@@ -118,13 +152,23 @@ class VGGEncoder(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, image: torch.Tensor, wanted: Iterable[str], frame: int | None = None) -> dict[str, torch.Tensor]:
+    def pack_weights(self) -> "VGGEncoder":
+        """Keep the convolutions' weights in oneDNN's layout (CPU only; see nst_engine/packed.py)."""
+        if packed_available():
+            for layer in self.layers:
+                if isinstance(layer, BorderConv):
+                    layer.packed = PackedWeights(layer.weight, layer.bias)
+        return self
+
+    def forward(self, image: torch.Tensor, wanted: Iterable[str], frame: int | None = None,
+                framed: bool = False) -> dict[str, torch.Tensor] | dict[str, FramedMap]:
         """``image`` is N×3×H×W RGB in 0..1; returns {layer name: activation} for the ``wanted`` layers. ``frame``:
         the mirrored frame's width (by default :func:`frame_for` the image's size; a job passes its scale's, so
-        its style images are seen as its picture is)."""
+        its style images are seen as its picture is). ``framed``: each activation as a :class:`FramedMap` (the
+        whole map and the part of it a crop would be) instead of the crop."""
         wanted = set(wanted)
         deepest = max(LAYER_INDEX[name] for name in wanted)
-        out: dict[str, torch.Tensor] = {}
+        out: dict = {}
         x = (image - self.mean) / self.std
         frame = frame_for(image.shape[-2:]) if frame is None else frame
         if frame >= min(image.shape[-2:]):
@@ -140,16 +184,18 @@ class VGGEncoder(nn.Module):
                 x = layer(x)
             name = self.names.get(index)
             if name in wanted:
-                out[name] = self._crop(x, self.strides[index], frame, image.shape[-2:]) if frame else x
+                rows, cols = (self._box(self.strides[index], frame, image.shape[-2:]) if frame
+                              else ((0, x.shape[-2]), (0, x.shape[-1])))
+                out[name] = FramedMap(x, rows, cols) if framed else x[..., rows[0]:rows[1], cols[0]:cols[1]]
             if index >= deepest:
                 break
         return out
 
     @staticmethod
-    def _crop(x: torch.Tensor, stride: int, frame: int, size: Sequence[int]) -> torch.Tensor:
-        """The positions of a framed feature map that see any of the picture (``size``: its height, width),
-        less ``DEEP_MARGIN`` along each side at ``DEEP_STRIDE`` and coarser (as long as two rows and columns
-        remain)."""
+    def _box(stride: int, frame: int, size: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The rows and columns of a framed feature map that see any of the picture (``size``: its height,
+        width), less ``DEEP_MARGIN`` along each side at ``DEEP_STRIDE`` and coarser (as long as two rows and
+        columns remain)."""
         start, ends = frame // stride, [-(-(frame + side) // stride) for side in size]
         margin = DEEP_MARGIN if stride >= DEEP_STRIDE and min(ends) - start > 2 * DEEP_MARGIN + 1 else 0
-        return x[..., start + margin:ends[0] - margin, start + margin:ends[1] - margin]
+        return (start + margin, ends[0] - margin), (start + margin, ends[1] - margin)

@@ -169,11 +169,13 @@ class Engine:
     """A loaded VGG19, reusable across many stylize calls (the engine process keeps one)."""
 
     def __init__(self, weights: str | None = None, *, configured: str | None = None,
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, packed_weights: bool = True) -> None:
         """``weights`` is an explicit file; ``configured`` the config's, used after ``$NST_WEIGHTS``.
 
-        ``channels_last=False`` keeps the NCHW layout (only the benchmark's comparison wants that).
+        ``channels_last=False`` keeps the NCHW layout, ``packed_weights=False`` lets oneDNN reorder the CPU
+        convolutions' weights on every call (only the benchmarks' comparisons want either).
         """
+        self.packed_weights = packed_weights
         self._convs = load_weights(weights, configured)
         self._encoders: dict[tuple[str, str, str], VGGEncoder] = {}
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -185,7 +187,10 @@ class Engine:
             # shapes to tune, which cost 1-4 s per job on an H200 and saved nothing per iteration
             # (benchmarks/gpu.py, benchmarks/README.md).
             encoder = VGGEncoder(self._convs, last_layer, pooling)
-            self._encoders[key] = encoder.to(device, memory_format=self.memory_format)
+            encoder = encoder.to(device, memory_format=self.memory_format)
+            if device.type == "cpu" and self.packed_weights:
+                encoder.pack_weights()
+            self._encoders[key] = encoder
         return self._encoders[key]
 
     def stylize(self, content: ImageSource, styles: Sequence[ImageSource], options: StylizeOptions | None = None,
@@ -422,9 +427,9 @@ class _Batch:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def _features(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    def _features(self, image: torch.Tensor, layers: Sequence[str], framed: bool = False) -> dict:
         with self._autocast():
-            return self.encoder(image.contiguous(memory_format=self.memory_format), layers, self.frame)
+            return self.encoder(image.contiguous(memory_format=self.memory_format), layers, self.frame, framed)
 
     def run(self) -> Iterator[tuple[int, StylizeResult]]:
         self.started = time.perf_counter()
@@ -513,10 +518,11 @@ class _Batch:
         for job in jobs:
             job.optimizer.zero_grad(set_to_none=True)
         images = torch.cat([job.image for job in jobs])
-        features = self._features(images, (self.content_layer, *self.style_layers))
+        # Whole maps with their crop boxes: the Gram works on them without copying the crop (losses.py).
+        features = self._features(images, (self.content_layer, *self.style_layers), framed=True)
         content_target, style_targets, weights = self._stacked_targets(jobs)
         per_layer = [style_loss(gram(features[name]), style_targets[name]) for name in self.style_layers]
-        content = content_loss(features[self.content_layer], content_target)
+        content = content_loss(features[self.content_layer].crop, content_target)
         tv = tv_loss(images)
         count = len(self.style_layers)
         style_weights, content_weight, tv_weight = weights[:count], weights[count], weights[count + 1]

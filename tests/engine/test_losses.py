@@ -3,7 +3,10 @@
 import pytest
 import torch
 
+from torch.utils._python_dispatch import TorchDispatchMode
+
 from nst_engine.losses import content_loss, gram, style_loss, tv_loss
+from nst_engine.network import FramedMap
 
 
 def test_gram_of_known_features():
@@ -94,3 +97,48 @@ def test_tv_loss_of_flat_and_striped_images():
     stripes = torch.zeros(1, 1, 2, 4)
     stripes[..., 1::2] = 1.0  # every horizontal neighbour differs by 1, vertical ones by 0
     assert torch.allclose(tv_loss(stripes), torch.tensor([1.0]))
+
+
+def _framed(tensor: torch.Tensor) -> FramedMap:
+    return FramedMap(tensor, (2, 7), (1, 9))
+
+
+def test_gram_of_a_framed_map_is_the_gram_of_its_crop():
+    torch.manual_seed(2)
+    source = torch.rand(2, 4, 9, 11, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    source.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda tensor: gram(_framed(tensor)), (source,))
+    assert torch.allclose(gram(_framed(source)), gram(_frame_crop(source)))
+    whole = FramedMap(source, (0, 9), (0, 11))
+    assert torch.allclose(gram(whole), gram(source))
+
+
+class _BigWrites(TorchDispatchMode):
+    """Names the ops that copy or fill a tensor at least ``numel`` elements large."""
+
+    def __init__(self, numel: int) -> None:
+        super().__init__()
+        self.numel, self.seen = numel, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.__name__
+        if any(word in name for word in ("copy", "clone", "fill", "zero", "contiguous", "new_zeros")):
+            results = out if isinstance(out, (tuple, list)) else [out]
+            if any(isinstance(t, torch.Tensor) and t.numel() >= self.numel for t in results):
+                self.seen.append(name)
+        return out
+
+
+def test_gram_of_a_framed_map_copies_and_fills_nothing_of_map_size():
+    """The crop's view costs a full copy to flatten and, backward, a zero-filled map for its gradient; the framed
+    path reads the whole map as a view and zeroes only the frame strips of its gradient."""
+    framed = torch.rand(1, 8, 20, 24).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    rows, cols = (2, 18), (2, 22)
+    crop_numel = 8 * 16 * 20  # each frame strip is smaller
+    with _BigWrites(crop_numel) as before:
+        torch.autograd.grad(gram(framed[..., 2:18, 2:22]).sum(), framed)
+    with _BigWrites(crop_numel) as now:
+        torch.autograd.grad(gram(FramedMap(framed, rows, cols)).sum(), framed)
+    assert before.seen, "the probe saw none of the crop path's copies"
+    assert not now.seen, now.seen

@@ -1,0 +1,225 @@
+"""How close the engine runs to the machine's FLOP floor, and the standard job against another checkout (main).
+
+    python benchmarks/speed_floor.py                    # per-iteration table + standard job vs /work/main-like tree
+    python benchmarks/speed_floor.py --baseline-tree PATH --job-rounds 2 --only jobs --only iterations
+    python benchmarks/speed_floor.py --quick            # tiny sizes: checks the script in a minute
+
+One run measures, interleaved (A B A B …) so that a shared machine's drift hits both sides alike:
+- the machine: CPU flags that matter (avx2, avx512_bf16, amx_bf16), threads, load average before and after, and
+  matmul GFLOP/s in fp32 (and bf16 where it is native), the peak the floor is computed from;
+- seconds per iteration (wall and CPU) at each scale of the standard job (128, 256, 512 px long side), the engine
+  with its weights reordered per call (``packed_weights=False``, as before this round) against the default, and the
+  classic reference (benchmarks/reference.py) at the output size; each against the FLOP floor of the picture
+  (forward + input gradient through VGG19 to relu5_1, ``vgg_flops``) at the best native precision;
+- the Gram of the five style maps (forward + backward) from a cropped view against the whole framed map;
+- the standard job (512 px, 80 iterations) in a fresh process per run, this tree against ``--baseline-tree``
+  (a checkout of main), alternating, with wall and CPU seconds and the ratio of each pair.
+
+Writes ``benchmarks/out/speed-floor.json`` (``--out`` to change). Quote ratios; absolute seconds move with the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.engine import STYLE_FILE, content_scene, matmul_gflops, vgg_flops  # noqa: E402
+from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg, run_reference  # noqa: E402
+from nst_engine.images import scaled_size  # noqa: E402
+from nst_engine.layers import frame_for  # noqa: E402
+from nst_engine.losses import gram  # noqa: E402
+from nst_engine.network import FramedMap, VGGEncoder  # noqa: E402
+from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
+from nst_engine.testing import write_random_vgg19  # noqa: E402
+from nst_engine.transfer import Engine, cpu_has_native_bf16  # noqa: E402
+
+# One standard job in a fresh process of the given tree: prints {"wall": s, "cpu": s, "engine": path}.
+JOB_SCRIPT = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from PIL import Image
+import nst_engine
+from nst_engine.options import QUALITY_LEVELS, StylizeOptions
+from nst_engine.transfer import Engine
+content, style = Image.open(sys.argv[3]), Image.open(sys.argv[4]).convert("RGB")
+level = QUALITY_LEVELS["standard"]
+engine = Engine(sys.argv[2])
+wall, cpu = time.perf_counter(), time.process_time()
+engine.stylize(content, [style], StylizeOptions(size=level.size, iterations=level.iterations))
+print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+                  "engine": nst_engine.__file__}))
+"""
+
+
+def machine(report: dict) -> float:
+    """Records the machine; returns the GFLOP/s of its best native precision (the floor's peak)."""
+    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
+    native_bf16 = cpu_has_native_bf16()
+    fp32 = matmul_gflops(torch.float32)
+    bf16 = matmul_gflops(torch.bfloat16) if native_bf16 else None
+    report["machine"] = {
+        "flags": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}),
+        "threads": torch.get_num_threads(), "load_before": os.getloadavg(),
+        "matmul_gflops_fp32": fp32, "matmul_gflops_bf16": bf16,
+        "floor_precision": "bf16" if native_bf16 else "fp32"}
+    return bf16 if bf16 else fp32
+
+
+def engine_iteration(engine: Engine, content: Image.Image, style: Image.Image, size: int, iterations: int
+                     ) -> tuple[float, float]:
+    """Median wall and CPU seconds of one iteration at a single scale of ``size`` (the first left out)."""
+    stamps: list[tuple[float, float]] = []
+    options = StylizeOptions(size=size, min_scale=size, iterations=iterations + 1)
+    engine.stylize(content, [style], options,
+                   on_progress=lambda _: stamps.append((time.perf_counter(), time.process_time())))
+    walls = [b[0] - a[0] for a, b in zip(stamps, stamps[1:])]
+    cpus = [b[1] - a[1] for a, b in zip(stamps, stamps[1:])]
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def reference_iteration(weights: Path, content: Image.Image, style: Image.Image, size: int, iterations: int
+                        ) -> tuple[float, float]:
+    width, height = scaled_size(*content.size, size)
+    objective = GatysObjective(load_classic_vgg(weights), image_tensor(content.resize((width, height))),
+                               image_tensor(style.resize((size, size))), 1.0, 1.0)
+    cpu = time.process_time()
+    times = run_reference(objective, iterations + 1).seconds_per_iteration
+    return statistics.median(times[1:]), (time.process_time() - cpu) / len(times)
+
+
+def per_iteration(weights: Path, content: Image.Image, style: Image.Image, sizes: list[int], iterations: int,
+                  rounds: int, peak: float, report: dict) -> None:
+    variants = {"engine, weights reordered per call (before)": Engine(str(weights), packed_weights=False),
+                "engine (default: packed weights)": Engine(str(weights))}
+    rows = []
+    for size in sizes:
+        width, height = scaled_size(*content.size, size)
+        floor = 2 * vgg_flops(width, height) / (peak * 1e9)
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+        if size == sizes[-1]:
+            samples["classic reference (NCHW fp32)"] = []
+        for _ in range(rounds):
+            for name, engine in variants.items():
+                samples[name].append(engine_iteration(engine, content, style, size, iterations))
+            if "classic reference (NCHW fp32)" in samples:
+                samples["classic reference (NCHW fp32)"].append(
+                    reference_iteration(weights, content, style, size, iterations))
+        base = variants and next(iter(samples))
+        for name, values in samples.items():
+            ratios = [wall / base_wall for (wall, _), (base_wall, _) in zip(values, samples[base])]
+            wall = statistics.median(v[0] for v in values)
+            rows.append({"size": [width, height], "variant": name, "wall_s": wall,
+                         "cpu_s": statistics.median(v[1] for v in values), "floor_s": floor,
+                         "x_floor": wall / floor, "x_before_per_round": ratios})
+            print(f"{width}x{height} {name:48s} {wall:7.3f} s  cpu {rows[-1]['cpu_s']:7.3f} s  "
+                  f"{wall / floor:5.2f}x floor  x before {statistics.median(ratios):.3f}", flush=True)
+    report["per_iteration"] = rows
+
+
+def gram_section(content: Image.Image, size: int, rounds: int, report: dict) -> None:
+    """Gram forward + backward of the style layers' maps at ``size``: a cropped view (before) against the whole
+    framed map with its box (``FramedMap``, now), interleaved, the rest of the iteration left out."""
+    width, height = scaled_size(*content.size, size)
+    frame = frame_for((height, width))
+    timings: dict[str, list[float]] = {"crop view (before)": [], "whole map + box (now)": []}
+    maps = []
+    for stride, channels in ((1, 64), (2, 128), (4, 256), (8, 512), (16, 512)):
+        full = torch.rand(1, channels, -(-(height + 2 * frame) // stride), -(-(width + 2 * frame) // stride))
+        box = VGGEncoder._box(stride, frame, (height, width))
+        maps.append((full.contiguous(memory_format=torch.channels_last).requires_grad_(True), box))
+
+    def run(framed: bool) -> float:
+        started = time.perf_counter()
+        for full, (rows, cols) in maps:
+            features = FramedMap(full, rows, cols) if framed else full[..., rows[0]:rows[1], cols[0]:cols[1]]
+            gram(features).pow(2).sum().backward()
+        return time.perf_counter() - started
+
+    run(False), run(True)
+    for _ in range(rounds * 5):
+        timings["crop view (before)"].append(run(False))
+        timings["whole map + box (now)"].append(run(True))
+    ratios = [a / b for a, b in zip(timings["whole map + box (now)"], timings["crop view (before)"])]
+    report["gram"] = {"size": [width, height], "seconds": {k: statistics.median(v) for k, v in timings.items()},
+                      "ratio_per_round": ratios}
+    print(f"Gram of the five style maps at {width}x{height}, forward + backward: "
+          + ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in timings.items())
+          + f"; now / before {statistics.median(ratios):.3f}", flush=True)
+
+
+def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: int, report: dict) -> None:
+    """The standard job in a fresh process, this tree and the baseline tree alternately."""
+    with tempfile.TemporaryDirectory() as scratch:
+        content_file = Path(scratch) / "content.png"
+        content.save(content_file)
+        trees = {"this tree": REPO, "baseline": baseline}
+        runs: dict[str, list[dict]] = {name: [] for name in trees}
+        for _ in range(rounds):
+            for name, tree in trees.items():
+                out = subprocess.run([sys.executable, "-c", JOB_SCRIPT, str(tree), str(weights), str(content_file),
+                                      str(STYLE_FILE)], capture_output=True, text=True, check=True, cwd=tree)
+                runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(f"standard job, {name}: {runs[name][-1]['wall']:.1f} s wall, {runs[name][-1]['cpu']:.1f} s "
+                      f"CPU ({runs[name][-1]['engine']})", flush=True)
+    ratios = [a["wall"] / b["wall"] for a, b in zip(runs["this tree"], runs["baseline"])]
+    cpu_ratios = [a["cpu"] / b["cpu"] for a, b in zip(runs["this tree"], runs["baseline"])]
+    report["standard_job"] = {"baseline_tree": str(baseline), "runs": runs, "wall_ratio_per_pair": ratios,
+                              "cpu_ratio_per_pair": cpu_ratios}
+    print(f"standard job, this tree / baseline: wall {statistics.median(ratios):.3f} "
+          f"(pairs {', '.join(f'{r:.3f}' for r in ratios)}), CPU {statistics.median(cpu_ratios):.3f}")
+
+
+def save(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: checks the script")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per size")
+    parser.add_argument("--job-rounds", type=int, default=2, help="standard-job pairs (0: skip the jobs)")
+    parser.add_argument("--baseline-tree", type=Path, default=Path("/work/main"),
+                        help="a checkout whose nst_engine the standard job is compared with")
+    parser.add_argument("--only", action="append", choices=("gram", "jobs", "iterations"),
+                        help="run only these sections, in this order (repeatable; default: all)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "speed-floor.json")
+    args = parser.parse_args()
+    level = QUALITY_LEVELS["standard"]
+    sizes = [64, 96] if args.quick else sorted({s.long_side for s in StylizeOptions(size=level.size).schedule()})
+    report: dict = {"command": sys.argv[1:]}
+    with tempfile.TemporaryDirectory() as scratch:
+        weights = write_random_vgg19(Path(scratch) / "vgg19-random.pth")
+        content, style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
+        peak = machine(report)
+        sections = {
+            "gram": lambda: gram_section(content, sizes[-1], 1 if args.quick else args.rounds, report),
+            "jobs": lambda: standard_jobs(weights, content, args.baseline_tree.resolve(), args.job_rounds, report)
+            if args.job_rounds and not args.quick else None,
+            "iterations": lambda: per_iteration(weights, content, style, sizes, 2 if args.quick else 3,
+                                                1 if args.quick else args.rounds, peak, report)}
+        for name in args.only or sections:
+            sections[name]()
+            save(report, args.out)  # after each section: a long run on a loaded machine keeps what it measured
+    report["machine"]["load_after"] = os.getloadavg()
+    save(report, args.out)
+    print(f"load average before {report['machine']['load_before']}, after {report['machine']['load_after']}; "
+          f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -65,7 +65,7 @@ SECTIONS = ("border", "asymmetry", "rounding", "detail", "colour", "seeds")
 # not depend on the engine's current default): zero padding in every convolution (torchvision's), reflected or
 # replicated padding in every convolution (maps under SMALL_MAP px keep zeros), or a mirrored frame of FRAME px
 # around the input, cropped off every feature map.
-ZEROS = {"PADDING_MODE": "zeros", "SMALL_MAP": 8, "FRAME": 0, "MIN_FRAMED": 64}
+ZEROS = {"PADDING_MODE": "zeros", "SMALL_MAP": 8, "FRAME": 0, "MIN_FRAMED": 64, "DEEP_MARGIN": 1}
 BORDERS = {
     "zeros": ZEROS,
     "reflect": {**ZEROS, "PADDING_MODE": "reflect"},
@@ -73,6 +73,7 @@ BORDERS = {
     "replicate": {**ZEROS, "PADDING_MODE": "replicate"},
     "frame 8": {**ZEROS, "FRAME": 8},  # short sides under 64 px unframed (the engine before issue 23)
     "frame 8 from 48 px": {**ZEROS, "FRAME": 8, "MIN_FRAMED": 48},  # a 128 px job's 64x48 first scale framed
+    "frame 8 from 48 px, deep crop 2": {**ZEROS, "FRAME": 8, "MIN_FRAMED": 48, "DEEP_MARGIN": 2},
     "frame 16": {**ZEROS, "FRAME": 16},
     "frame 32": {**ZEROS, "FRAME": 32},
 }

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from benchmarks.engine import content_scene
-from benchmarks.borders import border_push, systematic_jump
+from benchmarks.borders import border_push, side_excess, systematic_jump
 from benchmarks.quality import high_frequency_energy
 from nst_engine import color, network, transfer
 from nst_engine import layers as vgg_layers
@@ -117,6 +117,29 @@ def test_the_frame_removes_the_band_along_the_border(vgg_weights):
     ratios = {frame: ratio(frame) for frame in (8, 0)}
     print("border jump / inner jump, by frame:", ratios)
     assert ratios[8] < 0.75 * ratios[0] and ratios[0] > 1.3
+
+
+@pytest.mark.parametrize("size", [128, 256, 512, 768, 1024])
+@pytest.mark.parametrize("min_scale", [64, 128])
+def test_every_scale_of_a_job_is_framed(size, min_scale):
+    """A band painted at the coarsest scale survives the finer ones, so every scale of a job from 128 px up is
+    framed, down to a 64 px first scale (64×48 for a 4:3 picture, unframed before issue 23)."""
+    for scale in StylizeOptions(size=size, min_scale=min_scale).schedule():
+        assert vgg_layers.frame_for(transfer.scaled_size(1024, 768, scale.long_side)) == vgg_layers.FRAME
+
+
+def test_no_side_of_a_small_two_scale_job_has_a_band(vgg_weights):
+    """Per side, the seed-averaged jump from the outer 6-px ring to the next, minus the content's own
+    (benchmarks/borders.py side_excess), for a 128 px job whose first scale is 64×48, with the cubist preset:
+    the top side stood 0.110 above the content with that scale unframed; framed, every side is within 0.035
+    (benchmarks/quality.py --only border --border-size 128:16, four seeds, docs/quality.md)."""
+    style = Image.open(REPO / "bot" / "assets" / "presets" / "cubist.png").convert("RGB")
+    content, engine = content_scene(128, 96), Engine(str(vgg_weights))
+    images = [engine.stylize(content, [style], StylizeOptions(size=128, min_scale=64, iterations=16, device="cpu",
+                                                              seed=seed)).image for seed in range(4)]
+    sides = side_excess(images, content)
+    print("per-side excess over the content's jump:", sides)
+    assert max(sides.values()) < 0.06
 
 
 def test_seeds_vary_the_result_repeatably_and_equally_well(engine, content_image, style_image):

@@ -31,8 +31,10 @@ CACHE_LAST_INDEX = LAYER_INDEX["conv5_1"]
 FRAME = 8
 # Scales with a shorter side than this go unframed, their style images too: on the 64×43 px pictures of
 # tests/engine/test_transfer.py the frame loosened the content (luminance correlation 0.79 → 0.58), at 128 px it did
-# not. The fast level's first scale (128×96) is framed.
-MIN_FRAMED = 64
+# not. 48 frames the 64×48 first scale of a 128 px job: a band painted there survives the finer scales (at 64 the
+# worst side of 128 px jobs was 0.11-0.15 for cubist, embers, pointillist and waves, one side each; framed, those
+# sides fell to 0.02-0.09; benchmarks/quality.py --only border, docs/quality.md).
+MIN_FRAMED = 48
 
 
 def frame_for(size: Sequence[int]) -> int:

@@ -8,7 +8,14 @@ a stronger, cleaner transfer. The Discord picture is captured from a real run: t
 against the tests' loopback Discord stand-in (tests/face/discord_standin.py), one `fast` job with the mosaic
 preset; its texts, buttons and images are what the bot posted (about a minute on an idle 2-core CPU).
 
-    python scripts/make_doc_images.py --only flow     # only the Discord picture (or --only result)
+    python scripts/make_doc_images.py --only flow     # only the Discord picture (or --only result, sheets)
+    python scripts/make_doc_images.py --weights vgg19-dcbb9e9d.pth --only result --only sheets
+
+With real weights (the file `nst-bot fetch-assets` caches, or torchvision's download) this regenerates the README's
+result and the border contact sheets, so the first real-weights sample can be seen. The sheets go to
+benchmarks/out/: `doc-border-sheet.png` (the landscape with every preset at 256 px, the fast level's 45 iterations)
+and `doc-border-edges.png` (the outer 24 px of each side of those results, enlarged 3×, a band shows as a stripe
+along the top of a strip).
 
 The captured texts go to docs/images/discord-flow.json too; tests/test_docs.py compares them with the bot's
 buttons and message formats, so a change to those fails there until the picture is made again.
@@ -35,6 +42,7 @@ from benchmarks.engine import content_scene  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
 STYLE = ROOT / "bot" / "assets" / "presets" / "mosaic.png"
+SHEETS = ROOT / "benchmarks" / "out"
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
@@ -51,6 +59,22 @@ def stylise(content: Image.Image, style: Image.Image, weights: Path) -> Image.Im
     from nst_engine.transfer import Engine
 
     return Engine(str(weights)).stylize(content, [style], StylizeOptions(size=384, iterations=60, seed=1)).image
+
+
+def border_sheets(weights: Path) -> list[Path]:
+    """Every preset on the landscape at 256 px, as a contact sheet and as a sheet of the four edges enlarged."""
+    from benchmarks.borders import edge_sheet
+    from benchmarks.quality import contact_sheet
+    from nst_engine.options import StylizeOptions
+    from nst_engine.transfer import Engine
+
+    engine, content = Engine(str(weights)), content_scene(256, 192)
+    results = [(path.stem, engine.stylize(content, [Image.open(path).convert("RGB")],
+                                          StylizeOptions(size=256, iterations=45, seed=1)).image)
+               for path in sorted(STYLE.parent.glob("*.png"))]
+    SHEETS.mkdir(parents=True, exist_ok=True)
+    return [contact_sheet(SHEETS / "doc-border-sheet.png", [("content", content), *results], height=150),
+            edge_sheet(SHEETS / "doc-border-edges.png", [("content", content), *results])]
 
 
 def result_strip(content: Image.Image, style: Image.Image, result: Image.Image) -> Image.Image:
@@ -191,10 +215,13 @@ def discord_flow(flow: Flow) -> Image.Image:
     return image.crop((0, 0, image.width, y + 28))
 
 
+PICTURES = ("result", "flow", "sheets")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, help="a torchvision vgg19 .pth file (default: seeded random)")
-    parser.add_argument("--only", choices=("result", "flow"), help="make only this picture")
+    parser.add_argument("--only", choices=PICTURES, action="append", help="make only these pictures (repeatable)")
     args = parser.parse_args()
     from nst_engine.testing import write_random_vgg19
 
@@ -202,10 +229,13 @@ def main() -> int:
     content, style = content_scene(384, 288), Image.open(STYLE).convert("RGB")
     with tempfile.TemporaryDirectory() as scratch:
         weights = args.weights or write_random_vgg19(Path(scratch) / "vgg19.pth", seed=0)
-        if args.only != "flow":
+        wanted = args.only or PICTURES
+        if "result" in wanted:
             result_strip(content, style, stylise(content, style, weights)).save(OUT / "result.png", optimize=True)
             print(f"wrote {OUT / 'result.png'}")
-        if args.only != "result":
+        if "sheets" in wanted:
+            print("wrote " + ", ".join(map(str, border_sheets(weights))))
+        if "flow" in wanted:
             flow = capture_flow(content, weights)
             discord_flow(flow).save(OUT / "discord-flow.png", optimize=True)
             texts = {"command": flow.command, "status": flow.status, "result": flow.result, "buttons": flow.buttons}

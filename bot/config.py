@@ -326,7 +326,7 @@ def _one_word(token: str, source: str) -> str:
 
 # ------------------------------------------------------------------ work queue and metrics ([queue], [metrics])
 
-QUEUE_BACKENDS = ("local", "redis")
+QUEUE_BACKENDS = ("local", "redis", "instant")  # "instant": test-only (bot/work/instant.py)
 
 
 @dataclass(frozen=True)

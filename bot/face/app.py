@@ -36,6 +36,7 @@ from bot.jobs.store import JobStore
 from bot.logs import configure_logging
 from bot.ops.health import heartbeat_loop, heartbeat_path
 from bot.ops.metrics import Metrics
+from bot.work.instant import InstantWorkQueue
 from bot.work.local import LocalWorkQueue
 from bot.work.queue import WorkQueue
 from bot.work.redis_queue import RedisWorkQueue
@@ -56,6 +57,8 @@ def work_queue(config: Config) -> WorkQueue:
     """Where jobs run: ``nst-bot worker`` processes through Redis, or this machine's own engine process."""
     if config.queue.backend == "redis":
         return RedisWorkQueue(config.queue, shared_pool(config.limits))  # results are decoded there
+    if config.queue.backend == "instant":  # benchmarks and tests of the bot's own cost only
+        return InstantWorkQueue()
     return LocalWorkQueue(None, config.engine.weights or None)
 
 

@@ -107,6 +107,8 @@ class LimitsConfig:
     decode_budget_seconds: float = bounded(30.0, 0, 86400)  # decoder CPU time per member per window; 0 = no cap
     decode_budget_window: float = bounded(600.0, 1, 86400)
     max_menus_per_user: int = bounded(5, 1, 100)  # open "Stylize image" menus kept per member
+    # Requests handled at once (from arrival to their job queued); past it a request is answered "busy" at once.
+    max_in_flight: int = bounded(40, 1, 10_000)
 
 
 @dataclass(frozen=True)

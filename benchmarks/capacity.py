@@ -134,7 +134,8 @@ def wait_quiet(standin: StandinThread, predicate, timeout: float) -> None:
 
 def bursts(work: Path, standin: StandinThread, sizes: list[int], limits: dict) -> list[dict]:
     """Phase 1: each burst on the same bot, once the previous one is delivered."""
-    bot, watched = start_bot(work / "bursts", standin, slots=1000, hold=0.0, limits=limits)
+    print(f"bursts with {limits.get('max_in_flight', 'the default')} requests in flight at most", flush=True)
+    bot, watched = start_bot(work, standin, slots=1000, hold=0.0, limits=limits)
     rows, first_member = [], 0
     try:
         for count in sizes:
@@ -220,13 +221,15 @@ def main() -> None:
     status_sizes = [10, 100] if args.quick else [10, 100, 300, 1000]
     store_sizes = [1000, 10_000] if args.quick else [10_000, 100_000]
     limits = {"max_queue": 5000, "max_jobs_per_user": 5, "cooldown_seconds": 0}
+    unbounded = {**limits, "max_in_flight": 10_000}  # every request handled, however many: the bot before the busy reply
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, StandinThread() as standin:
         work = Path(tmp)
         results = {"machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
                                "note": "a shared machine: ratios within this run are the claim, not absolute times"},
-                   "bursts": bursts(work, standin, burst_sizes, limits),
-                   "status_loop": status_loop(work, standin, status_sizes, args.window, args.hold, limits),
+                   "bursts": bursts(work / "default", standin, burst_sizes, limits),
+                   "bursts_without_busy_reply": bursts(work / "unbounded", standin, burst_sizes, unbounded),
+                   "status_loop": status_loop(work, standin, status_sizes, args.window, args.hold, unbounded),
                    "store": store_costs(work / "store", store_sizes)}
     results["machine"]["load_average_after"] = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)

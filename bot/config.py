@@ -65,6 +65,8 @@ class DiscordConfig:
     guild_ids: tuple[int, ...] = ()
     allow_dms: bool = True
     shards: int | str = "off"  # "off": one gateway connection; "auto": Discord's recommended count; or a count
+    # The shards this process connects, of ``shards`` (a count): one bot process per part of the shards; empty: all.
+    shard_ids: tuple[int, ...] = ()
     # Seconds of gateway silence before the bot reconnects; over the 5 s discord.py waits before identifying anew.
     heartbeat_timeout: float = bounded(60.0, 10, 600)
 
@@ -210,11 +212,25 @@ def _discord(raw: Any) -> DiscordConfig:
     discord = _section(DiscordConfig, raw, "discord")
     shards = discord.shards
     if isinstance(shards, str) and shards.strip().lower() in ("off", "auto"):
+        if discord.shard_ids:
+            raise ConfigError("[discord] shard_ids needs [discord] shards set to the number of shards of all the bot's "
+                              f"processes (e.g. shards = {max(discord.shard_ids) + 1}), not {shards!r}.")
         return replace(discord, shards=shards.strip().lower())
     if isinstance(shards, int) and 1 <= shards <= MAX_SHARDS:
+        _check_shard_ids(discord.shard_ids, shards)
         return discord
     raise ConfigError(f'[discord] shards must be "off", "auto" or a number of shards from 1 to {MAX_SHARDS}, '
                       f"not {shards!r}.")
+
+
+def _check_shard_ids(shard_ids: tuple[int, ...], shards: int) -> None:
+    """Each of this process's shards once, each one of the ``shards`` (numbered from 0)."""
+    wrong = [shard for shard in shard_ids if not 0 <= shard < shards]
+    if wrong:
+        raise ConfigError(f"[discord] shard_ids must be shard numbers from 0 to {shards - 1} (shards = {shards}), "
+                          f"not {wrong[0]}.")
+    if len(set(shard_ids)) != len(shard_ids):
+        raise ConfigError("[discord] shard_ids must name each shard once.")
 
 
 def _section(cls: type, values: dict[str, Any], name: str) -> Any:

@@ -10,12 +10,15 @@ process, so what a benchmark measures is the bot alone: intake, the store, the q
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 from typing import Sequence
 
 from .protocol import Done, JobSpec, Ready
 from .queue import WorkQueue
+
+log = logging.getLogger(__name__)
 
 DEVICE = "instant (test-only)"
 
@@ -28,6 +31,8 @@ class InstantWorkQueue(WorkQueue):
         self.running: dict[str, asyncio.Task] = {}
 
     async def start(self) -> None:
+        log.warning("work queue: the test-only instant engine (results are the content image, unchanged); "
+                    "for benchmarks and tests only")
         await self.events.put(Ready(DEVICE, "instant", self.slots))
 
     def free_slots(self) -> int:

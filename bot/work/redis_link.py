@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from typing import Container
 from urllib.parse import urlsplit
 
 import redis.asyncio
@@ -80,6 +81,7 @@ class RedisLink(WorkQueue):
         super().__init__()
         self.config = config
         self.owner, self.events_stream = owner, events_stream(owner)  # which bot process this is, where it listens
+        self.sender = {"bot": owner, "events": self.events_stream}  # in each job entry: where its events go
         self.redis = redis.asyncio.Redis.from_url(config.redis_url, **redis_options(config))
         self.roster = WorkerRoster(self.redis)
         self._up = asyncio.Event()
@@ -216,11 +218,12 @@ class WorkerRoster:
         self.live = live
         return joined
 
-    async def orphaned_entries(self) -> list[tuple[str, str]]:
-        """(entry id, worker) of pending entries whose worker has no heartbeat; forgets such workers that hold none."""
+    async def orphaned_entries(self, mine: Container[str]) -> list[tuple[str, str]]:
+        """(entry id, worker) of pending entries among ``mine`` (this bot process's; the others reclaim their own)
+        whose worker has no heartbeat; forgets such workers that hold none."""
         pending = await self.redis.xpending_range(JOBS, GROUP, min="-", max="+", count=1000)
         orphaned = [(item["message_id"].decode(), item["consumer"].decode()) for item in pending
-                    if item["consumer"].decode() not in self.live]
+                    if item["consumer"].decode() not in self.live and item["message_id"].decode() in mine]
         for consumer in await self.redis.xinfo_consumers(JOBS, GROUP):
             name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
             if name not in self.live and not consumer["pending"]:

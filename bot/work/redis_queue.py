@@ -21,8 +21,9 @@ Built on Redis Streams with one consumer group, through redis-py (see docs/scali
 - ``nst:cancel:{run}`` and the channel ``nst:cancel``: stop requests (the key for a job not started yet).
 
 One pool, many bot processes: the first connection clears what an earlier run of the same bot process left (its
-own entries and events stream), because the bot's store is the record and resubmits unfinished jobs itself. Redis unreachable at start is not fatal: the bot serves (new
-requests are answered "temporarily unavailable") and connects as soon as Redis is there.
+own entries and events stream), because the bot's store is the record and resubmits unfinished jobs itself.
+Redis unreachable at start is not fatal: the bot serves (new requests are answered "temporarily unavailable")
+and connects as soon as Redis is there.
 """
 
 from __future__ import annotations
@@ -106,8 +107,7 @@ class RedisWorkQueue(RedisLink):
                     for key, data in zip(keys, files[spec.job_id]):
                         pipe.set(key, data, ex=int(self.config.transfer_ttl))
                     remote.append(dataclasses.replace(spec.with_inputs(keys), result=Path(spec.result).name))
-                pipe.xadd(JOBS, {"jobs": to_json(RunJobs(tuple(remote))), "runs": json.dumps(runs),
-                                 "bot": self.owner, "events": self.events_stream})
+                pipe.xadd(JOBS, {"jobs": to_json(RunJobs(tuple(remote))), "runs": json.dumps(runs), **self.sender})
                 entry = (await pipe.execute())[-1].decode()
         except RedisError as error:
             self._mark_down(error)
@@ -239,9 +239,7 @@ class RedisWorkQueue(RedisLink):
 
     async def _reclaim_from_dead_workers(self) -> None:
         """Jobs in entries held by a worker without heartbeat end in ``Lost``; those entries leave the stream."""
-        for entry, worker in await self.roster.orphaned_entries():
-            if entry not in self._entries:  # another bot process's jobs: it reclaims them itself
-                continue
+        for entry, worker in await self.roster.orphaned_entries(self._entries):
             reason = f"its worker {worker} stopped responding (no heartbeat for {self.config.lost_after:g} s)"
             for job_id in sorted(self._entries.get(entry, ())):
                 log.warning("job %s lost: %s", job_id, reason)

@@ -146,13 +146,7 @@ class Worker:
         specs: list[JobSpec] = []
         for entry, fields in entries:
             try:
-                message = from_json(fields[b"jobs"])
-                runs = json.loads(fields[b"runs"])
-                events = fields.get(b"events", EVENTS.encode()).decode()
-                if not isinstance(message, RunJobs):
-                    raise ValueError("not a run message")
-                if not is_events_stream(events):
-                    raise ValueError(f"{events[:60]!r} is not an events stream")
+                message, runs, events = _job_entry(fields)
             except (KeyError, ValueError) as error:
                 log.warning("dropping malformed job entry %s: %s", entry.decode(), error)
                 self._retrying(lambda: self.redis.xack(JOBS, GROUP, entry))
@@ -276,6 +270,18 @@ class Worker:
                             self.cancelled.add(message["data"].decode())
             except RedisError:
                 self.stopping.wait(1.0)
+
+
+def _job_entry(fields: dict[bytes, bytes]) -> tuple[RunJobs, dict[str, str], str]:
+    """A job entry's jobs, their run ids and the events stream of the bot process that sent them (``nst:events``
+    from bots before several processes shared a pool); ``ValueError`` or ``KeyError`` when it is not one."""
+    message, runs = from_json(fields[b"jobs"]), json.loads(fields[b"runs"])
+    events = fields.get(b"events", EVENTS.encode()).decode()
+    if not isinstance(message, RunJobs):
+        raise ValueError("not a run message")
+    if not is_events_stream(events):
+        raise ValueError(f"{events[:60]!r} is not an events stream")
+    return message, runs, events
 
 
 def _cost(spec: JobSpec, device: str) -> tuple[tuple, JobCost | None]:

@@ -30,7 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.capacity_plot import draw  # noqa: E402
-from benchmarks.capacity_store import store_costs  # noqa: E402
 from bot.ops.health import percentile  # noqa: E402
 from tests.conftest import make_content, make_style, png_bytes  # noqa: E402
 from tests.face.discord_standin import ATTACHMENT_OPTION, APPLICATION_ID, StandinThread, user  # noqa: E402
@@ -132,41 +131,48 @@ def wait_quiet(standin: StandinThread, predicate, timeout: float) -> None:
         time.sleep(0.5)
 
 
-def bursts(work: Path, standin: StandinThread, sizes: list[int], limits: dict) -> list[dict]:
-    """Phase 1: each burst on the same bot, once the previous one is delivered."""
-    print(f"bursts with {limits.get('max_in_flight', 'the default')} requests in flight at most", flush=True)
-    bot, watched = start_bot(work, standin, slots=1000, hold=0.0, limits=limits)
-    rows, first_member = [], 0
-    try:
-        for count in sizes:
-            watched.lag()
-            cpu_before, began = watched.cpu_seconds(), time.monotonic()
-            sent = burst(standin, count, first_member)
-            first_member += count
-            found = answers(standin, sent, timeout=60 + count * 0.2)
-            firsts = [seen["first"] - sent[token] for token, seen in found.items() if "first" in seen]
-            replies = [seen["reply"] - sent[token] for token, seen in found.items() if "reply" in seen]
-            busy = sum("busy" in seen.get("text", "").lower() for seen in found.values())
-            queued = sum("Queued" in seen.get("text", "") for seen in found.values())
-            last_first = max((seen["first"] for seen in found.values() if "first" in seen), default=began)
-            delivered = lambda: sum(record.kind == "webhook" and record.token in sent  # noqa: E731
-                                    and "here is your image" in record.payload.get("content", "")
-                                    for record in standin.records())
-            wait_quiet(standin, lambda: delivered() >= queued, 60 + count * 0.2)
-            time.sleep(2.5)  # the heartbeat covering the burst
-            row = {"requests": count, "first_answer_ms": summary_ms(firsts), "reply_ms": summary_ms(replies),
-                   "acknowledged_per_s": round(len(firsts) / max(1e-3, last_first - min(sent.values())), 1),
-                   "late_first_answers": sum(value > 3.0 for value in firsts), "unanswered": count - len(firsts),
-                   "queued": queued, "busy": busy, "delivered": delivered(),
-                   "bot_cpu_seconds": round(watched.cpu_seconds() - cpu_before, 2),
-                   "loop_lag_p99_ms": round(percentile(watched.lag(), 0.99), 1)}
-            print(f"burst {count:5}: first answer p50 {row['first_answer_ms']['p50']} ms p99 "
+def measure_burst(standin: StandinThread, watched: Watched, count: int) -> dict:
+    """One burst of ``count`` requests from different members; what their answers took, once all are delivered."""
+    watched.lag()
+    cpu_before, began = watched.cpu_seconds(), time.monotonic()
+    sent = burst(standin, count, 0)
+    found = answers(standin, sent, timeout=60 + count * 0.2)
+    firsts = [seen["first"] - sent[token] for token, seen in found.items() if "first" in seen]
+    replies = [seen["reply"] - sent[token] for token, seen in found.items() if "reply" in seen]
+    busy = sum("busy" in seen.get("text", "").lower() for seen in found.values())
+    queued = sum("Queued" in seen.get("text", "") for seen in found.values())
+    last_first = max((seen["first"] for seen in found.values() if "first" in seen), default=began)
+    delivered = lambda: sum(record.kind == "webhook" and record.token in sent  # noqa: E731
+                            and "here is your image" in record.payload.get("content", "")
+                            for record in standin.records())
+    wait_quiet(standin, lambda: delivered() >= queued, 60 + count * 0.2)
+    time.sleep(2.5)  # the heartbeat covering the burst
+    cpu = watched.cpu_seconds() - cpu_before
+    return {"requests": count, "first_answer_ms": summary_ms(firsts), "reply_ms": summary_ms(replies),
+            "acknowledged_per_s": round(len(firsts) / max(1e-3, last_first - min(sent.values())), 1),
+            "late_first_answers": sum(value > 3.0 for value in firsts), "unanswered": count - len(firsts),
+            "queued": queued, "busy": busy, "delivered": delivered(), "bot_cpu_seconds": round(cpu, 2),
+            "bot_cpu_ms_per_request": round(cpu * 1000 / count, 1),
+            "loop_lag_p99_ms": round(percentile(watched.lag(), 0.99), 1)}
+
+
+def bursts(work: Path, standin: StandinThread, sizes: list[int], variants: dict[str, dict]) -> dict[str, list[dict]]:
+    """Phase 1, interleaved: for each size, a fresh bot of each variant (its limits) takes one burst in turn, so
+    the variants see the same moments of a shared machine."""
+    rows: dict[str, list[dict]] = {name: [] for name in variants}
+    for count in sizes:
+        for name, limits in variants.items():
+            bot, watched = start_bot(work / f"burst-{name}-{count}", standin, slots=1000, hold=0.0, limits=limits)
+            try:
+                row = measure_burst(standin, watched, count)
+            finally:
+                bot.stop()
+            rows[name].append(row)
+            print(f"burst {count:5} ({name}): first answer p50 {row['first_answer_ms']['p50']} ms p99 "
                   f"{row['first_answer_ms']['p99']} ms; reply p99 {row['reply_ms']['p99']} ms; "
-                  f"{row['acknowledged_per_s']}/s; queued {queued}, busy {busy}, late {row['late_first_answers']}, "
-                  f"lag p99 {row['loop_lag_p99_ms']} ms", flush=True)
-            rows.append(row)
-    finally:
-        bot.stop()
+                  f"{row['acknowledged_per_s']}/s; queued {row['queued']}, busy {row['busy']}, late "
+                  f"{row['late_first_answers']}; bot CPU {row['bot_cpu_ms_per_request']} ms/request; lag p99 "
+                  f"{row['loop_lag_p99_ms']} ms", flush=True)
     return rows
 
 
@@ -217,6 +223,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     parser.add_argument("--window", type=float, default=15.0, help="seconds the status loop is watched")
     parser.add_argument("--hold", type=float, default=2.0, help="seconds the instant engine holds each job")
+    parser.add_argument("--phases", default="bursts,status,store", help="which parts to run (comma-separated)")
     parser.add_argument("--out", default="capacity", help="name of the JSON and PNG under benchmarks/out/")
     args = parser.parse_args()
     burst_sizes = [10, 50, 100] if args.quick else [10, 100, 300, 1000]
@@ -229,10 +236,15 @@ def main() -> None:
         work = Path(tmp)
         results = {"machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
                                "note": "a shared machine: ratios within this run are the claim, not absolute times"},
-                   "bursts": bursts(work / "default", standin, burst_sizes, limits),
-                   "bursts_without_busy_reply": bursts(work / "unbounded", standin, burst_sizes, unbounded),
-                   "status_loop": status_loop(work, standin, status_sizes, args.window, args.hold, unbounded),
-                   "store": store_costs(work / "store", store_sizes)}
+                   "bursts": [], "bursts_without_busy_reply": [], "status_loop": [], "store": []}
+        if "bursts" in args.phases:
+            measured = bursts(work, standin, burst_sizes, {"default": limits, "unbounded": unbounded})
+            results["bursts"], results["bursts_without_busy_reply"] = measured["default"], measured["unbounded"]
+        if "status" in args.phases:
+            results["status_loop"] = status_loop(work, standin, status_sizes, args.window, args.hold, unbounded)
+        if "store" in args.phases:
+            from benchmarks.capacity_store import store_costs  # the store of this checkout
+            results["store"] = store_costs(work / "store", store_sizes)
     results["machine"]["load_average_after"] = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.out}.json").write_text(json.dumps(results, indent=2))

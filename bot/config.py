@@ -65,6 +65,7 @@ class DiscordConfig:
     guild_ids: tuple[int, ...] = ()
     allow_dms: bool = True
     shards: int | str = "off"  # "off": one gateway connection; "auto": Discord's recommended count; or a count
+    shard_ids: tuple[int, ...] = ()  # the shards of ``shards`` this process connects (of several); empty: all
     # Seconds of gateway silence before the bot reconnects; over the 5 s discord.py waits before identifying anew.
     heartbeat_timeout: float = bounded(60.0, 10, 600)
 
@@ -109,6 +110,7 @@ class LimitsConfig:
     decode_budget_seconds: float = bounded(30.0, 0, 86400)  # decoder CPU time per member per window; 0 = no cap
     decode_budget_window: float = bounded(600.0, 1, 86400)
     max_menus_per_user: int = bounded(5, 1, 100)  # open "Stylize image" menus kept per member
+    max_in_flight: int = bounded(40, 1, 10_000)  # requests handled at once; past it one is answered "busy" at once
 
 
 @dataclass(frozen=True)
@@ -208,11 +210,15 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
 
 def _discord(raw: Any) -> DiscordConfig:
     discord = _section(DiscordConfig, raw, "discord")
-    shards = discord.shards
-    if isinstance(shards, str) and shards.strip().lower() in ("off", "auto"):
+    shards, ids = discord.shards, discord.shard_ids
+    if isinstance(shards, str) and shards.strip().lower() in ("off", "auto") and not ids:
         return replace(discord, shards=shards.strip().lower())
-    if isinstance(shards, int) and 1 <= shards <= MAX_SHARDS:
+    counted = isinstance(shards, int) and 1 <= shards <= MAX_SHARDS
+    if counted and set(ids) <= set(range(shards)) and len(set(ids)) == len(ids):
         return discord
+    if ids and (counted or str(shards).strip().lower() in ("off", "auto")):
+        raise ConfigError(f"[discord] shard_ids must name shards of this process once each, from 0 to shards - 1, "
+                          f"with shards the count of all the bot's processes; not {list(ids)} of shards = {shards!r}.")
     raise ConfigError(f'[discord] shards must be "off", "auto" or a number of shards from 1 to {MAX_SHARDS}, '
                       f"not {shards!r}.")
 
@@ -328,7 +334,7 @@ def _one_word(token: str, source: str) -> str:
 
 # ------------------------------------------------------------------ work queue and metrics ([queue], [metrics])
 
-QUEUE_BACKENDS = ("local", "redis")
+QUEUE_BACKENDS = ("local", "redis", "instant")  # "instant": test-only (bot/work/instant.py)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from bot.jobs.store import JobStore
 from bot.logs import configure_logging
 from bot.ops.health import heartbeat_loop, heartbeat_path
 from bot.ops.metrics import Metrics
+from bot.work.instant import InstantWorkQueue
 from bot.work.local import LocalWorkQueue
 from bot.work.queue import WorkQueue
 from bot.work.redis_queue import RedisWorkQueue
@@ -54,9 +55,22 @@ PURGE_EVERY = 300.0  # also how soon a cancelled or failed job's inputs go (afte
 
 def work_queue(config: Config) -> WorkQueue:
     """Where jobs run: ``nst-bot worker`` processes through Redis, or this machine's own engine process."""
-    if config.queue.backend == "redis":
-        return RedisWorkQueue(config.queue, shared_pool(config.limits))  # results are decoded there
+    if config.queue.backend == "redis":  # results are decoded in the shared pool
+        return RedisWorkQueue(config.queue, shared_pool(config.limits), owner=process_name(config))
+    if config.queue.backend == "instant":  # benchmarks and tests of the bot's own cost only
+        return InstantWorkQueue()
     return LocalWorkQueue(None, config.engine.weights or None)
+
+
+def process_name(config: Config) -> str:
+    """This bot process among several sharing one Redis worker pool (``[discord] shard_ids``): its results
+    come back on a stream of its own. Empty for a bot that holds all its shards."""
+    return "shards-" + "-".join(map(str, sorted(config.discord.shard_ids))) if config.discord.shard_ids else ""
+
+
+def syncs_commands(config: Config) -> bool:
+    """Commands are the application's, not a shard's: with several bot processes, the one with shard 0 syncs."""
+    return not config.discord.shard_ids or 0 in config.discord.shard_ids
 
 
 class NSTBot(commands.Bot):
@@ -104,7 +118,8 @@ class NSTBot(commands.Bot):
             asyncio.create_task(self.presenter.status_loop(), name="nst-status"),
             asyncio.create_task(self._close_if_no_engine(), name="nst-engine-watch"),
         ]
-        await self.sync_commands()
+        if syncs_commands(self.config):
+            await self.sync_commands()
 
     async def _command_failed(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """A slash command raised: an answer Discord refused as too late is logged as such (and counted)."""
@@ -184,10 +199,13 @@ class NSTBot(commands.Bot):
 
 class ShardedNSTBot(NSTBot, commands.AutoShardedBot):
     """The same bot over several gateway connections (shards), each carrying the servers Discord assigns it;
-    Discord requires this beyond 2,500 servers. ``shards = "auto"`` asks Discord (``GET /gateway/bot``) how many."""
+    Discord requires this beyond 2,500 servers. ``shards = "auto"`` asks Discord (``GET /gateway/bot``) how many.
+    With ``shard_ids``, this process connects only those: several processes share the shards (and one Redis
+    worker pool), each owning the jobs of its servers; the one with shard 0 gets the direct messages too."""
 
     def __init__(self, config: Config) -> None:
-        super().__init__(config, shard_count=None if config.discord.shards == "auto" else config.discord.shards)
+        super().__init__(config, shard_count=None if config.discord.shards == "auto" else config.discord.shards,
+                         shard_ids=list(config.discord.shard_ids) or None)  # None: all of them
 
     def connection(self) -> dict[str, Any]:
         return {**super().connection(),

@@ -1,14 +1,16 @@
 """The Discord face of the job core: each job's status message, kept current, and its result, posted once.
 
 It implements the core's :class:`~bot.jobs.frontend.Frontend`: the core says what happened, this shows it.
-Status edits are throttled to one per job every ``[bot] progress_interval`` seconds; a failed edit never fails
-a job. The result is posted exactly once, looked for first whenever an earlier try may have reached Discord.
+Status edits are throttled to one per job every ``[bot] progress_interval`` seconds, and to
+:data:`STATUS_EDITS_PER_SECOND` for all jobs together (running jobs first, then the messages updated longest
+ago), so a long queue stays under Discord's rate limits; a failed edit never fails a job. The result is posted exactly once, looked for first whenever an earlier try may have reached Discord.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 import discord
@@ -30,6 +32,9 @@ from .views import result_view, status_view
 log = logging.getLogger(__name__)
 
 DELIVERY_RETRIES = (2.0, 10.0, 30.0)  # seconds to wait before each further try to post a result
+# Status edits per second for all jobs together: under half of Discord's 50 requests/s, so answers to commands
+# and results always find room; with a long queue, each queued job's position is then updated less often.
+STATUS_EDITS_PER_SECOND = 20
 NOT_POSTED = "The image was made but could not be posted here (does the bot have permission to send files?)."
 
 
@@ -41,6 +46,7 @@ class Track:
     status_sent: str | None = None
     preview_sent: bytes | None = None
     posted_before: bool = False  # its result was found already posted (a run before a restart)
+    shown_at: float = 0.0  # monotonic time of its last status edit (the status loop serves the oldest first)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one status-message request at a time
 
 
@@ -90,31 +96,46 @@ class DiscordPresenter:
     async def show(self, active: ActiveJob) -> None:
         await self.refresh(active)
 
-    async def refresh(self, active: ActiveJob) -> None:
+    async def refresh(self, active: ActiveJob) -> bool:
+        """Edit the job's status message if what it shows changed; whether an edit was sent."""
         track = self.track(active.job)
         async with track.lock:
             if not active.job.active:
-                return
+                return False
             text = self._status(active)
             preview = active.preview if active.job.state == RUNNING and not active.stopping_by else None
             if text == track.status_sent and preview == track.preview_sent:
-                return
+                return False
             view = None if active.stopping_by else status_view(active.id)
+            track.shown_at = time.monotonic()
             try:
                 await track.messages.edit_status(text, preview=preview, view=view)
                 track.status_sent, track.preview_sent = text, preview
                 self.core.note_status_message(active.job, track.messages.status_message_id)
             except DISCORD_TROUBLE as error:  # a failed progress edit never fails the job
                 log.warning("status edit for job %s failed: %s", active.id, describe(error))
+            return True
 
     async def status_loop(self) -> None:
+        budget = max(1, round(STATUS_EDITS_PER_SECOND * self.progress_interval))
         while True:
             await asyncio.sleep(self.progress_interval)
-            for active in self.core.active_jobs():
-                try:
-                    await self.refresh(active)
-                except Exception:  # a bug in one job's status must not stop every job's updates
-                    log.exception("status update for job %s failed", active.id)
+            await self.refresh_due(budget)
+
+    async def refresh_due(self, budget: int) -> int:
+        """One pass of the status loop: refresh the running jobs' messages, then those updated longest ago, until
+        ``budget`` edits were sent; how many were."""
+        def due(active: ActiveJob) -> tuple[bool, float]:
+            return active.job.state != RUNNING, self.track(active.job).shown_at
+        sent = 0
+        for active in sorted(self.core.active_jobs(), key=due):
+            if sent >= budget:
+                break
+            try:
+                sent += await self.refresh(active)
+            except Exception:  # a bug in one job's status must not stop every job's updates
+                log.exception("status update for job %s failed", active.id)
+        return sent
 
     async def concluded(self, active: ActiveJob) -> None:
         track = self.tracks.pop(active.id, None) or self._new_track(active.job)

@@ -4,6 +4,10 @@
 when to retry) or holds a place until the block ends, however it ends. Requests still being processed (their
 images downloading, say) count against every limit, the cooldown included, so simultaneous requests cannot
 slip past a limit that each alone would meet.
+
+``with admission.handling():`` counts a request from the moment it arrives, before anything is sent to Discord;
+past ``[limits] max_in_flight`` it raises :class:`Busy`, whose message is then the request's first and only
+answer, sent at once: a bot past its capacity says so instead of answering after Discord's 3 seconds.
 """
 
 from __future__ import annotations
@@ -19,15 +23,33 @@ from bot.ops.terminal import format_seconds
 
 from .lineup import Lineup
 
+BUSY = "The bot is very busy right now; please try again in a minute."
+
+
+class Busy(UserError):
+    """More requests are being handled than ``[limits] max_in_flight``."""
+
 
 class Admission:
     def __init__(self, limits: LimitsConfig, lineup: Lineup, last_created_by: Callable[[int], float | None],
                  clock: Callable[[], float] = time.time) -> None:
         self.limits, self.lineup, self.last_created_by, self.clock = limits, lineup, last_created_by, clock
         self.in_flight: dict[int, list[float]] = defaultdict(list)  # user → start times of requests in process
+        self.handled = 0  # requests between their arrival and their end (see handling)
 
     def pending(self) -> int:
         return sum(len(starts) for starts in self.in_flight.values())
+
+    @contextmanager
+    def handling(self) -> Iterator[None]:
+        """Count a request while it is handled; :class:`Busy` when ``max_in_flight`` are already."""
+        if self.handled >= self.limits.max_in_flight:
+            raise Busy(BUSY)
+        self.handled += 1
+        try:
+            yield
+        finally:
+            self.handled -= 1
 
     @contextmanager
     def admit(self, user_id: int, limits: LimitsConfig | None = None) -> Iterator[None]:

@@ -129,6 +129,10 @@ class JobCore:
             raise UserError(refusal)
         return self.admission.admit(user_id, limits)
 
+    def handling(self) -> AbstractContextManager[None]:
+        """Count a request from its arrival; raises :class:`~.admission.Busy` past ``[limits] max_in_flight``."""
+        return self.admission.handling()
+
     def memory_budget_mb(self) -> float | None:
         """What one job or batch may use: the config's budget, or less where the engines announce less."""
         budgets = [budget for budget in (self.configured_budget_mb, self.work.memory_budget_mb()) if budget]

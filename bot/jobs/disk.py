@@ -130,10 +130,12 @@ def tidy(store: JobStore, now: float | None = None) -> tuple[int, int]:
     now = time.time() if now is None else now
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     dropped = 0
-    for job_id in store.ended_without_result(before=now - INPUTS_GRACE):
+    cutoff = now - INPUTS_GRACE
+    for job_id in store.ended_without_result(before=cutoff, since=store.inputs_tidied_before):
         if store.content_path(job_id).exists() or store.style_path(job_id).exists():
             store.discard_inputs(job_id)
             dropped += 1
+    store.inputs_tidied_before = max(store.inputs_tidied_before, cutoff)  # the next pass looks only at newer ones
     known = store.known_ids()
     orphans = 0
     for entry in _entries(store.root / "jobs"):

@@ -16,7 +16,9 @@ class Lineup:
     """Queued jobs in order and the jobs handed to the engines; estimates from a :class:`SpeedModel`.
 
     Running jobs of one batch run side by side, so the engine is free when the slowest of them ends; the
-    jobs ahead of a queued one are counted one after another (batching can only make it sooner).
+    jobs ahead of a queued one are counted one after another (batching can only make it sooner). Positions and
+    start times are worked out for the whole queue at once, again only after it changed: status messages ask
+    for every job's every few seconds, which job by job would cost the square of the queue's length.
     """
 
     def __init__(self, speed: SpeedModel, content_size: Callable[[str], Size],
@@ -30,6 +32,9 @@ class Lineup:
         self.jobs: dict[str, ActiveJob] = {}
         self.waiting: list[str] = []
         self.running: list[str] = []
+        self._changes = 0  # counts changes of ``waiting`` and ``running``, which the cached views depend on
+        self._positions: tuple[int, dict[str, int]] = (-1, {})
+        self._starts: tuple[tuple, dict[str, float | None]] = ((), {})
 
     # ----------------------------------------------------------------------------------------- changes
 
@@ -39,15 +44,18 @@ class Lineup:
 
     def enqueue(self, job_id: str) -> int:
         self.waiting.append(job_id)
-        return self.position(job_id)
+        self._changes += 1
+        return len(self.waiting)
 
     def requeue(self, job_id: str) -> None:
         """A job to run again goes first, after other jobs already waiting to run again."""
         self.running = [other for other in self.running if other != job_id]
+        self._changes += 1
         front = 0
         while front < len(self.waiting) and self.jobs[self.waiting[front]].job.attempts > 0:
             front += 1
         self.waiting.insert(front, job_id)
+        self._changes += 1
 
     def take(self, job_ids: Iterable[str]) -> list[ActiveJob]:
         """Move waiting jobs to running."""
@@ -55,10 +63,12 @@ class Lineup:
         for active in taken:
             self.waiting.remove(active.id)
             self.running.append(active.id)
+        self._changes += 1
         return taken
 
     def left_engine(self, job_id: str) -> None:
         self.running = [other for other in self.running if other != job_id]
+        self._changes += 1
 
     def remove(self, job_id: str) -> ActiveJob | None:
         self.left_engine(job_id)
@@ -79,7 +89,9 @@ class Lineup:
 
     def position(self, job_id: str) -> int:
         """1 for the next job to start; 0 when not waiting."""
-        return self.waiting.index(job_id) + 1 if job_id in self.waiting else 0
+        if self._positions[0] != self._changes:
+            self._positions = (self._changes, {waiting: index + 1 for index, waiting in enumerate(self.waiting)})
+        return self._positions[1].get(job_id, 0)
 
     def content_size(self, job_id: str) -> tuple[int, int]:
         """The job's content (width, height), read once (status messages ask for estimates every few seconds)."""
@@ -123,11 +135,26 @@ class Lineup:
         return None if any(t is None for t in times) else max(times, default=0.0)
 
     def eta_until_start(self, job_id: str) -> float | None:
-        if job_id not in self.waiting:  # running, or about to
+        if job_id not in self.jobs or self.position(job_id) == 0:  # running, or about to
             return 0.0
-        ahead = self.waiting[: self.position(job_id) - 1]
-        times = [self.engine_free_in(), *(self.remaining(other) for other in ahead)]
-        return None if any(t is None for t in times) else sum(times)
+        running = tuple((self.jobs[other].job.state, self.jobs[other].eta) for other in self.running
+                        if other in self.jobs)
+        key = (self._changes, self.speed.seconds_per_unit, running)
+        if self._starts[0] != key:
+            self._starts = (key, self._start_times())
+        return self._starts[1][job_id]
+
+    def _start_times(self) -> dict[str, float | None]:
+        """Seconds until each waiting job starts: the running batch, then every job ahead of it (None from the
+        first job whose length is unknown on)."""
+        starts: dict[str, float | None] = {}
+        clock = self.engine_free_in()
+        for job_id in self.waiting:
+            starts[job_id] = clock
+            if clock is not None:
+                length = self.remaining(job_id)
+                clock = None if length is None else clock + length
+        return starts
 
     def eta_until_free(self, user_id: int) -> float | None:
         """Seconds until the first of this user's active jobs finishes."""

@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
+-- For a store of many finished jobs (see CAPACITY_INDEXES): housekeeping reads only the rows it acts on.
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
+CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (state, finished);
+CREATE INDEX IF NOT EXISTS jobs_finish_order ON jobs (COALESCE(finished, created));
 -- /nst-settings values, one row each (channel_id 0: the whole server); read and written by bot/jobs/settings.py
 CREATE TABLE IF NOT EXISTS server_settings (
     guild_id INTEGER NOT NULL,
@@ -60,7 +64,10 @@ CREATE TABLE IF NOT EXISTS server_settings (
 """
 
 
-# Columns added after the first release: (name, SQL type), added to older stores (and new ones) when opened.
+# Indexes that keep purge, tidy and making room independent of how many finished jobs the store holds
+# (benchmarks/capacity.py measures them against their absence).
+CAPACITY_INDEXES = ("jobs_created", "jobs_ended", "jobs_finish_order")
+# Columns added after the first release: (name, SQL type), added to older stores when they are opened.
 ADDED_COLUMNS = (("device", "TEXT"), ("frames", "INTEGER NOT NULL DEFAULT 1"))
 WAL_LIMIT_BYTES = 1 << 20  # SQLite truncates its write-ahead log to this after a checkpoint
 _JSON_COLUMNS = ("options", "notes")
@@ -79,6 +86,9 @@ class JobStore:
         self.db.execute("PRAGMA synchronous=FULL")  # an accepted job survives a power cut (NORMAL may lose it)
         self.db.executescript(SCHEMA)
         self._add_missing_columns()
+        # Failed and cancelled jobs that ended before this have had their inputs dropped (bot.jobs.disk.tidy):
+        # each pass looks only at newer ones; a restart looks at all of them once.
+        self.inputs_tidied_before = 0.0
 
     def _add_missing_columns(self) -> None:
         """Bring a store written by an earlier version up to the current columns (new ones start empty)."""
@@ -179,7 +189,10 @@ class JobStore:
 
     def active(self) -> list[Job]:
         """Queued and running jobs, oldest first (the queue order)."""
-        return list(self._select("state IN (?, ?) ORDER BY created", ACTIVE_STATES))
+        # Through the state index: ordered by ``created`` alone, SQLite would walk every finished job's row.
+        rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs INDEXED BY jobs_state WHERE state IN (?, ?) "
+                               "ORDER BY created", ACTIVE_STATES)
+        return [self._job(row) for row in rows]
 
     def last_created_by(self, user_id: int) -> float | None:
         row = self.db.execute("SELECT MAX(created) FROM jobs WHERE user_id = ?", (user_id,)).fetchone()
@@ -225,14 +238,24 @@ class JobStore:
         for path in self.input_paths(job_id):
             path.unlink(missing_ok=True)
 
-    def finished_oldest_first(self) -> list[Job]:
-        """Done, failed and cancelled jobs, the one that finished longest ago first."""
-        return list(self._select("state NOT IN (?, ?) ORDER BY COALESCE(finished, created)", ACTIVE_STATES))
+    def finished_oldest_first(self) -> Iterator[Job]:
+        """Done, failed and cancelled jobs, the one that finished longest ago first, read a page at a time (making
+        room usually needs only the first few of a long history; the caller may remove each as it goes)."""
+        after: tuple[float, int] = (float("-inf"), 0)
+        while True:
+            page = self.db.execute(f"SELECT {', '.join(_COLUMNS)}, COALESCE(finished, created), rowid FROM jobs "
+                                   "WHERE state NOT IN (?, ?) AND (COALESCE(finished, created), rowid) > (?, ?) "
+                                   "ORDER BY COALESCE(finished, created), rowid LIMIT 64",
+                                   (*ACTIVE_STATES, *after)).fetchall()
+            if not page:
+                return
+            after = page[-1][-2:]
+            yield from (self._job(row[:-2]) for row in page)
 
-    def ended_without_result(self, before: float) -> list[str]:
-        """Ids of failed and cancelled jobs that finished before ``before`` (a time stamp)."""
-        rows = self.db.execute("SELECT id FROM jobs WHERE state IN (?, ?) AND finished < ?",
-                               (FAILED, CANCELLED, before))
+    def ended_without_result(self, before: float, since: float = 0.0) -> list[str]:
+        """Ids of failed and cancelled jobs that finished before ``before`` and not before ``since`` (time stamps)."""
+        rows = self.db.execute("SELECT id FROM jobs WHERE state IN (?, ?) AND finished >= ? AND finished < ?",
+                               (FAILED, CANCELLED, since, before))
         return [job_id for (job_id,) in rows]
 
     def known_ids(self) -> set[str]:

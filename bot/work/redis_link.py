@@ -11,10 +11,11 @@ import json
 import logging
 import math
 import time
+from typing import Container
 from urllib.parse import urlsplit
 
 import redis.asyncio
-from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from bot.config import MAX_BATCH_SIZE, QueueConfig, redis_password
 
@@ -30,6 +31,19 @@ EVENTS_KEPT = 10_000  # the events stream is trimmed to about this many entries
 CANCEL_CHANNEL = "nst:cancel"
 WORKER_PREFIX = "nst:worker:"
 CONCLUDED_RUNS_KEPT = 1000  # ended runs remembered, so a worker still computing one can be told to stop
+
+
+def events_stream(owner: str) -> str:
+    """Where a bot process reads its jobs' events: ``nst:events``, or ``nst:events:{owner}`` for one of several
+    bot processes sharing the worker pool (each named by its shards)."""
+    return f"{EVENTS}:{owner}" if owner else EVENTS
+
+
+def is_events_stream(name: str) -> bool:
+    """Whether a job entry's reply stream is one a bot reads (a worker writes its events nowhere else)."""
+    return name == EVENTS or (name.startswith(EVENTS + ":") and len(name) <= 200)
+
+
 def input_key(run: str, index: int) -> str:
     return f"nst:input:{run}:{index}"
 
@@ -63,9 +77,11 @@ class RedisLink(WorkQueue):
     """A work queue's connection to Redis: the first connection, whether it is up (and since when), and a pause
     that :meth:`close` (``_closing``) cuts short."""
 
-    def __init__(self, config: QueueConfig) -> None:
+    def __init__(self, config: QueueConfig, owner: str = "") -> None:
         super().__init__()
         self.config = config
+        self.owner, self.events_stream = owner, events_stream(owner)  # which bot process this is, where it listens
+        self.sender = {"bot": owner, "events": self.events_stream}  # in each job entry: where its events go
         self.redis = redis.asyncio.Redis.from_url(config.redis_url, **redis_options(config))
         self.roster = WorkerRoster(self.redis)
         self._up = asyncio.Event()
@@ -93,11 +109,21 @@ class RedisLink(WorkQueue):
         log.info("work queue: Redis at %s, %d worker(s) connected", where(self.config.redis_url), len(self.roster.live))
 
     async def _prepare(self) -> None:
-        """The first connection: clear what an earlier bot left in the streams and create the consumer group."""
+        """The first connection: clear what an earlier run of this bot process left (its job entries, its events)
+        and create the consumer group. Other bot processes' entries stay: they share the workers."""
         await self.redis.ping()
+        try:
+            await self.redis.xgroup_create(JOBS, GROUP, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        mine = [entry for entry, fields in await self.redis.xrange(JOBS)
+                if fields.get(b"bot", b"").decode(errors="replace") == self.owner]
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(JOBS, EVENTS)
-            pipe.xgroup_create(JOBS, GROUP, id="0", mkstream=True)
+            if mine:
+                pipe.xack(JOBS, GROUP, *mine)
+                pipe.xdel(JOBS, *mine)
+            pipe.delete(self.events_stream)
             await pipe.execute()
         self._prepared = True
 
@@ -192,11 +218,12 @@ class WorkerRoster:
         self.live = live
         return joined
 
-    async def orphaned_entries(self) -> list[tuple[str, str]]:
-        """(entry id, worker) of pending entries whose worker has no heartbeat; forgets such workers that hold none."""
+    async def orphaned_entries(self, mine: Container[str]) -> list[tuple[str, str]]:
+        """(entry id, worker) of pending entries among ``mine`` (this bot process's; the others reclaim their own)
+        whose worker has no heartbeat; forgets such workers that hold none."""
         pending = await self.redis.xpending_range(JOBS, GROUP, min="-", max="+", count=1000)
         orphaned = [(item["message_id"].decode(), item["consumer"].decode()) for item in pending
-                    if item["consumer"].decode() not in self.live]
+                    if item["consumer"].decode() not in self.live and item["message_id"].decode() in mine]
         for consumer in await self.redis.xinfo_consumers(JOBS, GROUP):
             name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
             if name not in self.live and not consumer["pending"]:

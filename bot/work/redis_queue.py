@@ -9,7 +9,10 @@ Built on Redis Streams with one consumer group, through redis-py (see docs/scali
   has seen every job in it end (then ``XACK`` + ``XDEL``).
 - ``nst:input:{run}:{n}``: the content (n = 0) and style images' bytes; ``nst:result:{run}``: the finished image,
   written by the worker before its ``Done`` event. Both expire after ``[queue] transfer_ttl``.
-- ``nst:events`` (stream): every event of every worker, tagged with its run id, read here with ``XREAD``.
+- ``nst:events`` (stream): every event of every worker, tagged with its run id, read here with ``XREAD``. Each
+  job entry names the stream its events go to (and the bot process it is from): several bot processes, one per
+  part of the Discord shards (``[discord] shard_ids``), share one pool of workers, each reading its own
+  ``nst:events:shards-…`` stream.
 - ``nst:worker:{name}``: a worker's heartbeat (its device, batch size and memory budget), refreshed every
   ``lost_after / 3`` and expiring after ``lost_after``. A pending entry whose worker has no heartbeat was taken by
   a worker that died: its jobs end in ``Lost`` and the core decides whether they run again. The bot admits and
@@ -17,9 +20,10 @@ Built on Redis Streams with one consumer group, through redis-py (see docs/scali
   to lower) a job predicted over its own.
 - ``nst:cancel:{run}`` and the channel ``nst:cancel``: stop requests (the key for a job not started yet).
 
-One bot per Redis database: the first connection clears what an earlier bot left, because the bot's store is
-the record and resubmits unfinished jobs itself. Redis unreachable at start is not fatal: the bot serves (new
-requests are answered "temporarily unavailable") and connects as soon as Redis is there.
+One pool, many bot processes: the first connection clears what an earlier run of the same bot process left (its
+own entries and events stream), because the bot's store is the record and resubmits unfinished jobs itself.
+Redis unreachable at start is not fatal: the bot serves (new requests are answered "temporarily unavailable")
+and connects as soon as Redis is there.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from bot.intake.decoder import DecoderPool
 from .protocol import Done, Event, Failed, JobSpec, Lost, Progress, RunJobs, Started, from_json, to_json
 from .queue import WorkUnavailable
 from .worker_output import UnusableResult, fetch_checked_result, without_odd_preview
-from .redis_link import (EVENTS, GROUP, JOBS, RedisLink, cancel_key, input_key, result_key, unavailable_message,
+from .redis_link import (GROUP, JOBS, RedisLink, cancel_key, input_key, result_key, unavailable_message,
                          where)
 
 log = logging.getLogger(__name__)
@@ -65,8 +69,8 @@ class _Run:
 class RedisWorkQueue(RedisLink):
     """Hands jobs to ``nst-bot worker`` processes through Redis and relays their events (see the module doc)."""
 
-    def __init__(self, config: QueueConfig, decoder: DecoderPool | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: QueueConfig, decoder: DecoderPool | None = None, owner: str = "") -> None:
+        super().__init__(config, owner)
         self._own_decoder = decoder is None
         self.decoder = decoder or DecoderPool(workers=1)  # where results are checked: the bot passes its own
         self._runs: dict[str, _Run] = {}  # by job id
@@ -103,7 +107,7 @@ class RedisWorkQueue(RedisLink):
                     for key, data in zip(keys, files[spec.job_id]):
                         pipe.set(key, data, ex=int(self.config.transfer_ttl))
                     remote.append(dataclasses.replace(spec.with_inputs(keys), result=Path(spec.result).name))
-                pipe.xadd(JOBS, {"jobs": to_json(RunJobs(tuple(remote))), "runs": json.dumps(runs)})
+                pipe.xadd(JOBS, {"jobs": to_json(RunJobs(tuple(remote))), "runs": json.dumps(runs), **self.sender})
                 entry = (await pipe.execute())[-1].decode()
         except RedisError as error:
             self._mark_down(error)
@@ -144,7 +148,7 @@ class RedisWorkQueue(RedisLink):
                 await self._pause(0.5)
                 continue
             try:
-                reply = await self.redis.xread({EVENTS: self._events_seen}, count=100, block=1000)
+                reply = await self.redis.xread({self.events_stream: self._events_seen}, count=100, block=1000)
                 for _, entries in reply or ():
                     for entry, fields in entries:
                         await self._handle(fields)
@@ -235,7 +239,7 @@ class RedisWorkQueue(RedisLink):
 
     async def _reclaim_from_dead_workers(self) -> None:
         """Jobs in entries held by a worker without heartbeat end in ``Lost``; those entries leave the stream."""
-        for entry, worker in await self.roster.orphaned_entries():
+        for entry, worker in await self.roster.orphaned_entries(self._entries):
             reason = f"its worker {worker} stopped responding (no heartbeat for {self.config.lost_after:g} s)"
             for job_id in sorted(self._entries.get(entry, ())):
                 log.warning("job %s lost: %s", job_id, reason)
@@ -252,7 +256,7 @@ class RedisWorkQueue(RedisLink):
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
-        newest = await self.redis.xrevrange(EVENTS, count=1)
+        newest = await self.redis.xrevrange(self.events_stream, count=1)
         if not newest or _stream_id(newest[0][0].decode()) < _stream_id(self._events_seen):
             self._events_seen = "0-0"  # Redis came back without its data: its event ids started again
         for entry in list(self._entries):

@@ -38,7 +38,7 @@ from bot.config import Config, ConfigError
 
 from .protocol import Done, Event, Failed, JobSpec, Lost, Progress, RunJobs, Started, from_json, to_json
 from .redis_link import (CANCEL_CHANNEL, EVENTS, EVENTS_KEPT, GROUP, JOBS, WORKER_PREFIX, cancel_key,
-                               redis_options, result_key, where)
+                         is_events_stream, redis_options, result_key, where)
 
 log = logging.getLogger("nst-worker")
 
@@ -88,6 +88,7 @@ class Worker:
         self.offline = threading.Event()
         self.cancelled: set[str] = set()  # run ids asked to stop
         self.current: dict[str, str] = {}  # job id → run id of the jobs held now
+        self.reply_to: dict[str, str] = {}  # job id → the events stream of the bot process that owns it
         self.results: dict[str, Path] = {}  # job id → where run_batch writes its result here
 
     def stop(self) -> None:
@@ -145,16 +146,14 @@ class Worker:
         specs: list[JobSpec] = []
         for entry, fields in entries:
             try:
-                message = from_json(fields[b"jobs"])
-                runs = json.loads(fields[b"runs"])
-                if not isinstance(message, RunJobs):
-                    raise ValueError("not a run message")
+                message, runs, events = _job_entry(fields)
             except (KeyError, ValueError) as error:
                 log.warning("dropping malformed job entry %s: %s", entry.decode(), error)
                 self._retrying(lambda: self.redis.xack(JOBS, GROUP, entry))
                 continue
             for spec in message.jobs:
                 self.current[spec.job_id] = runs[spec.job_id]
+                self.reply_to[spec.job_id] = events
                 specs.append(spec)
         with tempfile.TemporaryDirectory(prefix="nst-worker-") as folder:
             local = [spec for spec in (self._fetch(spec, Path(folder)) for spec in specs) if spec is not None]
@@ -171,6 +170,7 @@ class Worker:
                 self.run(batch, self._emit, self._should_stop)
         self.cancelled.difference_update(self.current.values())
         self.current.clear()
+        self.reply_to.clear()
         self.results.clear()
 
     def _fetch(self, spec: JobSpec, folder: Path) -> JobSpec | None:
@@ -205,18 +205,18 @@ class Worker:
         run = self.current[event.job]
         if isinstance(event, Done) and event.cancelled and run not in self.cancelled:
             event = Lost(event.job, STOPPED)  # stopped by SIGTERM, not by its requester
-        fields = {"run": run, "event": to_json(event)}
+        fields, stream = {"run": run, "event": to_json(event)}, self.reply_to.get(event.job, EVENTS)
         if isinstance(event, Progress):
             if not self.offline.is_set():
                 try:
-                    self.redis.xadd(EVENTS, fields, maxlen=EVENTS_KEPT, approximate=True)
+                    self.redis.xadd(stream, fields, maxlen=EVENTS_KEPT, approximate=True)
                 except OFFLINE as error:
                     self._went_offline(error)
             return
         if isinstance(event, Done) and not event.cancelled:
             data = self.results[event.job].read_bytes()
             self._retrying(lambda: self.redis.set(result_key(run), data, ex=int(self.config.queue.transfer_ttl)))
-        self._retrying(lambda: self.redis.xadd(EVENTS, fields, maxlen=EVENTS_KEPT, approximate=True))
+        self._retrying(lambda: self.redis.xadd(stream, fields, maxlen=EVENTS_KEPT, approximate=True))
 
     def _retrying(self, action: Callable[[], Result]) -> Result:
         """``action`` once Redis answers (the worker cannot report anything before that)."""
@@ -270,6 +270,18 @@ class Worker:
                             self.cancelled.add(message["data"].decode())
             except RedisError:
                 self.stopping.wait(1.0)
+
+
+def _job_entry(fields: dict[bytes, bytes]) -> tuple[RunJobs, dict[str, str], str]:
+    """A job entry's jobs, their run ids and the events stream of the bot process that sent them (``nst:events``
+    from bots before several processes shared a pool); ``ValueError`` or ``KeyError`` when it is not one."""
+    message, runs = from_json(fields[b"jobs"]), json.loads(fields[b"runs"])
+    events = fields.get(b"events", EVENTS.encode()).decode()
+    if not isinstance(message, RunJobs):
+        raise ValueError("not a run message")
+    if not is_events_stream(events):
+        raise ValueError(f"{events[:60]!r} is not an events stream")
+    return message, runs, events
 
 
 def _cost(spec: JobSpec, device: str) -> tuple[tuple, JobCost | None]:

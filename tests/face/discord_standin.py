@@ -106,6 +106,7 @@ class Record:
     message_id: int | None = None
     status: int = 200
     refusal: dict[str, Any] | None = None  # Discord's error body, when the stand-in refused the request
+    at: float = field(default_factory=time.monotonic)  # when it arrived (benchmarks time answers by it)
 
 
 @dataclass

@@ -20,12 +20,13 @@ from nst_engine.images import load_image
 from nst_engine.options import option_spec
 
 from bot.errors import UserError
-from bot.face.delivery import defer_privately
+from bot.face.delivery import defer_privately, too_late
 from bot.face.replies import CHOICE_LIMIT, fit, warn
 from bot.intake.blends import blend_label, parse_weights, with_blend
 from bot.intake.download import fetch_image, fetch_picture
 from bot.intake.options import animation_options, build_options
 from bot.intake.presets import PresetLibrary, StylePreset
+from bot.jobs.admission import Busy
 from bot.jobs.model import Job, new_job_id
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,17 @@ class StylizeCog(commands.Cog, name="Stylize"):
                       slots: list[StyleSlot], quality: str | None, size: int | None, strength: float | None,
                       preserve_colors: str | None, weights: str | None = None,
                       style_scale: float | None = None) -> None:
+        try:
+            with self.bot.core.handling():  # counted from here: a busy bot answers at once
+                await self._stylize(interaction, content, slots, quality, size, strength, preserve_colors, weights,
+                                    style_scale)
+        except Busy as busy:
+            log.warning("busy: answered /stylize from user %s with %s", interaction.user.id, busy)
+            await answer_busy(interaction, str(busy))
+
+    async def _stylize(self, interaction: discord.Interaction, content: discord.Attachment,
+                       slots: list[StyleSlot], quality: str | None, size: int | None, strength: float | None,
+                       preserve_colors: str | None, weights: str | None, style_scale: float | None) -> None:
         if not await defer_privately(interaction):
             return
         try:
@@ -200,6 +212,15 @@ class StylizeCog(commands.Cog, name="Stylize"):
         assert self.session is not None and slot.upload is not None
         what = "style image" if slot.place == 1 else f"style image {slot.place}"
         return await fetch_image(self.session, slot.upload, self.config, what, requester=requester), f"your {what}"
+
+
+async def answer_busy(interaction: discord.Interaction, text: str) -> None:
+    """The busy refusal as the interaction's first answer (or an edit, when a menu answered it before)."""
+    try:
+        await warn(interaction, text)
+    except discord.HTTPException as error:
+        if not too_late(interaction, error):
+            log.warning("could not tell user %s the bot is busy: HTTP %s", interaction.user.id, error.status)
 
 
 async def load_preset(preset: StylePreset) -> Image.Image:

@@ -40,12 +40,17 @@ run_module() {
   work="$scratch/$name"
   rm -rf "$work" && mkdir -p "$work/mutants"  # on PYTHONPATH from the start, for the test subprocesses too
   git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work" 2>/dev/null || true
+  local others=()  # what the tests read besides the code (docs, the example config, ...): copied beside mutants/
+  for entry in "$work"/* "$work"/.[!.]*; do
+    case ${entry##*/} in bot|nst_engine|tests|pyproject.toml|mutants) ;; *) others+=("${entry##*/}") ;; esac
+  done
   # shellcheck disable=SC2086
   cat >> "$work/pyproject.toml" <<TOML
 
 [tool.mutmut]
 source_paths = ["bot", "nst_engine"]
 only_mutate = ["$module"]
+also_copy = $(toml_list "${others[@]}")
 pytest_add_cli_args_test_selection = $(toml_list $tests)
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
 process_isolation = "forkserver"
@@ -69,9 +74,10 @@ print(f"{module}: {counts['killed']} killed, {counts['timeout']} timed out, {cou
 PY
 }
 
-selected=("$@")
+selected=("$@") failed=()
 for entry in "${modules[@]}"; do
   module=${entry%%|*}
   if ((${#selected[@]})) && [[ ! " ${selected[*]} " == *" $module "* ]]; then continue; fi
-  run_module "$module" "${entry#*|}"
+  run_module "$module" "${entry#*|}" || failed+=("$module")
 done
+if ((${#failed[@]})); then echo "mutmut could not run for: ${failed[*]}" >&2; exit 2; fi

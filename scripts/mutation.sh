@@ -22,7 +22,7 @@ modules=(
   "bot/intake/options.py|tests/face/test_bot_parts.py tests/intake/test_build_options.py"
   "bot/jobs/admission.py|tests/jobs/test_rules.py tests/jobs/test_settings.py tests/jobs/test_admission_edges.py"
   "bot/face/views.py|tests/face/test_permissions.py"
-  "bot/face/menu_picks.py|tests/face/test_context_menu_parts.py tests/jobs/test_disk.py tests/face/test_permissions.py"
+  "bot/face/menu_picks.py|tests/face/test_context_menu_parts.py tests/jobs/test_disk.py tests/face/test_permissions.py tests/face/test_menu_picks_edges.py"
   "bot/intake/download.py|tests/intake/test_download_origins.py tests/face/test_bot_parts.py"
   "nst_engine/cost.py|tests/engine/test_cost.py tests/jobs/test_cost_budget.py tests/jobs/test_rules.py"
   "bot/jobs/store.py|tests/jobs/test_store_columns.py tests/jobs/test_rules.py tests/jobs/test_disk.py tests/jobs/test_settings.py"

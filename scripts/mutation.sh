@@ -4,6 +4,8 @@
 #
 #   bash scripts/mutation.sh                      # every module below, the small ones first
 #   bash scripts/mutation.sh bot/jobs/store.py    # only the named modules
+#   bash scripts/mutation.sh --survivors bot/jobs/store.py   # again, only the last run's survivors, against
+#                                                  # the tests as they are now (after adding tests for them)
 #
 # Each module runs in its own scratch copy of the working tree (mutmut writes a mutants/ folder beside its
 # config), at nice 15 and one mutant at a time, so that a shared machine stays usable. Results go to
@@ -57,17 +59,28 @@ pytest_add_cli_args_test_selection = $(toml_list $tests)
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
 process_isolation = "forkserver"
 TOML
+  mutate "$module" "$tests" "$work" "$name"
+}
+
+# Runs mutmut in $work (on the named mutants only, if any), then writes the verdicts and counts to $out.
+mutate() {
+  local module=$1 tests=$2 work=$3 name=$4 started minutes
+  shift 4
   started=$(date +%s)
-  (cd "$work" && PYTHONPATH="$work/mutants" nice -n 15 "$python" -m mutmut run --max-children 1 > mutmut-run.log 2>&1) \
+  (cd "$work" && PYTHONPATH="$work/mutants" nice -n 15 "$python" -m mutmut run --max-children 1 "$@" > mutmut-run.log 2>&1) \
     || { echo "mutmut failed for $module; see $work/mutmut-run.log" >&2; tail -20 "$work/mutmut-run.log" >&2; return 1; }
   minutes=$(( ($(date +%s) - started + 30) / 60 ))
   (cd "$work" && "$python" -m mutmut results --all true > "$out/$name.txt" 2>&1 || true)
   (cd "$work" && "$python" -m mutmut export-cicd-stats > /dev/null)
-  "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" <<'PY'
-import json, sys
-stats, target, module, minutes, tests = sys.argv[1:]
+  "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" <<'PY'
+import json, os, sys
+stats, target, module, minutes, tests, rerun = sys.argv[1:]
 counts = json.load(open(stats))
-counts.update(module=module, tests=tests.split(), minutes=int(minutes))
+earlier = json.load(open(target)) if int(rerun) and os.path.exists(target) else {}
+counts.update(module=module, tests=tests.split(), minutes=earlier.get("minutes", int(minutes)))
+if int(rerun):
+    counts.update(survivors_rerun=int(rerun), survivors_rerun_minutes=int(minutes),
+                  survived_first_run=earlier.get("survived"))
 tested = counts["total"] - counts["skipped"] - counts["no_tests"]
 counts["killed_percent"] = round(100 * (counts["killed"] + counts["timeout"]) / max(tested, 1), 1)
 json.dump(counts, open(target, "w"), indent=2)
@@ -76,10 +89,29 @@ print(f"{module}: {counts['killed']} killed, {counts['timeout']} timed out, {cou
 PY
 }
 
+# The last run's survivors of one module, again, with its tests refreshed from the working tree.
+rerun_survivors() {
+  local module=$1 tests=$2 name work survivors
+  name=$(echo "$module" | tr '/' '_' | sed 's/\.py$//')
+  work="$scratch/$name"
+  [[ -f "$out/$name.txt" && -d "$work/mutants" ]] || { echo "no earlier run of $module to take survivors from" >&2; return 1; }
+  mapfile -t survivors < <(awk -F: '/: survived$/ {gsub(/ /, "", $1); print $1}' "$out/$name.txt")
+  ((${#survivors[@]})) || { echo "$module: no survivors to run again"; return 0; }
+  for copy in "$work" "$work/mutants"; do
+    rm -rf "$copy/tests" && cp -r tests "$copy/tests"
+    # shellcheck disable=SC2086
+    sed -i "s|^pytest_add_cli_args_test_selection = .*|pytest_add_cli_args_test_selection = $(toml_list $tests)|" \
+      "$copy/pyproject.toml"
+  done
+  mutate "$module" "$tests" "$work" "$name" "${survivors[@]}"
+}
+
+action=run_module
+if [[ ${1:-} == --survivors ]]; then action=rerun_survivors; shift; fi
 selected=("$@") failed=()
 for entry in "${modules[@]}"; do
   module=${entry%%|*}
   if ((${#selected[@]})) && [[ ! " ${selected[*]} " == *" $module "* ]]; then continue; fi
-  run_module "$module" "${entry#*|}" || failed+=("$module")
+  $action "$module" "${entry#*|}" || failed+=("$module")
 done
 if ((${#failed[@]})); then echo "mutmut could not run for: ${failed[*]}" >&2; exit 2; fi

@@ -98,13 +98,23 @@ def test_sixteen_bit_greyscale_is_rescaled():
     assert [image.getpixel((x, 0)) for x in range(3)] == [(0, 0, 0), (128, 128, 128), (255, 255, 255)]
 
 
-@pytest.mark.parametrize("mode, fill", [("CMYK", (0, 255, 255, 0)), ("L", 77), ("1", 1), ("F", 3.5),
-                                        ("YCbCr", (76, 85, 255))])
-def test_other_modes_become_rgb(mode, fill):
+@pytest.mark.parametrize("mode, fill, rgb", [
+    ("CMYK", (0, 255, 255, 0), (255, 0, 0)), ("L", 77, (77, 77, 77)), ("1", 1, (255, 255, 255)), ("1", 0, (0, 0, 0)),
+    ("YCbCr", (76, 85, 255), (254, 0, 0)),  # pure red, as Pillow's conversion rounds it
+    ("F", 3.5, (0, 0, 0)),  # a float picture is stretched over its own range: a flat one has none
+])
+def test_other_modes_become_rgb(mode, fill, rgb):
     image = load_image(Image.new(mode, (5, 3), fill))
     assert image.mode == "RGB" and image.size == (5, 3)
-    if mode == "CMYK":
-        assert image.getpixel((0, 0)) == (255, 0, 0)
+    assert all(abs(got - want) <= 1 for got, want in zip(image.getpixel((4, 2)), rgb)), image.getpixel((4, 2))
+    assert image.getextrema() == tuple((value, value) for value in image.getpixel((0, 0)))  # every pixel alike
+
+
+def test_float_and_32_bit_greyscale_are_stretched_over_their_range():
+    floats = Image.frombytes("F", (3, 1), np.array([[-1.0, 0.5, 2.0]], dtype="<f4").tobytes())
+    assert [load_image(floats).getpixel((x, 0)) for x in range(3)] == [(0, 0, 0), (128, 128, 128), (255, 255, 255)]
+    wide = Image.frombytes("I", (3, 1), np.array([[0, 1000, 65535]], dtype="<i4").tobytes())
+    assert [load_image(wide).getpixel((x, 0))[0] for x in range(3)] == [0, 4, 255]  # 16-bit range: / 257
 
 
 def test_cmyk_jpeg_file_decodes():

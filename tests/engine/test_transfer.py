@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
+from nst_engine.cost import style_size
 from nst_engine.options import StylizeOptions, scale_schedule
-from nst_engine.transfer import Engine, to_tensor
+from nst_engine.transfer import BatchRequest, Engine, _Job, to_tensor
 from nst_engine.color import rgb_to_ycbcr
 from tests.conftest import make_style, style_distance
 
@@ -143,7 +144,26 @@ def test_adam_and_noise_init_also_stylise(engine, content_image, style_image):
     assert style_distance(engine, result.image, style_image) < style_distance(engine, noise, style_image) / 2
 
 
+def stripe_period(channel: torch.Tensor) -> float:
+    """The dominant horizontal period, in pixels, of a (height, width) picture: its row spectrum's peak."""
+    rows = channel - channel.mean(dim=1, keepdim=True)
+    power = (torch.fft.rfft(rows, dim=1).abs() ** 2).mean(dim=0)
+    power[0] = 0
+    return channel.shape[1] / int(power.argmax())
+
+
 def test_style_scale_changes_the_texture_size(engine, content_image, style_image):
+    # The texture the optimiser matches: the style's red checks (8 px across in the 64-px style image) at the
+    # size the engine uses them for a 128-px picture: half, the same and twice the picture's long side (that
+    # last one bounded by the cost model's pixel ratio, to 147 px).
+    assert stripe_period(to_tensor(style_image, torch.device("cpu"))[0, 0]) == 8
+    periods = {}
+    for scale in (0.5, 1.0, 2.0):
+        job = _Job(0, BatchRequest(content_image, [style_image], StylizeOptions(size=128, style_scale=scale)))
+        _, (style,) = job.prepared_inputs((128, 85), torch.device("cpu"))
+        periods[scale] = stripe_period(style[0, 0])
+    assert periods[0.5] == 8 and periods[1.0] == 16 < periods[2.0]
+    assert periods[2.0] == pytest.approx(8 * style_size((64, 64), (128, 85), 2.0)[0] / 64, rel=0.02)
     fine = engine.stylize(content_image, [style_image], StylizeOptions(**SMALL, style_scale=0.5)).image
     coarse = engine.stylize(content_image, [style_image], StylizeOptions(**SMALL, style_scale=2.0)).image
     assert np.abs(np.asarray(fine, float) - np.asarray(coarse, float)).mean() > 5

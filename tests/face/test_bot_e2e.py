@@ -225,6 +225,9 @@ def test_expired_token_delivers_through_channel_messages(bot: BotProcess, standi
     assert delivery.path == f"/api/v10/channels/{CHANNEL_ID}/messages"
     assert delivery.payload["allowed_mentions"]["users"] == [int(BOB["id"])]
     message = standin.message(delivery.message_id)
+    # The post carries the job's nonce, enforced, so a retried post returns the first message (docs/bot.md).
+    job_id = custom_id(message, "nst:again:").split(":")[2]
+    assert (delivery.payload.get("nonce"), delivery.payload.get("enforce_nonce")) == (f"nst{job_id}", True)
     assert decoded(standin, message["attachments"][0]).size == (64, 43)
     assert any(r.status == 401 for r in standin.records("webhook", token))
     wait_status(standin, int(status["id"]), "Done")

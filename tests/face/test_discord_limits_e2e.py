@@ -108,6 +108,13 @@ def test_the_size_suggestions_fit_discords_choice_names(bot: BotProcess, standin
     assert choices[0]["name"].startswith("48 px (999 px is over")
 
 
+def test_preset_autocomplete_offers_the_first_25_of_sixty(bot: BotProcess, standin: StandinThread) -> None:
+    token = standin.autocomplete("stylize", "preset", "preset-")
+    record = standin.wait_for(lambda: standin.records("callback", token), 30, "the preset suggestions")[0]
+    assert record.status == 200, record.refusal
+    assert [choice["value"] for choice in record.payload["data"]["choices"]] == [preset_name(n) for n in range(25)]
+
+
 def test_the_edit_form_holds_a_long_quality_name(bot: BotProcess, standin: StandinThread) -> None:
     result = result_message(standin, stylize(standin, quality=LONG_QUALITY))
     press = standin.press(result, again_id(result, "edit"))

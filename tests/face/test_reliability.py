@@ -129,8 +129,13 @@ def test_engine_killed_mid_job_is_retried_once_then_failed(bot: BotProcess, stan
 def test_a_job_over_the_time_limit_is_stopped_and_failed(bot: BotProcess, standin: StandinThread) -> None:
     token = stylize(standin, CAROL, quality="slow", size=64)
     token_status = status_message(standin, token)
+    wait_running(standin, token_status)
+    stuck = engine_pid(bot)
+    os.kill(stuck, signal.SIGSTOP)  # an engine that makes no progress, however fast this machine is
     final = wait_status(standin, int(token_status["id"]), "❌", timeout=120)["content"]
     assert "took longer than the time limit (20s)" in final
+    standin.wait_for(lambda: not Path(f"/proc/{stuck}").exists()
+                     or "zombie" in Path(f"/proc/{stuck}/status").read_text(), 30, "the stuck engine to be killed")
     assert result_message(standin, stylize(standin, CAROL, quality="fast"))
 
 
@@ -251,7 +256,6 @@ def malformed_corpus() -> list[tuple[str, bytes, str | None, str]]:
 
 def test_a_corpus_of_malformed_images_is_handled_cleanly(bot: BotProcess, standin: StandinThread) -> None:
     corpus = malformed_corpus()
-    assert len(corpus) >= 15
     style = standin.attachment("style.png", png_bytes(make_style()))
     outcomes = []
     for index, (name, data, content_type, expected) in enumerate(corpus):

@@ -3,10 +3,13 @@ rounding. Real engine and real VGG19 path with a seeded random VGG19."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from nst_engine import transfer
 from nst_engine.losses import gram
 from nst_engine.options import StylizeOptions
 from nst_engine.transfer import Engine, resolve_precision, to_tensor
@@ -63,7 +66,23 @@ def test_explicit_precisions_map_to_autocast_dtypes():
     assert resolve_precision("fp32", cpu) is None
     assert resolve_precision("bf16", cpu) is torch.bfloat16
     assert resolve_precision("fp16", cpu) is torch.float16
-    assert resolve_precision("auto", cpu) in (None, torch.bfloat16)
+
+
+def machine_has_native_bf16() -> bool:
+    """Read here, apart from the engine: the CPU flags that make bf16 convolutions fast (AVX-512 BF16, AMX)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def test_auto_precision_on_the_cpu_follows_its_flags(monkeypatch: pytest.MonkeyPatch):
+    cpu = torch.device("cpu")
+    expected = torch.bfloat16 if machine_has_native_bf16() else None  # None (fp32) on an AVX2-only EPYC
+    assert resolve_precision("auto", cpu) is expected
+    monkeypatch.setattr(transfer, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) is torch.bfloat16
+    monkeypatch.setattr(transfer, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) is None
 
 
 def test_gram_of_channels_last_features_equals_nchw():

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.work.local import LocalWorkQueue
+from bot.work.local import ENGINE_NICENESS, LocalWorkQueue
 from bot.work.protocol import Done, Event, Failed, JobSpec, Lost, Progress, Ready
 from bot.work.queue import WorkUnavailable
 from nst_engine.options import StylizeOptions
@@ -67,6 +67,15 @@ async def test_jobs_run_and_cancel_stops_within_one_iteration(tmp_path: Path, vg
         # At most the iteration already under way when the cancel arrived completes after it.
         assert event.iterations <= seen + 2
         assert not (tmp_path / ("b" * 16 + ".png")).exists()
+    finally:
+        await work.close()
+
+
+async def test_the_engine_runs_at_a_lower_cpu_priority_than_the_bot(vgg_weights: Path) -> None:
+    work = await started(vgg_weights)
+    try:
+        bot, engine = os.getpriority(os.PRIO_PROCESS, 0), os.getpriority(os.PRIO_PROCESS, work.process.pid)
+        assert engine == min(19, bot + ENGINE_NICENESS) and (engine > bot or bot == 19)
     finally:
         await work.close()
 

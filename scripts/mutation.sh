@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Mutation testing (mutmut 3) of the modules that guard users and data, each against the fast unit tests that
+# cover it. Not part of the default test run: it takes minutes per module (see docs/mutation-report.md).
+#
+#   bash scripts/mutation.sh                      # every module below, the small ones first
+#   bash scripts/mutation.sh bot/jobs/store.py    # only the named modules
+#   bash scripts/mutation.sh --survivors bot/jobs/store.py   # again, only the last run's survivors, against
+#                                                  # the tests as they are now (after adding tests for them)
+#
+# Each module runs in its own scratch copy of the working tree (mutmut writes a mutants/ folder beside its
+# config), at nice 15 and one mutant at a time, so that a shared machine stays usable. Results go to
+# benchmarks/out/mutation/: NAME.txt (every mutant's verdict), NAME.json (the counts and the minutes taken).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+python="${PYTHON:-$root/.venv/bin/python}"
+out="$root/benchmarks/out/mutation"
+scratch="${MUTATION_SCRATCH:-${TMPDIR:-/tmp}/nst-mutation}"
+mkdir -p "$out" "$scratch"
+
+# module | the fast tests that cover it (space-separated); the order is smallest module first.
+modules=(
+  "bot/intake/decode_budget.py|tests/intake/test_decode_budget.py tests/intake/test_decode_budget_edges.py"
+  "bot/intake/options.py|tests/face/test_bot_parts.py tests/intake/test_build_options.py"
+  "bot/jobs/admission.py|tests/jobs/test_rules.py tests/jobs/test_settings.py tests/jobs/test_admission_edges.py"
+  "bot/face/views.py|tests/face/test_permissions.py"
+  "bot/face/menu_picks.py|tests/face/test_context_menu_parts.py tests/jobs/test_disk.py tests/face/test_permissions.py tests/face/test_menu_picks_edges.py"
+  "bot/intake/download.py|tests/intake/test_download_origins.py tests/face/test_bot_parts.py"
+  "nst_engine/cost.py|tests/engine/test_cost.py tests/jobs/test_cost_budget.py tests/jobs/test_rules.py"
+  "bot/jobs/store.py|tests/jobs/test_store_columns.py tests/jobs/test_rules.py tests/jobs/test_disk.py tests/jobs/test_settings.py"
+  "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py"
+  "bot/face/buttons.py|tests/face/test_permissions.py tests/face/test_blends_and_upscale_levels.py"
+  "bot/work/worker_output.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py"
+  "bot/work/redis_queue.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py tests/work/redis/test_outages_mid_job.py"
+  "bot/intake/decoder.py|tests/intake/test_decoder.py tests/intake/test_decoder_replies.py tests/intake/test_decode_budget.py"
+  "bot/config.py|tests/jobs/test_settings.py tests/test_cli_errors.py tests/work/redis/test_metrics_and_config.py tests/face/test_bot_parts.py"
+)
+
+toml_list() { local first=1; printf '['; for item in "$@"; do ((first)) || printf ', '; first=0; printf '"%s"' "$item"; done; printf ']'; }
+
+run_module() {
+  local module=$1 tests=$2 name work started minutes
+  name=$(echo "$module" | tr '/' '_' | sed 's/\.py$//')
+  work="$scratch/$name"
+  rm -rf "$work" && mkdir -p "$work/mutants"  # on PYTHONPATH from the start, for the test subprocesses too
+  git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work" 2>/dev/null || true
+  local others=()  # what the tests read besides the code (docs, the example config, ...): copied beside mutants/
+  for entry in "$work"/* "$work"/.[!.]*; do
+    case ${entry##*/} in bot|nst_engine|tests|pyproject.toml|mutants) ;; *) others+=("${entry##*/}") ;; esac
+  done
+  # shellcheck disable=SC2086
+  cat >> "$work/pyproject.toml" <<TOML
+
+[tool.mutmut]
+source_paths = ["bot", "nst_engine"]
+only_mutate = ["$module"]
+also_copy = $(toml_list "${others[@]}")
+pytest_add_cli_args_test_selection = $(toml_list $tests)
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
+process_isolation = "forkserver"
+TOML
+  mutate "$module" "$tests" "$work" "$name"
+}
+
+# Runs mutmut in $work (on the named mutants only, if any), then writes the verdicts and counts to $out.
+mutate() {
+  local module=$1 tests=$2 work=$3 name=$4 started minutes
+  shift 4
+  started=$(date +%s)
+  (cd "$work" && PYTHONPATH="$work/mutants" nice -n 15 "$python" -m mutmut run --max-children 1 "$@" > mutmut-run.log 2>&1) \
+    || { echo "mutmut failed for $module; see $work/mutmut-run.log" >&2; tail -20 "$work/mutmut-run.log" >&2; return 1; }
+  minutes=$(( ($(date +%s) - started + 30) / 60 ))
+  (cd "$work" && "$python" -m mutmut results --all true > "$out/$name.txt" 2>&1 || true)
+  (cd "$work" && "$python" -m mutmut export-cicd-stats > /dev/null)
+  "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" <<'PY'
+import json, os, sys
+stats, target, module, minutes, tests, rerun = sys.argv[1:]
+counts = json.load(open(stats))
+earlier = json.load(open(target)) if int(rerun) and os.path.exists(target) else {}
+counts.update(module=module, tests=tests.split(), minutes=earlier.get("minutes", int(minutes)))
+if int(rerun):
+    counts.update(survivors_rerun=int(rerun), survivors_rerun_minutes=int(minutes),
+                  survived_first_run=earlier.get("survived"))
+tested = counts["total"] - counts["skipped"] - counts["no_tests"]
+counts["killed_percent"] = round(100 * (counts["killed"] + counts["timeout"]) / max(tested, 1), 1)
+json.dump(counts, open(target, "w"), indent=2)
+print(f"{module}: {counts['killed']} killed, {counts['timeout']} timed out, {counts['survived']} survived, "
+      f"{counts['no_tests']} with no test ({counts['killed_percent']} %), {minutes} min")
+PY
+}
+
+# The last run's survivors of one module, again, with its tests refreshed from the working tree.
+rerun_survivors() {
+  local module=$1 tests=$2 name work survivors
+  name=$(echo "$module" | tr '/' '_' | sed 's/\.py$//')
+  work="$scratch/$name"
+  [[ -f "$out/$name.txt" && -d "$work/mutants" ]] || { echo "no earlier run of $module to take survivors from" >&2; return 1; }
+  mapfile -t survivors < <(awk -F: '/: survived$/ {gsub(/ /, "", $1); print $1}' "$out/$name.txt")
+  ((${#survivors[@]})) || { echo "$module: no survivors to run again"; return 0; }
+  for copy in "$work" "$work/mutants"; do
+    rm -rf "$copy/tests" && cp -r tests "$copy/tests"
+    # shellcheck disable=SC2086
+    sed -i "s|^pytest_add_cli_args_test_selection = .*|pytest_add_cli_args_test_selection = $(toml_list $tests)|" \
+      "$copy/pyproject.toml"
+  done
+  mutate "$module" "$tests" "$work" "$name" "${survivors[@]}"
+}
+
+action=run_module
+if [[ ${1:-} == --survivors ]]; then action=rerun_survivors; shift; fi
+selected=("$@") failed=()
+for entry in "${modules[@]}"; do
+  module=${entry%%|*}
+  if ((${#selected[@]})) && [[ ! " ${selected[*]} " == *" $module "* ]]; then continue; fi
+  $action "$module" "${entry#*|}" || failed+=("$module")
+done
+if ((${#failed[@]})); then echo "mutmut could not run for: ${failed[*]}" >&2; exit 2; fi

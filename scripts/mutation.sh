@@ -70,17 +70,20 @@ mutate() {
   (cd "$work" && PYTHONPATH="$work/mutants" nice -n 15 "$python" -m mutmut run --max-children 1 "$@" > mutmut-run.log 2>&1) \
     || { echo "mutmut failed for $module; see $work/mutmut-run.log" >&2; tail -20 "$work/mutmut-run.log" >&2; return 1; }
   minutes=$(( ($(date +%s) - started + 30) / 60 ))
-  (cd "$work" && "$python" -m mutmut results --all true > "$out/$name.txt" 2>&1 || true)
+  # A survivors run leaves the first run's verdicts in NAME.txt (mutmut marks the rest "not checked" once the
+  # test selection changed) and adds its own in NAME.survivors.txt.
+  (cd "$work" && "$python" -m mutmut results --all true > "$out/$name$( (($#)) && echo .survivors).txt" 2>&1 || true)
   (cd "$work" && "$python" -m mutmut export-cicd-stats > /dev/null)
   "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" <<'PY'
-import json, os, sys
+import json, sys
 stats, target, module, minutes, tests, rerun = sys.argv[1:]
 counts = json.load(open(stats))
-earlier = json.load(open(target)) if int(rerun) and os.path.exists(target) else {}
-counts.update(module=module, tests=tests.split(), minutes=earlier.get("minutes", int(minutes)))
-if int(rerun):
-    counts.update(survivors_rerun=int(rerun), survivors_rerun_minutes=int(minutes),
-                  survived_first_run=earlier.get("survived"))
+if int(rerun):  # only the survivors ran: the first run's counts, with their new verdicts
+    first = json.load(open(target))
+    first = first.get("first_run", first)
+    counts = {**first, "killed": first["killed"] + counts["killed"], "timeout": first["timeout"] + counts["timeout"],
+              "survived": counts["survived"], "first_run": first, "survivors_rerun_minutes": int(minutes)}
+counts.update(module=module, tests=tests.split(), minutes=counts.get("minutes", int(minutes)))
 tested = counts["total"] - counts["skipped"] - counts["no_tests"]
 counts["killed_percent"] = round(100 * (counts["killed"] + counts["timeout"]) / max(tested, 1), 1)
 json.dump(counts, open(target, "w"), indent=2)

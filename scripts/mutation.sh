@@ -23,9 +23,9 @@ modules=(
   "bot/intake/decode_budget.py|tests/intake/test_decode_budget.py tests/intake/test_decode_budget_edges.py"
   "bot/intake/options.py|tests/face/test_bot_parts.py tests/intake/test_build_options.py"
   "bot/jobs/admission.py|tests/jobs/test_rules.py tests/jobs/test_settings.py tests/jobs/test_admission_edges.py"
-  "bot/face/views.py|tests/face/test_permissions.py"
+  "bot/face/views.py|tests/face/test_permissions.py tests/face/test_views.py"
   "bot/face/menu_picks.py|tests/face/test_context_menu_parts.py tests/jobs/test_disk.py tests/face/test_permissions.py tests/face/test_menu_picks_edges.py"
-  "bot/intake/download.py|tests/intake/test_download_origins.py tests/face/test_bot_parts.py"
+  "bot/intake/download.py|tests/intake/test_download_origins.py tests/intake/test_attachment_checks.py tests/intake/test_hostile_uploads.py tests/face/test_bot_parts.py"
   "nst_engine/cost.py|tests/engine/test_cost.py tests/jobs/test_cost_budget.py tests/jobs/test_rules.py"
   "bot/jobs/store.py|tests/jobs/test_store_columns.py tests/jobs/test_rules.py tests/jobs/test_disk.py tests/jobs/test_settings.py"
   "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py"
@@ -70,17 +70,20 @@ mutate() {
   (cd "$work" && PYTHONPATH="$work/mutants" nice -n 15 "$python" -m mutmut run --max-children 1 "$@" > mutmut-run.log 2>&1) \
     || { echo "mutmut failed for $module; see $work/mutmut-run.log" >&2; tail -20 "$work/mutmut-run.log" >&2; return 1; }
   minutes=$(( ($(date +%s) - started + 30) / 60 ))
-  (cd "$work" && "$python" -m mutmut results --all true > "$out/$name.txt" 2>&1 || true)
+  # A survivors run leaves the first run's verdicts in NAME.txt (mutmut marks the rest "not checked" once the
+  # test selection changed) and adds its own in NAME.survivors.txt.
+  (cd "$work" && "$python" -m mutmut results --all true > "$out/$name$( (($#)) && echo .survivors).txt" 2>&1 || true)
   (cd "$work" && "$python" -m mutmut export-cicd-stats > /dev/null)
   "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" <<'PY'
-import json, os, sys
+import json, sys
 stats, target, module, minutes, tests, rerun = sys.argv[1:]
 counts = json.load(open(stats))
-earlier = json.load(open(target)) if int(rerun) and os.path.exists(target) else {}
-counts.update(module=module, tests=tests.split(), minutes=earlier.get("minutes", int(minutes)))
-if int(rerun):
-    counts.update(survivors_rerun=int(rerun), survivors_rerun_minutes=int(minutes),
-                  survived_first_run=earlier.get("survived"))
+if int(rerun):  # only the survivors ran: the first run's counts, with their new verdicts
+    first = json.load(open(target))
+    first = first.get("first_run", first)
+    counts = {**first, "killed": first["killed"] + counts["killed"], "timeout": first["timeout"] + counts["timeout"],
+              "survived": counts["survived"], "first_run": first, "survivors_rerun_minutes": int(minutes)}
+counts.update(module=module, tests=tests.split(), minutes=counts.get("minutes", int(minutes)))
 tested = counts["total"] - counts["skipped"] - counts["no_tests"]
 counts["killed_percent"] = round(100 * (counts["killed"] + counts["timeout"]) / max(tested, 1), 1)
 json.dump(counts, open(target, "w"), indent=2)

@@ -229,6 +229,12 @@ def later_frame_iterations(options: StylizeOptions) -> int:
     return min(options.iterations, max(MIN_LATER_ITERATIONS, round(LATER_FRAME_SHARE * options.iterations)))
 
 
+def animation_iterations(options: StylizeOptions, frame_count: int) -> int:
+    """All the iterations of an animation of ``frame_count`` frames: the total its progress counts to."""
+    later = later_frame_iterations(options) if options.temporal_weight > 0 else options.iterations
+    return options.iterations + max(0, frame_count - 1) * later
+
+
 def later_frame_options(options: StylizeOptions) -> StylizeOptions:
     """The options a later frame runs with: one scale at the output size, its share of the iterations, and no
     seed jitter (its start is the warped previous frame, which the seed already shaped)."""

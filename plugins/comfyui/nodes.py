@@ -2,7 +2,10 @@
 
 Inputs are generated from ``nst_engine.options.option_specs`` and validated by ``StylizeOptions.from_mapping``,
 so the node never restates a default or a bound. IMAGE tensors are BHWC float32 in 0..1: every content image of
-a batch is stylised (one output each), and a style batch is several styles blended by ``style_weights``.
+a batch is stylised (one output each), and a style batch is several styles blended by ``style_weights``. With
+``temporal`` on, the content batch is the frames of one animation, stylised coherently
+(``Engine.stylize_animation``: each frame starts from the previous result moved along the motion, and
+``temporal_weight`` holds it there).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from PIL import Image
 import comfy.model_management
 import comfy.utils
 import folder_paths
+from nst_engine.cost import animation_iterations
 from nst_engine.errors import NSTError
 from nst_engine.options import OptionSpec, StylizeOptions, option_specs
 
@@ -104,7 +108,9 @@ class NeuralStyleTransfer:
             "style": ("IMAGE", {"tooltip": "style image(s); several are blended"}),
         }
         required.update((spec.name, input_spec(spec)) for spec in option_specs(user_only=True))
-        return {"required": required}
+        temporal = ("BOOLEAN", {"default": False, "tooltip": "the content batch is the frames of one animation: "
+                                "stylise them coherently, so the style stays put where nothing moves"})
+        return {"required": required, "optional": {"temporal": temporal}}
 
     @classmethod
     def engine(cls) -> Any:
@@ -116,12 +122,14 @@ class NeuralStyleTransfer:
             cls._engines[weights] = Engine(configured=weights)
         return cls._engines[weights]
 
-    def stylize(self, content: torch.Tensor, style: torch.Tensor, **values: Any) -> tuple[torch.Tensor]:
+    def stylize(self, content: torch.Tensor, style: torch.Tensor, temporal: bool = False,
+                **values: Any) -> tuple[torch.Tensor]:
         options = StylizeOptions.from_mapping(values)
         options = options.replace(preview_every=max(1, options.iterations // PREVIEWS_PER_RUN))
         contents, styles = tensor_to_images(content), tensor_to_images(style)
         options.normalized_style_weights(len(styles))  # a weight-count mismatch fails before any work
-        total = options.iterations * len(contents)
+        animated = temporal and len(contents) > 1
+        total = animation_iterations(options, len(contents)) if animated else options.iterations * len(contents)
         bar = comfy.utils.ProgressBar(total)
         interrupts = _Interrupts()
         results = []
@@ -129,6 +137,8 @@ class NeuralStyleTransfer:
         # must be loaded outside inference mode too, or its weights could not take part in a backward pass.
         with torch.inference_mode(False), torch.enable_grad():
             engine = self.engine()
+            if animated:
+                return (images_to_tensor(self._frames(engine, contents, styles, options, bar, interrupts)),)
             for done, image in enumerate(contents):
                 offset = done * options.iterations
 
@@ -141,6 +151,22 @@ class NeuralStyleTransfer:
                     raise interrupts.raised or comfy.model_management.InterruptProcessingException()
                 results.append(result.image)
         return (images_to_tensor(results),)
+
+    @staticmethod
+    def _frames(engine: Any, frames: list[Image.Image], styles: list[Image.Image], options: StylizeOptions,
+                bar: Any, interrupts: _Interrupts) -> list[Image.Image]:
+        """The content batch stylised as one animation; the bar counts the animation's iterations."""
+        from nst_engine.animation import Animation
+
+        def report(progress) -> None:
+            preview = (PREVIEW_FORMAT, progress.preview, options.preview_size) if progress.preview else None
+            bar.update_absolute(progress.iteration, progress.total, preview)
+
+        result = engine.stylize_animation(Animation(tuple(frames), (0,) * len(frames)), styles, options,
+                                          on_progress=report, should_stop=interrupts)
+        if result.cancelled:
+            raise interrupts.raised or comfy.model_management.InterruptProcessingException()
+        return list(result.animation.frames)
 
 
 _register_weights_folder()

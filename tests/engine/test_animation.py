@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nst_engine.animation import Animation
-from nst_engine.cost import later_frame_iterations
+from nst_engine.cost import animation_iterations, later_frame_iterations
 from nst_engine.options import StylizeOptions
 from nst_engine.testing import ball_scene
 from nst_engine.transfer import Engine, _Batch
@@ -64,6 +64,7 @@ def test_later_frames_run_fewer_iterations(runs):
     assert later < TINY["iterations"]
     assert coherent.iterations == TINY["iterations"] + (FRAMES - 1) * later
     assert alone.iterations == FRAMES * TINY["iterations"]
+    assert animation_iterations(StylizeOptions(**TINY), FRAMES) == coherent.iterations
     assert "temporal" in coherent.losses[-1] and "temporal" not in alone.losses[-1]
 
 

@@ -151,3 +151,25 @@ def test_weights_found_in_comfyui_models_folder(comfy, vgg_weights):
     (out,) = comfy.execute(node, content=as_batch(make_content()), style=as_batch(make_style()),
                            **{**SMALL, "iterations": 2})
     assert out.shape[0] == 1
+
+
+def test_temporal_stylises_the_batch_as_frames_of_one_animation(node, comfy):
+    from nst_engine.cost import animation_iterations
+    from nst_engine.options import StylizeOptions
+    from nst_engine.testing import ball_scene
+
+    animation, still = ball_scene((48, 32), 4)
+    frames, style = as_batch(*animation.frames), as_batch(make_style())
+    options = {**SMALL, "temporal_weight": 100.0}
+    (apart,) = comfy.execute(node, content=frames, style=style, **options)
+    comfy.updates.clear()
+    (together,) = comfy.execute(node, content=frames, style=style, temporal=True, **options)
+    assert tuple(together.shape) == tuple(apart.shape) == (4, 32, 48, 3)
+
+    def flicker(batch: torch.Tensor) -> float:
+        return float((batch[1:] - batch[:-1]).abs()[:, torch.from_numpy(still)].mean())
+
+    assert flicker(together) < flicker(apart) / 2
+    total = animation_iterations(StylizeOptions.from_mapping(options), 4)
+    assert comfy.bars[-1] == total and [value for value, _, _ in comfy.updates] == list(range(1, total + 1))
+    assert "temporal" in node.INPUT_TYPES()["optional"]

@@ -101,8 +101,8 @@ class LimitsConfig:
     max_pixels: int = bounded(25_000_000, 256, 1_000_000_000)
     max_size: int = bounded(1024, option_spec("size").low, option_spec("size").high)
     max_iterations: int = bounded(600, option_spec("iterations").low, option_spec("iterations").high)
-    max_frames: int = bounded(48, 1, 1000)  # frames kept of an animation; longer ones are thinned evenly
-    max_animation_size: int = bounded(320, option_spec("size").low, option_spec("size").high)  # its long side
+    max_frames: int = bounded(48, 1, 1000)  # frames kept of an animation (longer ones thinned evenly); and its side:
+    max_animation_size: int = bounded(320, option_spec("size").low, option_spec("size").high)
     max_presets_per_server: int = bounded(25, 0, 1000)
     decode_workers: int = bounded(2, 1, 64)  # sandboxed image decoder processes (see docs/security.md)
     decode_seconds: float = bounded(10.0, 0.1, 600)  # CPU time allowed to decode one upload
@@ -141,15 +141,10 @@ class Config:
 
 def builtin_presets() -> tuple[Preset, ...]:
     """The presets shipped with nst-bot (procedurally generated, so free to redistribute)."""
-    titles = {
-        "mosaic": ("Mosaic", "nst-bot"),
-        "waves": ("Waves", "nst-bot"),
-        "embers": ("Embers", "nst-bot"),
-        "cubist": ("Cubist Shards", "nst-bot"),
-        "pointillist": ("Pointillist Dots", "nst-bot"),
-    }
-    return tuple(Preset(name, title, artist, BUILTIN_PRESETS_DIR / f"{name}.png")
-                 for name, (title, artist) in titles.items() if (BUILTIN_PRESETS_DIR / f"{name}.png").exists())
+    titles = {"mosaic": "Mosaic", "waves": "Waves", "embers": "Embers", "cubist": "Cubist Shards",
+              "pointillist": "Pointillist Dots"}
+    return tuple(Preset(name, title, "nst-bot", BUILTIN_PRESETS_DIR / f"{name}.png")
+                 for name, title in titles.items() if (BUILTIN_PRESETS_DIR / f"{name}.png").exists())
 
 
 def default_config_path() -> Path | None:
@@ -217,8 +212,8 @@ def _discord(raw: Any) -> DiscordConfig:
     if counted and set(ids) <= set(range(shards)) and len(set(ids)) == len(ids):
         return discord
     if ids and (counted or str(shards).strip().lower() in ("off", "auto")):
-        raise ConfigError(f"[discord] shard_ids must name shards of this process once each, from 0 to shards - 1, "
-                          f"with shards the count of all the bot's processes; not {list(ids)} of shards = {shards!r}.")
+        raise ConfigError(f"[discord] shard_ids must name shards of this process once each, from 0 to shards - 1 "
+                          f"(shards: all the bot's processes' count); not {list(ids)} of shards = {shards!r}.")
     raise ConfigError(f'[discord] shards must be "off", "auto" or a number of shards from 1 to {MAX_SHARDS}, '
                       f"not {shards!r}.")
 

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.capacity_plot import draw  # noqa: E402
+from benchmarks.event_loop_lag import HeartbeatLag  # noqa: E402
 from bot.ops.health import percentile  # noqa: E402
 from tests.conftest import make_content, make_style, png_bytes  # noqa: E402
 from tests.face.discord_standin import ATTACHMENT_OPTION, APPLICATION_ID, StandinThread, user  # noqa: E402
@@ -88,11 +89,12 @@ def summary_ms(values: list[float]) -> dict[str, float]:
             "p99": round(percentile(values, 0.99) * 1000, 1), "max": round(max(values, default=0) * 1000, 1)}
 
 
-class Watched:
+class Watched(HeartbeatLag):
     """The bot process's CPU time, memory and heartbeat lag samples."""
 
     def __init__(self, bot: BotProcess, heartbeat: Path) -> None:
-        self.pid, self.heartbeat, self.seen = bot.process.pid, heartbeat, set()
+        super().__init__(heartbeat)
+        self.pid = bot.process.pid
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -103,16 +105,6 @@ class Watched:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
-
-    def lag(self) -> list[float]:
-        try:
-            beat = json.loads(self.heartbeat.read_text())
-        except (OSError, ValueError):
-            return []
-        if beat["time"] in self.seen:
-            return []
-        self.seen.add(beat["time"])
-        return beat["lag_ms"]["samples"]
 
 
 def start_bot(work: Path, standin: StandinThread, *, slots: int, hold: float, limits: dict) -> tuple[BotProcess, Watched]:

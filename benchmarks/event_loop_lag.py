@@ -32,11 +32,11 @@ from tests.face.harness import BotProcess, png_bytes, write_config  # noqa: E402
 from tests.conftest import make_content, make_style  # noqa: E402
 
 
-class Sampler:
-    """Collects the lag samples of every heartbeat the bot writes, and autocomplete round-trip times."""
+class HeartbeatLag:
+    """The event-loop lag samples of each heartbeat the bot writes, each heartbeat counted once."""
 
-    def __init__(self, heartbeat: Path, standin: StandinThread) -> None:
-        self.heartbeat, self.standin = heartbeat, standin
+    def __init__(self, heartbeat: Path) -> None:
+        self.heartbeat = heartbeat
         self.seen: set[float] = set()
 
     def lag(self) -> list[float]:
@@ -48,6 +48,14 @@ class Sampler:
             return []
         self.seen.add(beat["time"])
         return beat["lag_ms"]["samples"]
+
+
+class Sampler(HeartbeatLag):
+    """Heartbeat lag samples, and autocomplete round-trip times."""
+
+    def __init__(self, heartbeat: Path, standin: StandinThread) -> None:
+        super().__init__(heartbeat)
+        self.standin = standin
 
     def round_trip(self) -> float:
         sent = time.perf_counter()

@@ -135,8 +135,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
 
     def preset(self, name: str) -> Preset | None:
-        wanted = name.strip().lower()
-        return next((p for p in self.presets if p.name == wanted), None)
+        return next((p for p in self.presets if p.name == name.strip().lower()), None)
 
 
 def builtin_presets() -> tuple[Preset, ...]:
@@ -205,17 +204,28 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
 
 def _discord(raw: Any) -> DiscordConfig:
     discord = _section(DiscordConfig, raw, "discord")
-    shards, ids = discord.shards, discord.shard_ids
-    if isinstance(shards, str) and shards.strip().lower() in ("off", "auto") and not ids:
-        return replace(discord, shards=shards.strip().lower())
+    shards, ids, named = discord.shards, discord.shard_ids, str(discord.shards).strip().lower()
     counted = isinstance(shards, int) and 1 <= shards <= MAX_SHARDS
-    if counted and set(ids) <= set(range(shards)) and len(set(ids)) == len(ids):
-        return discord
-    if ids and (counted or str(shards).strip().lower() in ("off", "auto")):
+    if not counted and named not in ("off", "auto"):
+        raise ConfigError(f'[discord] shards must be "off", "auto" or a number of shards from 1 to {MAX_SHARDS}, '
+                          f"not {shards!r}.")
+    if ids and not (counted and set(ids) <= set(range(shards)) and len(set(ids)) == len(ids)):
         raise ConfigError(f"[discord] shard_ids must name shards of this process once each, from 0 to shards - 1 "
                           f"(shards: all the bot's processes' count); not {list(ids)} of shards = {shards!r}.")
-    raise ConfigError(f'[discord] shards must be "off", "auto" or a number of shards from 1 to {MAX_SHARDS}, '
-                      f"not {shards!r}.")
+    return _process_shards(discord if counted else replace(discord, shards=named))
+
+
+def _process_shards(discord: DiscordConfig) -> DiscordConfig:
+    """Process ``$NST_BOT_PROCESS`` of ``$NST_BOT_PROCESSES`` takes its block of ``shards`` (the first: shard 0)."""
+    index, count = (os.environ.get(name, "").strip() for name in ("NST_BOT_PROCESS", "NST_BOT_PROCESSES"))
+    if (index, count) in (("", ""), ("0", "1")):
+        return discord
+    total = discord.shards if isinstance(discord.shards, int) and not discord.shard_ids else 0
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count) <= total):
+        raise ConfigError(f"NST_BOT_PROCESS ({index!r}) must be from 0 to NST_BOT_PROCESSES ({count!r}) - 1, at most "
+                          f"[discord] shards (a number, not {discord.shards!r}) and with no shard_ids.")
+    first, after = int(index) * total // int(count), (int(index) + 1) * total // int(count)
+    return replace(discord, shard_ids=tuple(range(first, after)))
 
 
 def _section(cls: type, values: dict[str, Any], name: str) -> Any:
@@ -310,19 +320,12 @@ def _presets(raw: Any, base: Path) -> tuple[Preset, ...]:
 
 
 def discord_token() -> str | None:
-    """The bot token from ``$DISCORD_TOKEN``, or the file named by ``$DISCORD_TOKEN_FILE`` (Docker secrets).
-
-    A token is one word: anything else (two lines, a space) would only fail later inside the HTTP library,
-    so it is refused here with a message that names where it came from and never shows the token.
-    """
+    """The bot token from ``$DISCORD_TOKEN``, or the file named by ``$DISCORD_TOKEN_FILE`` (Docker secrets). Not one
+    word (two lines, a space)? Refused here, naming where it came from, not later inside the HTTP library."""
     token, source = _secret("DISCORD_TOKEN")
-    return _one_word(token, source) if token else None
-
-
-def _one_word(token: str, source: str) -> str:
-    if "\n" in token or "\r" in token:
+    if token and ("\n" in token or "\r" in token):
         raise ConfigError(f"{source} holds more than one line; it must hold only the bot token (one line).")
-    if any(character.isspace() or not character.isprintable() for character in token):
+    if token and any(character.isspace() or not character.isprintable() for character in token):
         raise ConfigError(f"{source} contains spaces or control characters; it must hold only the bot token.")
     return token
 

@@ -79,6 +79,8 @@ def test_the_config_map_loads_and_points_at_the_services_it_names(tmp_path: Path
 # What each variable the pods set means to the code: set it, and this reader must return what it points at.
 READERS = {"NST_CONFIG": default_config_path, "DISCORD_TOKEN_FILE": discord_token,
            "NST_REDIS_PASSWORD_FILE": redis_password}
+PROCESS_VARIABLES = ("NST_BOT_PROCESS", "NST_BOT_PROCESSES")  # a bot pod's index among the replicas, their count
+POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
 
 
 def test_pods_run_real_subcommands_with_variables_the_code_reads(tmp_path: Path,
@@ -91,6 +93,8 @@ def test_pods_run_real_subcommands_with_variables_the_code_reads(tmp_path: Path,
         for container in containers(find(kind, name)):
             assert container["args"][0] in subcommands, container["name"]
             for variable in container.get("env", []):
+                if variable["name"] in PROCESS_VARIABLES:
+                    continue  # read by the config loader: test_each_bot_pod_connects_its_own_block_of_the_shards
                 reader = READERS[variable["name"]]  # a KeyError names a variable no code is known to read
                 secret = tmp_path / variable["name"]
                 secret.write_text("a-secret-word\n")
@@ -132,3 +136,38 @@ def test_the_dashboard_queries_only_metrics_the_bot_exports() -> None:
     families = {re.sub(r"_(total|bucket|sum|count|created)$", "", name) for name in exported}
     shown = {re.sub(r"_(total|bucket|sum|count|created)$", "", name) for name in queried}
     assert families - shown == set(), f"exported but on no panel: {sorted(families - shown)}"
+
+
+def several_processes(processes: int, shards: int) -> tuple[dict, str]:
+    """The bot StatefulSet and the config file with the edits docs/kubernetes.md lists for several processes."""
+    bot = find("StatefulSet", "nst-bot")
+    bot["spec"]["replicas"] = processes
+    for variable in containers(bot)[0]["env"]:
+        if variable["name"] == "NST_BOT_PROCESSES":
+            variable["value"] = str(processes)
+    config = find("ConfigMap", "nst-bot-config")["data"]["config.toml"]
+    return bot, config.replace("[discord]\n", f"[discord]\nshards = {shards}\n", 1)
+
+
+@pytest.mark.parametrize(("processes", "shards"), [(1, 0), (2, 4), (3, 8)])  # (1, 0): as shipped, not sharded
+def test_each_bot_pod_connects_its_own_block_of_the_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            processes: int, shards: int) -> None:
+    import tomllib
+
+    bot, config_text = several_processes(processes, shards) if shards else \
+        (find("StatefulSet", "nst-bot"), find("ConfigMap", "nst-bot-config")["data"]["config.toml"])
+    kubernetes_validate.validate(bot, KUBERNETES_VERSION, strict=True)
+    env = {variable["name"]: variable for variable in containers(bot)[0]["env"]}
+    assert env["NST_BOT_PROCESS"]["valueFrom"]["fieldRef"]["fieldPath"] == POD_INDEX
+    assert int(env["NST_BOT_PROCESSES"]["value"]) == bot["spec"]["replicas"] == processes
+    # Each pod has a data volume of its own (its own job store), at the config's data_dir.
+    assert [claim["metadata"]["name"] for claim in bot["spec"]["volumeClaimTemplates"]] == ["data"]
+    taken = []
+    for index in range(processes):
+        monkeypatch.setenv("NST_BOT_PROCESS", str(index))
+        monkeypatch.setenv("NST_BOT_PROCESSES", env["NST_BOT_PROCESSES"]["value"])
+        taken.append(parse_config(tomllib.loads(config_text), tmp_path).discord.shard_ids)
+    if not shards:
+        assert taken == [()]  # the whole bot on one connection
+    else:  # every shard in exactly one process, the first holding shard 0 (direct messages)
+        assert sorted(shard for block in taken for shard in block) == list(range(shards)) and 0 in taken[0]

@@ -136,27 +136,41 @@ def tidy(store: JobStore, now: float | None = None) -> tuple[int, int]:
             store.discard_inputs(job_id)
             dropped += 1
     store.inputs_tidied_before = max(store.inputs_tidied_before, cutoff)  # the next pass looks only at newer ones
-    known = store.known_ids()
-    orphans = 0
-    for entry in _entries(store.root / "jobs"):
-        try:
-            if entry.name in known or now - entry.stat(follow_symlinks=False).st_mtime <= ORPHAN_GRACE:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-        except FileNotFoundError:
-            continue
-        orphans += 1
+    orphans = _remove_orphans(store, now)
     if dropped or orphans:
         log.info("tidied the data dir: inputs of %d cancelled/failed job(s), %d folder(s) with no job", dropped,
                  orphans)
     return dropped, orphans
 
 
-def _entries(directory: Path) -> list[os.DirEntry]:
-    try:
-        return list(os.scandir(directory))
-    except FileNotFoundError:
-        return []
+def _remove_orphans(store: JobStore, now: float) -> int:
+    """Remove what lies in ``jobs/`` with no job row and is older than ``ORPHAN_GRACE``. The first pass after the
+    store opens looks at everything there (a crash between a folder and its row leaves one); later passes only at
+    the folders written since and those too young before, so a pass costs the jobs new since the last one, not
+    the whole history."""
+    folders = store.root / "jobs"
+    if store.unmatched_folders is None:
+        store.unmatched_folders = set()  # from here on save_inputs records each new folder
+        try:
+            names = set(os.listdir(folders))
+        except FileNotFoundError:
+            names = set()
+    else:
+        names = set(store.unmatched_folders)
+    young, orphans = set(), 0
+    for name in names - store.known_among(names):
+        path = folders / name
+        try:
+            if now - path.lstat().st_mtime <= ORPHAN_GRACE:
+                young.add(name)
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            continue
+        orphans += 1
+    store.unmatched_folders.difference_update(names - young)
+    store.unmatched_folders.update(young)
+    return orphans

@@ -1,17 +1,20 @@
 """What keeps the job core's cost in proportion to its work (found by benchmarks/capacity.py): queue positions
-and start times worked out once per change, not per job; housekeeping that reads only the rows it acts on in a
-store of many finished jobs; and the count of requests in hand that makes a bot past its capacity say "busy"."""
+and start times worked out once per change, not per job; housekeeping that reads only the rows and folders it
+acts on in a store of many finished jobs; and the count of requests in hand that makes a bot past its capacity
+say "busy"."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bot.config import LimitsConfig
 from bot.jobs.admission import Admission, Busy
-from bot.jobs.disk import INPUTS_GRACE, tidy
+from bot.jobs.disk import INPUTS_GRACE, ORPHAN_GRACE, tidy
 from bot.jobs.estimates import SpeedModel
 from bot.jobs.lineup import Lineup
 from bot.jobs.model import DONE, FAILED, QUEUED, ActiveJob, Job, new_job_id
@@ -144,6 +147,36 @@ def test_tidy_looks_again_only_at_jobs_that_ended_since_its_last_pass(store: Job
     newer = finished(store, FAILED, INPUTS_GRACE - 30)  # ended after the last pass, within its grace then
     tidy(store, now=time.time() + 60)
     assert looked_at == [newer.id]
+
+
+
+def saved(store: JobStore, *, with_row: bool = True) -> str:
+    """A new job's folder as the job core writes it (its inputs, then its row), or one whose row never came."""
+    job_id = new_job_id()
+    image = Image.new("RGB", (8, 8))
+    store.save_inputs(job_id, image, image)
+    if with_row:
+        store.add(Job(job_id, 1, "member", 2, 3, "preset", "fast", StylizeOptions(size=64)))
+    return job_id
+
+
+def test_after_its_first_pass_tidy_looks_only_at_folders_written_since(store: JobStore) -> None:
+    history = [saved(store) for _ in range(30)]
+    left_by_a_crash = store.job_dir(new_job_id())
+    left_by_a_crash.mkdir()
+    os.utime(left_by_a_crash, (time.time() - ORPHAN_GRACE - 60,) * 2)
+    assert tidy(store) == (0, 1)  # the first pass after opening: every folder
+    looked_up = []
+    original = store.known_among
+    store.known_among = lambda job_ids: looked_up.append(set(job_ids)) or original(job_ids)
+    store.known_ids = lambda: pytest.fail("a later pass read every job id")
+    new, unfinished = saved(store), saved(store, with_row=False)
+    assert tidy(store) == (0, 0)  # the row-less folder is young: its row may still come
+    assert looked_up == [{new, unfinished}]
+    assert tidy(store, now=time.time() + ORPHAN_GRACE + 60) == (0, 1)
+    assert looked_up[-1] == {unfinished} and not store.job_dir(unfinished).exists()
+    assert all(store.inputs_kept(job_id) for job_id in [*history, new])
+    assert tidy(store, now=time.time() + ORPHAN_GRACE + 60) == (0, 0) and looked_up[-1] == set()
 
 
 # ------------------------------------------------------------------------------------------- busy

@@ -6,7 +6,7 @@ test-only instant engine (``[queue] backend = "instant"``, bot/work/instant.py),
    says "Queued" (or "busy"), and how many were answered politely "busy";
 2. the status loop with N active jobs (one runs, the rest wait; a job ends every ``--hold`` seconds, so every
    queued job's position changes): status edits per second, the busiest message's edits per 5 s, 429s, the
-   bot's CPU share, its memory per queued job;
+   bot's CPU share, its memory per queued job and with its decoder processes;
 3. the job store with 10k and 100k finished jobs (in this process): purge, disk housekeeping, the user cooldown
    look-up and a job look-up.
 Event-loop lag p99 comes from the bot's heartbeat throughout. Writes benchmarks/out/capacity.json and
@@ -100,11 +100,32 @@ class Watched(HeartbeatLag):
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+    def rss_mb(self, pid: int | None = None) -> float:
+        for line in Path(f"/proc/{pid or self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def tree_rss_mb(self) -> float:
+        """The bot with every process under it (its sandboxed decoders), as a container's memory counts them;
+        pages they share are counted in each (an upper bound)."""
+        parents = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+        tree, grown = {self.pid}, True
+        while grown:
+            below = {pid for pid, parent in parents.items() if parent in tree} - tree
+            tree, grown = tree | below, bool(below)
+        total = 0.0
+        for pid in tree:
+            try:
+                total += self.rss_mb(pid)
+            except OSError:
+                continue
+        return total
 
 
 def start_bot(work: Path, standin: StandinThread, *, slots: int, hold: float, limits: dict) -> tuple[BotProcess, Watched]:
@@ -199,7 +220,7 @@ def status_loop(work: Path, standin: StandinThread, sizes: list[int], window: fl
                    "requests_per_s": round(len(records) / window, 1),
                    "rate_limited_429": sum(r.kind == "rate-limited" for r in records),
                    "bot_cpu_share": round(cpu / window, 3), "loop_lag_p99_ms": round(percentile(watched.lag(), 0.99), 1),
-                   "rss_mb": round(queued_rss, 1),
+                   "rss_mb": round(queued_rss, 1), "rss_with_decoders_mb": round(watched.tree_rss_mb(), 1),
                    "memory_per_job_kb": round((queued_rss - idle_rss) * 1024 / count, 1)}
             print(f"status {count:5} jobs: {row['edits_per_s']} edits/s, worst message {worst}/5 s, "
                   f"429s {row['rate_limited_429']}, CPU {row['bot_cpu_share']:.0%}, lag p99 {row['loop_lag_p99_ms']} ms, "

@@ -7,7 +7,7 @@ own channel (a re-run is posted there), and in direct messages only while the bo
 Delete: the requester, or a member with Manage Server in the job's own server. The re-runs (Weaker, Stronger,
 Re-roll, Edit's form, Upscale): anyone who can see the result; each is a new request with the parent's kept
 inputs (all its styles, their weights and scale): the same validation, the current caps and the same limits as
-``/stylize``.
+``/stylize``, the busy reply past ``[limits] max_in_flight`` included.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from nst_engine.options import QualityLevel, StylizeOptions, option_spec
 
 from bot.config import Config
 from bot.errors import UserError
-from bot.face.cogs.stylize import load_preset
+from bot.face.cogs.stylize import load_preset, within_capacity
 from bot.intake.blends import with_blend
 from bot.intake.options import animation_options, build_options
 from bot.intake.presets import StylePreset
@@ -63,7 +63,8 @@ class ButtonHandlers:
     async def on_result(self, interaction: discord.Interaction, job_id: str, way: str) -> None:
         """A press of one of a result's buttons (``way``: the end of its custom id)."""
         if way in RERUNS or way == "upscale":
-            return await self.again(interaction, job_id, way)
+            return await within_capacity(self.core, interaction, f"the {way} button",
+                                         lambda: self.again(interaction, job_id, way))
         job = self.core.find(job_id)
         try:
             if job is None:
@@ -99,7 +100,7 @@ class ButtonHandlers:
     async def again(self, interaction: discord.Interaction, job_id: str, way: str) -> None:
         """Weaker / Stronger: the same inputs with the style strength halved or doubled; Re-roll: the same
         inputs and options with the next seed, a different take; Upscale: the next quality level's size,
-        starting from the result."""
+        starting from the result; ``edited``: an Edit form's values."""
         if not await defer_privately(interaction):
             return
         try:
@@ -107,6 +108,8 @@ class ButtonHandlers:
             self._check_place(interaction, original)
             if way == "upscale":
                 await self._upscale(interaction, original, self._settings_at(original))
+            elif way == "edited":
+                await self._edited(interaction, original, self._settings_at(original), submitted_values(interaction))
             else:
                 await self._again(interaction, original, self._settings_at(original), way)
         except UserError as error:
@@ -142,16 +145,9 @@ class ButtonHandlers:
         """An Edit form's submit (any interaction is offered; others are left alone): checked like a press of
         the result's buttons, then queued as a re-run with the values changed."""
         job_id = edited_job_id(interaction)
-        if job_id is None:
-            return
-        if not await defer_privately(interaction):
-            return
-        try:
-            original = self._kept_original(job_id)
-            self._check_place(interaction, original)
-            await self._edited(interaction, original, self._settings_at(original), submitted_values(interaction))
-        except UserError as error:
-            await warn(interaction, str(error))
+        if job_id is not None:
+            await within_capacity(self.core, interaction, "an Edit form",
+                                  lambda: self.again(interaction, job_id, "edited"))
 
     async def _edited(self, interaction: discord.Interaction, original: Job, effective: Effective,
                       values: EditValues) -> None:

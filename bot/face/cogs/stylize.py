@@ -6,7 +6,7 @@ the quality choices come from the config, so the command is built when the cog i
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 
 import aiohttp
 import discord
@@ -27,6 +27,7 @@ from bot.intake.download import fetch_image, fetch_picture
 from bot.intake.options import animation_options, build_options
 from bot.intake.presets import PresetLibrary, StylePreset
 from bot.jobs.admission import Busy
+from bot.jobs.core import JobCore
 from bot.jobs.model import Job, new_job_id
 
 log = logging.getLogger(__name__)
@@ -139,13 +140,8 @@ class StylizeCog(commands.Cog, name="Stylize"):
                       slots: list[StyleSlot], quality: str | None, size: int | None, strength: float | None,
                       preserve_colors: str | None, weights: str | None = None,
                       style_scale: float | None = None) -> None:
-        try:
-            with self.bot.core.handling():  # counted from here: a busy bot answers at once
-                await self._stylize(interaction, content, slots, quality, size, strength, preserve_colors, weights,
-                                    style_scale)
-        except Busy as busy:
-            log.warning("busy: answered /stylize from user %s with %s", interaction.user.id, busy)
-            await answer_busy(interaction, str(busy))
+        await within_capacity(self.bot.core, interaction, "/stylize", lambda: self._stylize(
+            interaction, content, slots, quality, size, strength, preserve_colors, weights, style_scale))
 
     async def _stylize(self, interaction: discord.Interaction, content: discord.Attachment,
                        slots: list[StyleSlot], quality: str | None, size: int | None, strength: float | None,
@@ -212,6 +208,19 @@ class StylizeCog(commands.Cog, name="Stylize"):
         assert self.session is not None and slot.upload is not None
         what = "style image" if slot.place == 1 else f"style image {slot.place}"
         return await fetch_image(self.session, slot.upload, self.config, what, requester=requester), f"your {what}"
+
+
+async def within_capacity(core: JobCore, interaction: discord.Interaction, what: str,
+                          handle: Callable[[], Awaitable[None]]) -> None:
+    """Handle a request that may start a job (``/stylize``, the Stylize image menu's preset, a re-run button, an
+    Edit form) counted against ``[limits] max_in_flight`` from its arrival: past it, the busy reply is its first and
+    only answer, at once, instead of one after Discord's 3 seconds."""
+    try:
+        with core.handling():
+            await handle()
+    except Busy as busy:
+        log.warning("busy: answered %s from user %s with %s", what, interaction.user.id, busy)
+        await answer_busy(interaction, str(busy))
 
 
 async def answer_busy(interaction: discord.Interaction, text: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sqlite3
 from contextlib import AbstractContextManager
 from typing import Sequence, Union
@@ -156,6 +157,7 @@ class JobCore:
             self.store.add(job)
         except (OSError, sqlite3.Error) as error:  # operational: one line for the admins, a reply for the user
             log.warning("could not save job %s for user %s: %s", job.id, job.user_id, error)
+            await asyncio.to_thread(shutil.rmtree, self.store.job_dir(job.id), ignore_errors=True)  # no row: no folder
             raise UserError(DISK_TROUBLE) from None
         active = ActiveJob(job)
         self.lineup.add(active)

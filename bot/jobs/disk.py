@@ -144,21 +144,20 @@ def tidy(store: JobStore, now: float | None = None) -> tuple[int, int]:
 
 
 def _remove_orphans(store: JobStore, now: float) -> int:
-    """Remove what lies in ``jobs/`` with no job row and is older than ``ORPHAN_GRACE``. The first pass after the
-    store opens looks at everything there (a crash between a folder and its row leaves one); later passes only at
-    the folders written since and those too young before, so a pass costs the jobs new since the last one, not
-    the whole history."""
+    """Remove what lies in ``jobs/`` with no job row and is older than ``ORPHAN_GRACE``. Only a crash between a
+    job's folder and its row leaves one (the job core deletes the folder of a job it could not store), so the first
+    pass after the store opens looks at everything there, and later passes only at what was too young then: a
+    pass never reads the whole history again."""
     folders = store.root / "jobs"
     if store.unmatched_folders is None:
-        store.unmatched_folders = set()  # from here on save_inputs records each new folder
         try:
             names = set(os.listdir(folders))
         except FileNotFoundError:
             names = set()
     else:
-        names = set(store.unmatched_folders)
+        names = store.unmatched_folders
     young, orphans = set(), 0
-    for name in names - store.known_among(names):
+    for name in names - _with_rows(store, names):
         path = folders / name
         try:
             if now - path.lstat().st_mtime <= ORPHAN_GRACE:
@@ -171,6 +170,15 @@ def _remove_orphans(store: JobStore, now: float) -> int:
         except FileNotFoundError:
             continue
         orphans += 1
-    store.unmatched_folders.difference_update(names - young)
-    store.unmatched_folders.update(young)
+    store.unmatched_folders = young
     return orphans
+
+
+def _with_rows(store: JobStore, names: set[str]) -> set[str]:
+    """Those of ``names`` that are ids of stored jobs: a primary-key look-up each, 500 at a time."""
+    wanted, found = sorted(names), set()
+    for start in range(0, len(wanted), 500):
+        page = wanted[start:start + 500]
+        rows = store.db.execute(f"SELECT id FROM jobs WHERE id IN ({', '.join('?' * len(page))})", page)
+        found.update(job_id for (job_id,) in rows)
+    return found

@@ -89,8 +89,7 @@ class JobStore:
         # Failed and cancelled jobs that ended before this have had their inputs dropped (bot.jobs.disk.tidy):
         # each pass looks only at newer ones; a restart looks at all of them once.
         self.inputs_tidied_before = 0.0
-        # Job folders tidy has still to match with a row: those written since its last pass, and those too young
-        # then. None until its first pass, which looks at every folder once (a crash may have left some).
+        # Row-less job folders tidy found too young to remove; None until its first pass (bot.jobs.disk.tidy).
         self.unmatched_folders: set[str] | None = None
 
     def _add_missing_columns(self) -> None:
@@ -142,8 +141,6 @@ class JobStore:
         if not 1 <= len(styles) <= MAX_STYLES:
             raise ValueError(f"a job has 1 to {MAX_STYLES} style images, not {len(styles)}")
         self.job_dir(job_id).mkdir(parents=True, exist_ok=True)
-        if self.unmatched_folders is not None:
-            self.unmatched_folders.add(job_id)  # its row follows once the inputs are written
         if isinstance(content, Animation):
             save_animation(content, self.content_path(job_id))
         else:
@@ -233,10 +230,8 @@ class JobStore:
     # Disk housekeeping (bot.jobs.disk) -----------------------------------------------------------------
 
     def remove(self, job_id: str) -> None:
-        """Forget a job: its files, then its row (what could not be deleted is left for tidy)."""
+        """Forget a job: its files, then its row."""
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-        if self.unmatched_folders is not None and self.job_dir(job_id).exists():
-            self.unmatched_folders.add(job_id)
         self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def discard_inputs(self, job_id: str) -> None:
@@ -264,18 +259,6 @@ class JobStore:
         rows = self.db.execute("SELECT id FROM jobs WHERE state IN (?, ?) AND finished >= ? AND finished < ?",
                                (FAILED, CANCELLED, since, before))
         return [job_id for (job_id,) in rows]
-
-    def known_ids(self) -> set[str]:
-        return {job_id for (job_id,) in self.db.execute("SELECT id FROM jobs")}
-
-    def known_among(self, job_ids: set[str]) -> set[str]:
-        """Those of ``job_ids`` that have a row: one primary-key look-up each, a page of ids at a time."""
-        wanted, known = sorted(job_ids), set()
-        for start in range(0, len(wanted), 500):
-            page = wanted[start:start + 500]
-            rows = self.db.execute(f"SELECT id FROM jobs WHERE id IN ({', '.join('?' * len(page))})", page)
-            known.update(job_id for (job_id,) in rows)
-        return known
 
     def make_inputs_durable(self, job_id: str) -> None:
         """fsync a new job's input images and their folders, so the job row written next never outlives them

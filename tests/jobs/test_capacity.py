@@ -132,7 +132,7 @@ def test_the_oldest_finished_jobs_are_read_a_page_at_a_time_and_may_be_removed_m
         finished_ids.append(job.id)
         store.remove(job.id)
     assert finished_ids == [job.id for job in jobs]
-    assert store.known_ids() == set()
+    assert store.db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
 
 
 def test_tidy_looks_again_only_at_jobs_that_ended_since_its_last_pass(store: JobStore) -> None:
@@ -150,34 +150,45 @@ def test_tidy_looks_again_only_at_jobs_that_ended_since_its_last_pass(store: Job
 
 
 
-def saved(store: JobStore, *, with_row: bool = True) -> str:
-    """A new job's folder as the job core writes it (its inputs, then its row), or one whose row never came."""
+def saved(store: JobStore) -> str:
+    """A new job as the job core stores it: its inputs' folder, then its row."""
     job_id = new_job_id()
     image = Image.new("RGB", (8, 8))
     store.save_inputs(job_id, image, image)
-    if with_row:
-        store.add(Job(job_id, 1, "member", 2, 3, "preset", "fast", StylizeOptions(size=64)))
+    store.add(Job(job_id, 1, "member", 2, 3, "preset", "fast", StylizeOptions(size=64)))
     return job_id
 
 
-def test_after_its_first_pass_tidy_looks_only_at_folders_written_since(store: JobStore) -> None:
+def test_after_its_first_pass_tidy_reads_neither_the_jobs_folder_nor_every_id(
+        store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
     history = [saved(store) for _ in range(30)]
-    left_by_a_crash = store.job_dir(new_job_id())
+    left_by_a_crash, being_written = store.job_dir(new_job_id()), store.job_dir(new_job_id())
     left_by_a_crash.mkdir()
+    being_written.mkdir()  # a folder whose row comes a moment later, as the bot starts
     os.utime(left_by_a_crash, (time.time() - ORPHAN_GRACE - 60,) * 2)
     assert tidy(store) == (0, 1)  # the first pass after opening: every folder
     looked_up = []
-    original = store.known_among
-    store.known_among = lambda job_ids: looked_up.append(set(job_ids)) or original(job_ids)
-    store.known_ids = lambda: pytest.fail("a later pass read every job id")
-    new, unfinished = saved(store), saved(store, with_row=False)
-    assert tidy(store) == (0, 0)  # the row-less folder is young: its row may still come
-    assert looked_up == [{new, unfinished}]
-    assert tidy(store, now=time.time() + ORPHAN_GRACE + 60) == (0, 1)
-    assert looked_up[-1] == {unfinished} and not store.job_dir(unfinished).exists()
+    monkeypatch.setattr("bot.jobs.disk.os.listdir", lambda path: pytest.fail("a later pass listed every folder"))
+    monkeypatch.setattr(store, "db", Spy(store.db, looked_up))
+    new = saved(store)
+    assert tidy(store, now=time.time() + ORPHAN_GRACE + 60) == (0, 1)  # the young one, now old, has no row
+    assert looked_up == [[being_written.name]] and not being_written.exists()
+    assert tidy(store, now=time.time() + ORPHAN_GRACE + 60) == (0, 0) and looked_up == [[being_written.name]]
     assert all(store.inputs_kept(job_id) for job_id in [*history, new])
-    assert tidy(store, now=time.time() + ORPHAN_GRACE + 60) == (0, 0) and looked_up[-1] == set()
 
+
+class Spy:
+    """The store's SQLite connection, recording the ids each ``SELECT id FROM jobs WHERE id IN`` asks for."""
+
+    def __init__(self, db, asked: list) -> None:
+        self.db, self.asked = db, asked
+
+    def execute(self, sql: str, parameters=()):
+        if sql.startswith("SELECT id FROM jobs WHERE id IN"):
+            self.asked.append(list(parameters))
+        elif sql.strip() == "SELECT id FROM jobs":
+            pytest.fail("a later pass read every job id")
+        return self.db.execute(sql, parameters)
 
 # ------------------------------------------------------------------------------------------- busy
 

@@ -197,6 +197,16 @@ async def test_a_disk_that_cannot_be_written_is_a_clear_refusal(tmp_path: Path,
     assert core.admission.pending() == 0 and core.active_jobs() == []
 
 
+async def test_a_job_that_could_not_be_stored_leaves_no_folder_behind(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    core = make_core(tmp_path)
+    monkeypatch.setattr(core.store, "make_inputs_durable", lambda job_id: (_ for _ in ()).throw(OSError(28, "full")))
+    with pytest.raises(UserError, match="disk is full or read-only"):
+        with core.admit(1):
+            await core.accept(request(), picture(), picture())
+    assert list((tmp_path / "data" / "jobs").iterdir()) == []  # housekeeping would find it only after a restart
+
+
 async def test_the_disk_budget_evicts_finished_jobs_first_and_refuses_what_cannot_fit(tmp_path: Path) -> None:
     budget = 1024 * 1024  # each accepted job's inputs need about 10 KB (estimated as uncompressed PNGs)
     core = make_core(tmp_path, disk_bytes=budget)

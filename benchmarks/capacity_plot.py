@@ -76,10 +76,28 @@ def draw(results: dict, path: Path) -> None:
            "CPU %": [(r["active_jobs"], r["bot_cpu_share"] * 100) for r in status],
            "lag p99 ms": [(r["active_jobs"], r["loop_lag_p99_ms"]) for r in status]}, ("50 requests/s", 50))
     names = ["purge (nothing old enough)", "oldest finished job (make room)"] if store else []
+    tidy = [name for name in TIDY if store and name in store[0]["ms"]]
     if not (bursts or unbounded or status or store):
         return
     panel(canvas, (PANEL[0], PANEL[1]), "Store: ms per operation (log)", "finished jobs",
           {**{name.split(" (")[0]: [(r["finished_jobs"], r["ms"][name]) for r in store] for name in names},
            **{name.split(" (")[0] + ", no index": [(r["finished_jobs"], r["ms_without_capacity_indexes"][name])
-                                                   for r in store] for name in names}}, log_y=True)
+                                                   for r in store] for name in names},
+           **{TIDY[name]: [(r["finished_jobs"], r["ms"][name]) for r in store] for name in tidy}}, log_y=True)
     image.save(path)
+
+
+# The housekeeping pass, now and as it was (every job id and folder each pass), in the store panel.
+TIDY = {"tidy, a later pass (100 new jobs)": "tidy, later pass", "before: every id and folder (each pass)":
+        "tidy before: every id"}
+
+
+def redraw(json_path: Path) -> None:
+    """The PNG again from a run's JSON (``python -m benchmarks.capacity_plot benchmarks/out/capacity.json``)."""
+    import json
+    draw(json.loads(json_path.read_text()), json_path.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    import sys
+    redraw(Path(sys.argv[1]))

@@ -154,10 +154,12 @@ def _remove_orphans(store: JobStore, now: float) -> int:
             names = set(os.listdir(folders))
         except FileNotFoundError:
             names = set()
+        known = {job_id for (job_id,) in store.db.execute("SELECT id FROM jobs")}  # once: quicker than look-ups
     else:
         names = store.unmatched_folders
+        known = _with_rows(store, names)
     young, orphans = set(), 0
-    for name in names - _with_rows(store, names):
+    for name in names - known:
         path = folders / name
         try:
             if now - path.lstat().st_mtime <= ORPHAN_GRACE:

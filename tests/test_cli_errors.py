@@ -232,6 +232,13 @@ def test_out_of_range_settings_are_refused_with_their_range(tmp_path: Path, text
     one_line_error(nst_bot("presets", "--config", str(config)), expected)
 
 
+def test_a_bot_pod_outside_its_process_count_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[discord]\nshards = 4\n")
+    result = nst_bot("presets", "--config", str(config), env={"NST_BOT_PROCESS": "2", "NST_BOT_PROCESSES": "2"})
+    one_line_error(result, "NST_BOT_PROCESS ('2') must be from 0 to NST_BOT_PROCESSES ('2') - 1")
+
+
 def test_quoted_guild_ids_are_read_as_numbers(tmp_path: Path) -> None:
     from bot.config import load_config
 

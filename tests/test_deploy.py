@@ -171,3 +171,11 @@ def test_each_bot_pod_connects_its_own_block_of_the_shards(tmp_path: Path, monke
         assert taken == [()]  # the whole bot on one connection
     else:  # every shard in exactly one process, the first holding shard 0 (direct messages)
         assert sorted(shard for block in taken for shard in block) == list(range(shards)) and 0 in taken[0]
+
+
+def test_the_dashboard_adds_up_each_processs_own_jobs_but_not_the_shared_workers() -> None:
+    """Several bot processes (one per StatefulSet replica) each export their own queue but the same worker pool."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert all("max(nst_workers_connected)" in e for e in expressions if "nst_workers_connected" in e)
+    assert all("sum(nst_queue_length)" in e for e in expressions if "nst_queue_length" in e)

@@ -28,12 +28,12 @@ modules=(
   "bot/intake/download.py|tests/intake/test_download_origins.py tests/intake/test_attachment_checks.py tests/intake/test_hostile_uploads.py tests/face/test_bot_parts.py"
   "nst_engine/cost.py|tests/engine/test_cost.py tests/jobs/test_cost_budget.py tests/jobs/test_rules.py"
   "bot/jobs/store.py|tests/jobs/test_store_columns.py tests/jobs/test_rules.py tests/jobs/test_disk.py tests/jobs/test_settings.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py tests/jobs/test_animation_jobs.py tests/jobs/test_capacity.py"
-  "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py"
-  "bot/face/buttons.py|tests/face/test_permissions.py tests/face/test_blends_and_upscale_levels.py"
+  "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py tests/jobs/test_animation_jobs.py"
+  "bot/face/buttons.py|tests/face/test_button_handlers.py tests/face/test_permissions.py tests/face/test_blends_and_upscale_levels.py"
   "bot/work/worker_output.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py"
   "bot/work/redis_queue.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py tests/work/redis/test_outages_mid_job.py"
   "bot/intake/decoder.py|tests/intake/test_decoder.py tests/intake/test_decoder_replies.py tests/intake/test_decode_budget.py"
-  "bot/config.py|tests/jobs/test_settings.py tests/test_cli_errors.py tests/work/redis/test_metrics_and_config.py tests/face/test_bot_parts.py"
+  "bot/config.py|tests/test_config.py tests/jobs/test_settings.py tests/face/test_bot_parts.py tests/face/test_shard_ids.py tests/work/redis/test_metrics_and_config.py::test_queue_config_keys"
 )
 
 toml_list() { local first=1; printf '['; for item in "$@"; do ((first)) || printf ', '; first=0; printf '"%s"' "$item"; done; printf ']'; }

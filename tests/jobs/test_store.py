@@ -33,11 +33,20 @@ def test_a_jobs_files_are_where_earlier_versions_put_them(store: JobStore, tmp_p
     job = stored(store)
     picture = Image.new("RGB", (8, 6), "red")
     store.save_inputs(job.id, picture, picture, picture, init=picture)
+    picture.save(store.result_path(job.id))
     folder = tmp_path / "data" / "jobs" / job.id
-    assert sorted(path.name for path in folder.iterdir()) == ["content.png", "init.png", "style-2.png", "style.png"]
+    assert sorted(path.name for path in folder.iterdir()) == ["content.png", "init.png", "result.png", "style-2.png",
+                                                              "style.png"]
     assert store.input_paths(job.id)[-1] == folder / "init.png" == store.init_path(job.id)
     store.discard_inputs(job.id)
-    assert list(folder.iterdir()) == []
+    assert [path.name for path in folder.iterdir()] == ["result.png"]
+
+
+@pytest.mark.parametrize("forged", ["../../etc", "a/b", "", "0123 4567"])
+def test_a_job_id_that_could_shape_a_path_is_refused_naming_it(store: JobStore, forged: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        store.job_dir(forged)
+    assert str(refused.value) == f"bad job id {forged!r}"
 
 
 def test_saving_a_jobs_inputs_again_replaces_them(store: JobStore) -> None:
@@ -87,3 +96,10 @@ def test_purge_removes_finished_jobs_past_retention_with_their_files(store: JobS
     assert store.known_ids() == {recent.id, old_queued.id, old_running.id}
     assert not store.job_dir(old_done.id).exists() and store.inputs_kept(recent.id)
     assert store.purge(retention_days=7, now=now) == 0
+
+
+def test_finished_jobs_come_oldest_first_whole_page_after_page(store: JobStore) -> None:
+    jobs = [stored(store, DONE if n % 3 else FAILED, created=float(n), finished=1000.0 - n, frames=1 + n % 4)
+            for n in range(70)]  # more than one page of 64
+    stored(store, QUEUED, created=0.5)
+    assert list(store.finished_oldest_first()) == sorted(jobs, key=lambda job: job.finished)

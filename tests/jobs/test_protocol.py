@@ -9,7 +9,7 @@ import pytest
 
 from bot.work.protocol import (MAX_FRAMES, MAX_MESSAGE_BYTES, MAX_NUMBER, MAX_PREVIEW_BYTES, MAX_TEXT, CancelJob,
                                Done, Failed, Fatal, JobSpec, Lost, Progress, Ready, RunJobs, Started, StopEngine,
-                               from_json, to_json)
+                               from_json, to_dict, to_json)
 from nst_engine.options import StylizeOptions
 
 MESSAGES = [
@@ -64,6 +64,22 @@ def test_a_job_lists_its_inputs_and_moves_them_in_that_order() -> None:
     moved = upscale.with_inputs(("m/c", "m/s", "m/t", "m/i"))
     assert (moved.content, moved.styles, moved.init, moved.result) == ("m/c", ("m/s", "m/t"), "m/i", "out.png")
     assert SPEC.with_inputs(("m/c", "m/s", "m/t")).init == ""
+    one_style = JobSpec("a1", "c", ("s",), StylizeOptions(size=64), "out.png", init="i")
+    moved = one_style.with_inputs(("m/c", "m/s", "m/i"))
+    assert (moved.content, moved.styles, moved.init) == ("m/c", ("m/s",), "m/i")
+
+
+def test_a_jobs_json_form_has_its_fields_and_nothing_else() -> None:
+    (job,) = json.loads(to_json(RunJobs((SPEC,))))["jobs"]
+    assert StylizeOptions.from_mapping(job.pop("options")) == SPEC.options
+    assert job == {"job_id": "a1", "content": "in/c.png", "styles": ["in/s.png", "in/t.png"], "result": "out.png",
+                   "init": "", "style": "", "quality": "", "frames": 1}
+    assert to_dict(RunJobs((SPEC,)))["jobs"][0]["styles"] == ["in/s.png", "in/t.png"]
+
+
+def test_to_dict_keeps_previews_as_base64_unless_told_not_to() -> None:
+    progress = Progress("a1", 1, 4, None, preview=b"png")
+    assert to_dict(progress)["preview"] == "cG5n" and "preview" not in to_dict(progress, previews=False)
 
 
 def test_a_progress_fraction_is_of_the_total_and_whole_when_there_is_none() -> None:
@@ -79,9 +95,10 @@ def test_an_animations_progress_lines_name_the_frame() -> None:
 
 def test_a_message_is_named_by_op_or_event_and_an_unknown_name_is_quoted() -> None:
     assert from_json('{"op": "cancel", "job_id": "a1"}') == CancelJob("a1")
-    assert "unknown message type 'pause'" in refusal('{"op": "pause", "job_id": "a1"}')
-    assert "unknown message type None" in refusal('{"job_id": "a1"}')
-    assert "must be a JSON object" in refusal('["op", "stop"]')
+    assert refusal('{"op": "pause", "job_id": "a1"}') == "unknown message type 'pause'"
+    assert refusal('{"event": "boom", "job": "a1"}') == "unknown message type 'boom'"
+    assert refusal('{"job_id": "a1"}') == "unknown message type None"
+    assert refusal('["op", "stop"]') == "a message must be a JSON object"
     assert refusal('{"event": "lost", "job": "a1"}').startswith("malformed Lost message")
 
 
@@ -98,7 +115,13 @@ def test_a_message_over_the_size_limit_is_refused_before_it_is_read() -> None:
                                           ("job", 7)])
 def test_a_field_of_the_wrong_type_or_size_is_refused_by_name(field: str, value) -> None:
     line = {**json.loads(to_json(Progress("a1", 3, 40, 12.5))), field: value}
-    assert f"field {field!r} has an unexpected value" in refusal(json.dumps(line))
+    assert refusal(json.dumps(line)) == \
+        f"malformed Progress message: field {field!r} has an unexpected value {str(value)[:40]!r}"
+
+
+def test_a_refusal_shows_the_start_of_the_value_only() -> None:
+    line = {**json.loads(to_json(Progress("a1", 3, 40, 12.5))), "job": "0123456789" * 500}
+    assert refusal(json.dumps(line)).endswith(f"unexpected value {'0123456789' * 4!r}")
 
 
 def test_values_at_the_limits_are_admitted() -> None:
@@ -122,7 +145,7 @@ def test_a_jobs_optional_texts_default_to_empty_and_its_paths_must_be_text() -> 
     assert (job.init, job.style, job.quality) == ("", "", "")
     named = from_json(spec_json(init="in/i.png", style="waves", quality="fast")).jobs[0]
     assert (named.init, named.style, named.quality) == ("in/i.png", "waves", "fast")
-    assert "style paths must be text" in refusal(spec_json(styles=["in/s.png", 3]))
+    assert refusal(spec_json(styles=["in/s.png", 3])) == "malformed RunJobs message: the style paths must be text"
     assert "style paths must be text" in refusal(spec_json(styles=["x" * (MAX_TEXT + 1)]))
     assert "'result'" in refusal(spec_json(result=["out.png"]))
     assert "unknown option" in refusal(spec_json(options={"sharpness": 2}))

@@ -74,15 +74,20 @@ mutate() {
   # test selection changed) and adds its own in NAME.survivors.txt.
   (cd "$work" && "$python" -m mutmut results --all true > "$out/$name$( (($#)) && echo .survivors).txt" 2>&1 || true)
   (cd "$work" && "$python" -m mutmut export-cicd-stats > /dev/null)
-  "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" <<'PY'
+  "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" \
+    "$out/$name.survivors.txt" "$@" <<'PY'
 import json, sys
-stats, target, module, minutes, tests, rerun = sys.argv[1:]
+stats, target, module, minutes, tests, rerun, rerun_verdicts, *survivors = sys.argv[1:]
 counts = json.load(open(stats))
-if int(rerun):  # only the survivors ran: the first run's counts, with their new verdicts
+if int(rerun):  # only the survivors ran: the first run's counts, with the new verdicts of its survivors (mutmut's
+    # own totals count the others again when the test selection is unchanged)
     first = json.load(open(target))
     first = first.get("first_run", first)
-    counts = {**first, "killed": first["killed"] + counts["killed"], "timeout": first["timeout"] + counts["timeout"],
-              "survived": counts["survived"], "first_run": first, "survivors_rerun_minutes": int(minutes)}
+    verdicts = dict(line.strip().rsplit(": ", 1) for line in open(rerun_verdicts) if ": " in line)
+    again = [verdicts.get(name, "not checked") for name in survivors]
+    counts = {**first, "killed": first["killed"] + again.count("killed"),
+              "timeout": first["timeout"] + again.count("timeout"), "survived": again.count("survived"),
+              "first_run": first, "survivors_rerun_minutes": int(minutes)}
 counts.update(module=module, tests=tests.split(), minutes=counts.get("minutes", int(minutes)))
 tested = counts["total"] - counts["skipped"] - counts["no_tests"]
 counts["killed_percent"] = round(100 * (counts["killed"] + counts["timeout"]) / max(tested, 1), 1)

@@ -19,7 +19,7 @@ from bot.face.buttons import (ELSEWHERE, NOT_THIS_MESSAGE, NOT_YOURS, NOT_YOURS_
 from bot.face.status import final_status, stopping
 from bot.intake.options import build_options
 from bot.intake.presets import StylePreset
-from bot.jobs.model import CANCELLED, DONE, Job, new_job_id
+from bot.jobs.model import CANCELLED, DONE, QUEUED, Job, new_job_id
 from bot.jobs.settings import ServerSettings
 from bot.work.protocol import Ready
 from nst_engine.animation import Animation
@@ -198,6 +198,18 @@ async def test_an_upscale_starts_from_the_result_at_the_next_level(tmp_path: Pat
     (child, _, _, init), = buttons.presenter.queued
     assert child.quality == "standard" and child.options.size == 512 and child.options.seed == 7
     assert init.size == (32, 24) and init.mode == "RGB" and init.getpixel((0, 0)) == (0, 0, 128)
+    assert child.notes == []
+
+
+async def test_an_upscale_runs_at_the_next_level_not_the_default_and_notes_a_cap(tmp_path: Path) -> None:
+    buttons = handlers(tmp_path)
+    await buttons.on_result(Press(), made(buttons, quality="standard").id, "upscale")
+    assert (queued(buttons).quality, queued(buttons).options.size) == ("high", 768)
+    capped = handlers(tmp_path / "capped", limits={"cooldown_seconds": 0, "max_size": 400})
+    await capped.on_result(Press(), made(capped).id, "upscale")
+    child = queued(capped)
+    assert (child.quality, child.options.size) == ("standard", 400)
+    assert child.notes == ["size 512 px capped to 400 px for standard quality"]
 
 
 async def test_an_upscale_needs_a_still_and_its_kept_result(tmp_path: Path) -> None:
@@ -263,8 +275,65 @@ async def test_a_failed_delete_says_so_and_keeps_the_file(tmp_path: Path) -> Non
         raise discord.HTTPException(SimpleNamespace(status=500, reason="boom"), "boom")
     press.delete_original_response = refused
     await buttons.on_result(press, job.id, "delete")
-    assert press.replies() == ["⚠️ The image could not be deleted; please try again."]
+    assert press.calls == [("defer", {}), ("followup", "⚠️ The image could not be deleted; please try again.",
+                                           {"ephemeral": True})]
     assert buttons.core.store.result_path(job.id).is_file()
+
+
+async def test_delete_of_a_result_whose_file_is_already_gone_still_deletes_the_message(tmp_path: Path) -> None:
+    buttons = handlers(tmp_path)
+    job, press = made(buttons, result=False), Press()
+    await buttons.on_result(press, job.id, "delete")
+    assert press.calls == [("defer", {}), ("deleted",), ("followup", "🗑️ Image deleted.", {"ephemeral": True})]
+
+
+async def test_a_delete_pressed_too_late_is_counted_and_changes_nothing(tmp_path: Path) -> None:
+    import discord
+
+    buttons = handlers(tmp_path)
+    job, press = made(buttons), Press()
+    press.created_at = discord.utils.utcnow()
+    counted: list[str] = []
+    press.client.metrics = SimpleNamespace(interaction_too_late=lambda: counted.append("late"))
+
+    async def expired(**how) -> None:
+        raise discord.NotFound(SimpleNamespace(status=404, reason="Not Found"),
+                               {"code": 10062, "message": "Unknown interaction"})
+    press.response.defer = expired
+    await buttons.on_result(press, job.id, "delete")
+    assert counted == ["late"] and press.calls == [] and buttons.core.store.result_path(job.id).is_file()
+
+
+async def test_cancels_and_deletes_are_logged_with_who_and_what(tmp_path: Path, caplog) -> None:
+    """The log is how admins see who removed what (docs/bot.md)."""
+    import discord
+
+    caplog.set_level("INFO", logger="bot.face.buttons")
+    buttons = handlers(tmp_path)
+    kept, refused, failed = made(buttons), made(buttons), made(buttons)
+    await buttons.on_result(Press(), kept.id, "delete")
+    await buttons.on_result(Press(message=RESULT_MESSAGE + 1), refused.id, "delete")
+    await buttons.on_result(Press(message=None), refused.id, "delete")
+    failing = Press()
+
+    async def boom() -> None:
+        raise discord.HTTPException(SimpleNamespace(status=500, reason="Server Error"), "boom")
+    failing.delete_original_response = boom
+    await buttons.on_result(failing, failed.id, "delete")
+    core = buttons.core
+    await core.start(FakeFrontend())
+    core.work.emit(Ready("cpu"))
+    try:
+        waiting = await accepted(core, OWNER)
+        await buttons.cancel(Press(), waiting.id)
+    finally:
+        await core.stop()
+    said = [record.getMessage() for record in caplog.records if record.name == "bot.face.buttons"]
+    assert said == [f"result of job {kept.id} deleted by user {OWNER}",
+                    f"user {OWNER} pressed job {refused.id}'s Delete on message {RESULT_MESSAGE + 1}, not on its result",
+                    f"user {OWNER} pressed job {refused.id}'s Delete on message None, not on its result",
+                    f"deleting the result of job {failed.id} failed: 500 Server Error (error code: 0): boom",
+                    f"job {waiting.id} cancel requested by user {OWNER}"]
 
 
 async def test_cancel_ends_a_queued_job_stops_a_running_one_and_answers_for_others(tmp_path: Path) -> None:
@@ -282,15 +351,26 @@ async def test_cancel_ends_a_queued_job_stops_a_running_one_and_answers_for_othe
         assert refused.calls == [("message", f"⚠️ {NOT_YOURS}", {"ephemeral": True})]
         await buttons.cancel(queued_press, waiting.id)
         assert core.store.get(waiting.id).state == CANCELLED and buttons.presenter.forgotten == [waiting.id]
+        assert core.store.get(waiting.id).error == f"Cancelled by member{OWNER} while queued."
         assert queued_press.calls == [("edit", {"content": final_status(waiting.job), "attachments": [],
                                                 "view": None})]
         await buttons.cancel(running_press, running.id)
         assert core.work.cancelled == [running.id] and buttons.presenter.replaced == [running.id]
+        assert running.stopping_by == f"member{OTHER}"
         assert running_press.calls == [("edit", {"content": stopping(running.job, f"member{OTHER}"),
                                                  "attachments": [], "view": None})]
-        again = Press()
-        await buttons.cancel(again, waiting.id)
-        assert again.calls == [("message", "This job has already finished.", {"ephemeral": True})]
+        finished = ("message", "This job has already finished.", {"ephemeral": True})
+        for job_id in (waiting.id, new_job_id()):
+            again = Press()
+            await buttons.cancel(again, job_id)
+            assert again.calls == [finished]
+        # Active in the store but no longer held by the core (it ended while the press was on its way):
+        orphan = made(buttons)
+        orphan.state = QUEUED
+        core.store.save(orphan, "state")
+        late = Press()
+        await buttons.cancel(late, orphan.id)
+        assert late.calls == [finished] and core.store.get(orphan.id).state == QUEUED
     finally:
         await core.stop()
 

@@ -7,6 +7,7 @@ the presenter records what it is asked to queue. Found by mutation testing (docs
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -92,6 +93,7 @@ class Presenter:
         self.replaced: list[str] = []
 
     async def submit(self, interaction, job: Job, content, *styles: Image.Image, init=None) -> Job:
+        self.pressed = interaction
         self.queued.append((job, content, list(styles), init))
         return job
 
@@ -102,9 +104,9 @@ class Presenter:
         self.replaced.append(job_id)
 
 
-def handlers(tmp_path: Path, **config) -> ButtonHandlers:
+def handlers(tmp_path: Path, memory_budget_mb: float | None = None, **config) -> ButtonHandlers:
     settings = parse_config({"storage": {"retention_days": 7}, "limits": {"cooldown_seconds": 0}, **config}, tmp_path)
-    core = make_core(tmp_path)
+    core = make_core(tmp_path, memory_budget_mb=memory_budget_mb)
     return ButtonHandlers(settings, core, Presenter(), ServerSettings(core.store.db, settings))
 
 
@@ -133,15 +135,17 @@ def queued(buttons: ButtonHandlers) -> Job:
 async def test_a_rerun_queues_a_child_with_the_strength_changed_and_the_seed_kept(tmp_path: Path, way: str,
                                                                                    strength: float) -> None:
     buttons = handlers(tmp_path)
-    parent = made(buttons, styles=2, style_weights=(1.0, 3.0), style_scale=1.5)
+    parent = made(buttons, styles=2, style_weights=(1.0, 3.0), style_scale=1.5, size=200)
     press = Press(user=OTHER)
     await buttons.on_result(press, parent.id, way)
     child = queued(buttons)
+    assert re.fullmatch("[0-9a-f]{16}", child.id) and child.id != parent.id and buttons.presenter.pressed is press
+    assert child.notes == [] and child.options.iterations == parent.options.iterations == 45  # fast's
     assert press.calls[0] == ("defer", {"ephemeral": True, "thinking": True})
     assert (child.user_id, child.user_name, child.guild_id, child.channel_id) == (OTHER, f"member{OTHER}", SERVER,
                                                                                  CHANNEL)
     assert (child.parent_id, child.quality, child.style_label) == (parent.id, "fast", "a style")
-    assert child.options.strength == strength and child.options.size == 256
+    assert child.options.strength == strength and child.options.size == 200
     assert child.options.seed == (8 if way == "reroll" else 7)
     assert (child.options.style_weights, child.options.style_scale) == ((1.0, 3.0), 1.5)
     (_, content, styles, init), = buttons.presenter.queued
@@ -197,6 +201,7 @@ async def test_an_upscale_starts_from_the_result_at_the_next_level(tmp_path: Pat
     await buttons.on_result(Press(), parent.id, "upscale")
     (child, _, _, init), = buttons.presenter.queued
     assert child.quality == "standard" and child.options.size == 512 and child.options.seed == 7
+    assert child.options.strength == 2.0
     assert init.size == (32, 24) and init.mode == "RGB" and init.getpixel((0, 0)) == (0, 0, 128)
     assert child.notes == []
 
@@ -397,6 +402,7 @@ async def test_an_edit_queues_the_changed_values(tmp_path: Path) -> None:
     await buttons.on_edit_submit(submit(parent.id, quality="FAST"))
     child = queued(buttons)
     assert (child.quality, child.options.size, child.options.strength) == ("fast", 256, 2.0)
+    assert child.notes == []  # the level's own size, not the parent's 400 px capped
 
 
 async def test_an_edit_with_a_preset_uses_it_alone(tmp_path: Path) -> None:
@@ -419,6 +425,9 @@ async def test_an_edit_with_a_preset_uses_it_alone(tmp_path: Path) -> None:
     ({"strength": "lots"}, "Strength must be a number such as `1.5`, not `lots`."),
     ({"colours": "sepia"}, "Colours must be one of none, luminance, histogram, not `sepia`."),
     ({"preset": "nowhere"}, "There is no preset called `nowhere`; see /styles for the list."),
+    ({"strength": "x" * 50}, f"Strength must be a number such as `1.5`, not `{'x' * 40}`."),
+    ({"colours": "y" * 50}, f"Colours must be one of none, luminance, histogram, not `{'y' * 40}`."),
+    ({"preset": "z" * 50}, f"There is no preset called `{'z' * 40}`; see /styles for the list."),
 ])
 async def test_an_edit_that_changes_nothing_or_is_wrong_is_refused(tmp_path: Path, values: dict,
                                                                    refusal: str) -> None:
@@ -444,3 +453,47 @@ async def test_an_edit_submit_elsewhere_is_refused_and_other_interactions_are_le
 def test_a_reroll_seed_is_the_next_one_wrapping_past_the_highest_and_never_zero() -> None:
     high = option_spec("seed").high
     assert [next_seed(seed) for seed in (0, 7, high - 1, high)] == [1, 8, high, 1]
+
+
+async def test_a_rerun_is_noted_when_a_lower_cap_shrinks_it(tmp_path: Path) -> None:
+    buttons = handlers(tmp_path, limits={"cooldown_seconds": 0, "max_size": 200})
+    await buttons.on_result(Press(), made(buttons, size=256).id, "stronger")  # made before the cap was lowered
+    assert queued(buttons).notes == ["size 256 px capped to 200 px for fast quality"]
+    assert queued(buttons).options.size == 200
+
+
+async def test_an_animated_rerun_gets_the_animation_caps(tmp_path: Path) -> None:
+    buttons = handlers(tmp_path)
+    frames = Animation((Image.new("RGB", (32, 24), "red"), Image.new("RGB", (32, 24), "blue")), (100, 100))
+    await buttons.on_edit_submit(submit(made(buttons, content=frames).id, quality="high"))
+    (child, content, _, _), = buttons.presenter.queued
+    assert isinstance(content, Animation) and child.quality == "high" and child.options.size == 320
+    assert child.notes == ["size 768 px capped to 320 px for an animation"]
+
+
+async def test_a_rerun_counts_against_the_members_limits_where_the_parent_was_made(tmp_path: Path) -> None:
+    buttons = handlers(tmp_path)
+    buttons.settings.put_limits(SERVER, {"max_jobs_per_user": 1})  # tighter than the core's own 3
+    core = buttons.core
+    await core.start(FakeFrontend())
+    core.work.emit(Ready("cpu"))
+    try:
+        await accepted(core, OTHER)
+        press = Press(user=OTHER)
+        await buttons.on_result(press, made(buttons).id, "reroll")
+        assert press.replies()[0].startswith("⚠️ You already have 1 job(s) queued or running (the limit is 1")
+        assert buttons.presenter.queued == []
+    finally:
+        await core.stop()
+
+
+async def test_a_rerun_that_could_need_more_memory_than_the_engine_may_use_is_refused(tmp_path: Path) -> None:
+    from nst_engine.cost import worst_case_cost
+
+    probe = handlers(tmp_path / "probe")
+    peak = worst_case_cost(made(probe, styles=2).options, 2).peak_mb
+    buttons = handlers(tmp_path, memory_budget_mb=peak / 2)
+    press = Press()
+    await buttons.on_result(press, made(buttons, styles=2).id, "reroll")
+    assert press.replies()[0].startswith("⚠️ This request could need about")
+    assert buttons.presenter.queued == []

@@ -17,6 +17,8 @@ python="${PYTHON:-$root/.venv/bin/python}"
 out="$root/benchmarks/out/mutation"
 scratch="${MUTATION_SCRATCH:-${TMPDIR:-/tmp}/nst-mutation}"
 mkdir -p "$out" "$scratch"
+"$python" -c "import mutmut" 2> /dev/null \
+  || { echo "mutmut is not installed for $python: pip install -e '.[mutation]'" >&2; exit 2; }
 
 # module | the fast tests that cover it (space-separated); the order is smallest module first.
 modules=(

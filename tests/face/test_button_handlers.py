@@ -178,7 +178,18 @@ async def test_a_rerun_elsewhere_or_of_a_job_without_inputs_is_refused(tmp_path:
     gone = Press()
     await buttons.again(gone, parent.id, "weaker")
     assert elsewhere.replies() == [f"⚠️ {ELSEWHERE}"]
-    assert "no longer kept (they are kept 7 days)" in gone.replies()[0]
+    assert gone.replies() == ["⚠️ The inputs of this image are no longer kept (they are kept 7 days); please run "
+                              "/stylize again."]
+    assert buttons.presenter.queued == []
+
+
+async def test_a_rerun_in_a_channel_the_admins_closed_is_refused(tmp_path: Path) -> None:
+    buttons = handlers(tmp_path)
+    buttons.settings.put(SERVER, CHANNEL, {"answers": False})
+    press = Press()
+    await buttons.on_result(press, made(buttons).id, "weaker")
+    assert press.replies() == ["⚠️ The admins turned the bot off in this channel; please use it in another channel "
+                               "of this server."]
     assert buttons.presenter.queued == []
 
 

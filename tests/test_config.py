@@ -46,6 +46,7 @@ def no_secrets_or_levels(monkeypatch: pytest.MonkeyPatch) -> None:
     ("metrics", "port", 1, 65535, "from 1 to 65535"),
     ("queue", "lost_after", 3, 3600, "from 3 to 3600"),
     ("discord", "heartbeat_timeout", 10, 600, "from 10 to 600"),
+    ("limits", "max_upload_bytes", 1000, 1_000_000_000, "from 1000 to 1000000000"),  # whole, never 1e+09
 ])
 def test_a_range_includes_its_ends_and_a_value_past_them_is_refused_with_the_range(
         tmp_path: Path, section: str, key: str, low: float, high: float, shown: str) -> None:
@@ -114,16 +115,17 @@ def test_a_quality_level_keeps_what_it_does_not_change_and_a_new_one_needs_both_
 
 def test_presets_are_checked_one_by_one(tmp_path: Path) -> None:
     (mine,) = parsed(tmp_path, presets=[{"name": " Mine ", "file": "art/mine.png", "sha256": "AB"}]).presets
-    assert (mine.name, mine.title, mine.file, mine.sha256, mine.url) == ("mine", "mine", tmp_path / "art/mine.png",
-                                                                        "ab", "")
+    assert (mine.name, mine.title, mine.artist, mine.file, mine.sha256, mine.url) == \
+        ("mine", "mine", "", tmp_path / "art/mine.png", "ab", "")
     (web,) = parsed(tmp_path, presets=[{"name": "web", "title": "Web", "artist": "A", "url": "https://x/y.PNG"}]).presets
-    assert (web.file, web.label) == (None, "Web — A")
+    assert (web.file, web.label, web.url, web.sha256) == (None, "Web — A", "https://x/y.PNG", "")
     assert parsed(tmp_path, presets=[]).presets == ()
     for entries, message in [
         ({"name": "a"}, "[[presets]] must be an array of tables."),
         (["a"], "Each [[presets]] entry must be a table."),
         ([{"name": "a", "file": "a.png", "colour": 1, "by": 2}], "Unknown key(s) in preset 'a': by, colour."),
         ([{"name": "-a", "file": "a.png"}], "Preset name '-a' must be 1–32 lowercase letters, digits or dashes."),
+        ([{"file": "a.png"}], "Preset name '' must be 1–32 lowercase letters, digits or dashes."),
         ([{"name": "a" * 33, "file": "a.png"}], f"Preset name {'a' * 33!r} must be 1–32 lowercase"),
         ([{"name": "a", "file": "a.png"}, {"name": "A", "url": "https://x/a.png"}], "Preset 'a' is defined twice."),
         ([{"name": "a", "file": "a.png", "url": "https://x/a.png"}], "Preset 'a' needs exactly one of file or url."),
@@ -169,7 +171,7 @@ def test_where_the_config_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (lambda path: path.mkdir(), "is a folder; name the .toml file itself."),
     (lambda path: path.write_bytes(b"\xff[limits]\n"), "is not UTF-8 text; save it as UTF-8."),
     (lambda path: path.write_text("[limits\n"), "is not valid TOML: "),
-    (lambda path: path.symlink_to(path), "Cannot read config file"),
+    (lambda path: path.symlink_to(path), f"too many levels of symbolic links (user id {os.getuid()})."),
 ])
 def test_a_config_file_that_cannot_be_read_says_why(tmp_path: Path, make, message: str) -> None:
     path = tmp_path / "config.toml"
@@ -212,7 +214,7 @@ def test_shard_settings_that_are_refused_say_which(tmp_path: Path, shards, ids: 
 
 
 def test_server_ids_are_positive_numbers_quoted_or_not(tmp_path: Path) -> None:
-    assert parsed(tmp_path, discord={"guild_ids": [" 12 ", 34]}).discord.guild_ids == (12, 34)
+    assert parsed(tmp_path, discord={"guild_ids": [" 12 ", 34, 1]}).discord.guild_ids == (12, 34, 1)
     assert refusal(tmp_path, discord={"guild_ids": 12}) == \
         "[discord] guild_ids must be a list of server ids, e.g. [123456789012345678]."
     for wrong in (0, -3, True, "x12", "1" * 21, 1.5):
@@ -260,6 +262,9 @@ def test_the_token_comes_from_the_environment_or_a_file_and_must_be_one_word(tmp
             str(refused.value).replace(str(secret), "")
     monkeypatch.setenv("DISCORD_TOKEN", "a\tb")
     with pytest.raises(ConfigError, match="^DISCORD_TOKEN contains spaces"):
+        discord_token()
+    monkeypatch.setenv("DISCORD_TOKEN", "a\rb")  # a file's \r is read as a new line; a variable keeps it
+    with pytest.raises(ConfigError, match="^DISCORD_TOKEN holds more than one line"):
         discord_token()
 
 

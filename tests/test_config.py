@@ -281,3 +281,19 @@ def test_a_secret_file_that_cannot_be_read_says_why(tmp_path: Path, monkeypatch:
     (tmp_path / "password").write_text("s3cret\n")
     monkeypatch.setenv("NST_REDIS_PASSWORD_FILE", str(tmp_path / "password"))
     assert redis_password() == "s3cret"
+
+
+def test_every_bounded_settings_default_lies_in_its_range() -> None:
+    from dataclasses import fields as fields_of
+
+    from bot.config import BotConfig, DiscordConfig, LimitsConfig, MetricsConfig, QueueConfig, StorageConfig
+
+    checked = 0
+    for section in (DiscordConfig, EngineConfig, StorageConfig, LimitsConfig, BotConfig, QueueConfig, MetricsConfig):
+        for setting in fields_of(section):
+            if "range" in setting.metadata:
+                low, high = setting.metadata["range"]
+                assert isinstance(setting.default, (int, float)) and low <= setting.default <= high, setting.name
+                checked += 1
+    assert checked == 28
+    assert (LimitsConfig().max_queue, StorageConfig().retention_days, MetricsConfig().port) == (20, 7.0, 9464)

@@ -192,7 +192,7 @@ def test_relative_paths_in_a_file_are_beside_it(tmp_path: Path, monkeypatch: pyt
 
 @pytest.mark.parametrize("shards, ids, expected", [
     ("off", [], ("off", ())), (" AUTO ", [], ("auto", ())), (1, [], (1, ())), (MAX_SHARDS, [], (MAX_SHARDS, ())),
-    (4, [3, 0], (4, (3, 0))),
+    (4, [3, 0], (4, (3, 0))), (2, [1, 0], (2, (1, 0))),  # one process may name every shard
 ])
 def test_shard_settings_that_are_accepted(tmp_path: Path, shards, ids: list[int], expected: tuple) -> None:
     discord = parsed(tmp_path, discord={"shards": shards, "shard_ids": ids}).discord
@@ -238,7 +238,12 @@ def test_redis_urls_that_are_refused(tmp_path: Path, url: str) -> None:
 def test_the_local_backend_may_name_a_redis_url_and_a_user_is_not_a_password(tmp_path: Path) -> None:
     assert parsed(tmp_path, queue={"redis_url": "redis://redis:6379/0"}).queue.backend == "local"
     assert parsed(tmp_path, queue={"backend": "instant"}).queue.backend == "instant"
-    assert "must not hold a password" in refusal(tmp_path, queue={"redis_url": "redis://u:p@redis:6379/0"})
+    for url in ("redis://u:p@redis:6379/0", "redis://u:p@redis:6379/0?via=redis://x"):  # "://" later on too
+        assert refusal(tmp_path, queue={"redis_url": url}) == (
+            "[queue] redis_url must not hold a password: set NST_REDIS_PASSWORD or NST_REDIS_PASSWORD_FILE instead.")
+    assert refusal(tmp_path, queue={"backend": "celery"}) == "[queue] backend must be one of: local, redis, instant."
+    assert refusal(tmp_path, queue={"backend": "redis"}) == \
+        '[queue] backend = "redis" needs [queue] redis_url (redis://host:port/db).'
 
 
 def test_the_token_comes_from_the_environment_or_a_file_and_must_be_one_word(tmp_path: Path,
@@ -276,8 +281,9 @@ def test_a_secret_file_that_cannot_be_read_says_why(tmp_path: Path, monkeypatch:
                                  f"{os.strerror(2)}."
     (tmp_path / "binary").write_bytes(b"\xff\xfe")
     monkeypatch.setenv("NST_REDIS_PASSWORD_FILE", str(tmp_path / "binary"))
-    with pytest.raises(ConfigError, match="not UTF-8 text"):
+    with pytest.raises(ConfigError) as binary:
         redis_password()
+    assert str(binary.value) == f"Cannot read NST_REDIS_PASSWORD_FILE {str(tmp_path / 'binary')!r}: not UTF-8 text."
     (tmp_path / "password").write_text("s3cret\n")
     monkeypatch.setenv("NST_REDIS_PASSWORD_FILE", str(tmp_path / "password"))
     assert redis_password() == "s3cret"

@@ -47,6 +47,7 @@ def no_secrets_or_levels(monkeypatch: pytest.MonkeyPatch) -> None:
     ("queue", "lost_after", 3, 3600, "from 3 to 3600"),
     ("discord", "heartbeat_timeout", 10, 600, "from 10 to 600"),
     ("limits", "max_upload_bytes", 1000, 1_000_000_000, "from 1000 to 1000000000"),  # whole, never 1e+09
+    ("engine", "batch_size", 1, 16, "from 1 to 16"), ("bot", "progress_interval", 0.1, 3600, "from 0.1 to 3600"),
 ])
 def test_a_range_includes_its_ends_and_a_value_past_them_is_refused_with_the_range(
         tmp_path: Path, section: str, key: str, low: float, high: float, shown: str) -> None:
@@ -65,6 +66,8 @@ def test_sections_and_keys_must_be_known_tables(tmp_path: Path) -> None:
     assert refusal(tmp_path, storage=3) == "[storage] must be a table."
     assert refusal(tmp_path, limits={"max_queue": "5"}) == "[limits] max_queue must be a whole number, not '5'."
     assert refusal(tmp_path, engine={"device": "tpu"}) == "[engine] device must be auto, cpu or cuda."
+    assert [parsed(tmp_path, engine={"device": device}).engine.device for device in ("auto", "cpu", "cuda")] == \
+        ["auto", "cpu", "cuda"]
 
 
 def test_relative_paths_are_the_files_own_and_absolute_ones_stay(tmp_path: Path) -> None:
@@ -101,6 +104,8 @@ def test_the_default_quality_must_be_a_level(tmp_path: Path) -> None:
 def test_a_quality_level_keeps_what_it_does_not_change_and_a_new_one_needs_both_numbers(tmp_path: Path) -> None:
     fast = parsed(tmp_path, quality={"fast": {"size": 300}}).quality["fast"]
     assert (fast.size, fast.iterations, fast.description) == (300, 45, "quick look, about 20 s on a 2-core CPU")
+    fast = parsed(tmp_path, quality={"fast": {"iterations": 30}}).quality["fast"]
+    assert (fast.size, fast.iterations) == (256, 30)
     new = parsed(tmp_path, quality={"tiny": {"size": 16, "iterations": 5000, "description": "d"}}).quality["tiny"]
     assert (new.name, new.size, new.iterations, new.description) == ("tiny", 16, 5000, "d")
     assert parsed(tmp_path, quality={"big": {"size": 4096, "iterations": 1}}).quality["big"].description == ""

@@ -17,6 +17,8 @@ python="${PYTHON:-$root/.venv/bin/python}"
 out="$root/benchmarks/out/mutation"
 scratch="${MUTATION_SCRATCH:-${TMPDIR:-/tmp}/nst-mutation}"
 mkdir -p "$out" "$scratch"
+"$python" -c "import mutmut" 2> /dev/null \
+  || { echo "mutmut is not installed for $python: pip install -e '.[mutation]'" >&2; exit 2; }
 
 # module | the fast tests that cover it (space-separated); the order is smallest module first.
 modules=(
@@ -27,13 +29,13 @@ modules=(
   "bot/face/menu_picks.py|tests/face/test_context_menu_parts.py tests/jobs/test_disk.py tests/face/test_permissions.py tests/face/test_menu_picks_edges.py"
   "bot/intake/download.py|tests/intake/test_download_origins.py tests/intake/test_attachment_checks.py tests/intake/test_hostile_uploads.py tests/face/test_bot_parts.py"
   "nst_engine/cost.py|tests/engine/test_cost.py tests/jobs/test_cost_budget.py tests/jobs/test_rules.py"
-  "bot/jobs/store.py|tests/jobs/test_store_columns.py tests/jobs/test_rules.py tests/jobs/test_disk.py tests/jobs/test_settings.py"
-  "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py"
-  "bot/face/buttons.py|tests/face/test_permissions.py tests/face/test_blends_and_upscale_levels.py"
+  "bot/jobs/store.py|tests/jobs/test_store.py tests/jobs/test_store_columns.py tests/jobs/test_rules.py tests/jobs/test_disk.py tests/jobs/test_settings.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py tests/jobs/test_animation_jobs.py tests/jobs/test_capacity.py"
+  "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py tests/jobs/test_animation_jobs.py"
+  "bot/face/buttons.py|tests/face/test_button_handlers.py tests/face/test_permissions.py tests/face/test_blends_and_upscale_levels.py"
   "bot/work/worker_output.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py"
   "bot/work/redis_queue.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py tests/work/redis/test_outages_mid_job.py"
   "bot/intake/decoder.py|tests/intake/test_decoder.py tests/intake/test_decoder_replies.py tests/intake/test_decode_budget.py"
-  "bot/config.py|tests/jobs/test_settings.py tests/test_cli_errors.py tests/work/redis/test_metrics_and_config.py tests/face/test_bot_parts.py"
+  "bot/config.py|tests/test_config.py tests/jobs/test_settings.py tests/face/test_bot_parts.py tests/face/test_shard_ids.py tests/work/redis/test_metrics_and_config.py::test_queue_config_keys"
 )
 
 toml_list() { local first=1; printf '['; for item in "$@"; do ((first)) || printf ', '; first=0; printf '"%s"' "$item"; done; printf ']'; }
@@ -74,15 +76,20 @@ mutate() {
   # test selection changed) and adds its own in NAME.survivors.txt.
   (cd "$work" && "$python" -m mutmut results --all true > "$out/$name$( (($#)) && echo .survivors).txt" 2>&1 || true)
   (cd "$work" && "$python" -m mutmut export-cicd-stats > /dev/null)
-  "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" <<'PY'
+  "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" \
+    "$out/$name.survivors.txt" "$@" <<'PY'
 import json, sys
-stats, target, module, minutes, tests, rerun = sys.argv[1:]
+stats, target, module, minutes, tests, rerun, rerun_verdicts, *survivors = sys.argv[1:]
 counts = json.load(open(stats))
-if int(rerun):  # only the survivors ran: the first run's counts, with their new verdicts
+if int(rerun):  # only the survivors ran: the first run's counts, with the new verdicts of its survivors (mutmut's
+    # own totals count the others again when the test selection is unchanged)
     first = json.load(open(target))
     first = first.get("first_run", first)
-    counts = {**first, "killed": first["killed"] + counts["killed"], "timeout": first["timeout"] + counts["timeout"],
-              "survived": counts["survived"], "first_run": first, "survivors_rerun_minutes": int(minutes)}
+    verdicts = dict(line.strip().rsplit(": ", 1) for line in open(rerun_verdicts) if ": " in line)
+    again = [verdicts.get(name, "not checked") for name in survivors]
+    counts = {**first, "killed": first["killed"] + again.count("killed"),
+              "timeout": first["timeout"] + again.count("timeout"), "survived": again.count("survived"),
+              "first_run": first, "survivors_rerun_minutes": int(minutes)}
 counts.update(module=module, tests=tests.split(), minutes=counts.get("minutes", int(minutes)))
 tested = counts["total"] - counts["skipped"] - counts["no_tests"]
 counts["killed_percent"] = round(100 * (counts["killed"] + counts["timeout"]) / max(tested, 1), 1)

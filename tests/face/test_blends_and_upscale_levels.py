@@ -70,3 +70,17 @@ def test_upscale_runs_at_the_next_quality_level() -> None:
 def test_upscale_refusals_say_why(quality: str, size: int, max_size: int, message: str) -> None:
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         upscale_level(config(max_size), job_at(quality, size))
+
+
+@pytest.mark.parametrize("quality, size, max_size, message", [
+    ("gone", 256, 1024, "The quality level `gone` is no longer offered, so this image cannot be upscaled; please "
+                        "run /stylize again."),
+    ("standard", 768, 768, "This image (768 px) cannot be upscaled: the next quality level, `high`, is not larger "
+                           "(its size is 768 px)."),  # the level's own size, even where it equals the cap
+    ("fast", 600, 1024, "This image (600 px) cannot be upscaled: the next quality level, `standard`, is not larger "
+                        "(its size is 512 px)."),
+])
+def test_upscale_refusals_word_for_word(quality: str, size: int, max_size: int, message: str) -> None:
+    with pytest.raises(UserError) as refused:
+        upscale_level(config(max_size), job_at(quality, size))
+    assert str(refused.value) == message

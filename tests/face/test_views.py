@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import discord
 
+from bot.face.cogs.presets import PresetsCog
 from bot.face.views import (CancelButton, ResultButton, StylesPageButton, page_view, result_view,
                             status_view)
 
@@ -50,7 +51,8 @@ class Recorder:
 
 async def test_a_press_reaches_the_handler_its_custom_id_names() -> None:
     buttons, presets = Recorder(), Recorder()
-    interaction = SimpleNamespace(client=SimpleNamespace(buttons=buttons, get_cog=lambda name: presets))
+    cogs = {PresetsCog.__cog_name__: presets}  # the gallery's pages are turned by the cog of that name
+    interaction = SimpleNamespace(client=SimpleNamespace(buttons=buttons, get_cog=cogs.get))
     for item, custom_id in ((CancelButton, f"nst:cancel:{JOB}"), (ResultButton, f"nst:again:{JOB}:upscale"),
                             (StylesPageButton, "nst:styles:on:4")):
         match = item.__discord_ui_compiled_template__.fullmatch(custom_id)

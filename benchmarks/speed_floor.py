@@ -40,7 +40,7 @@ from benchmarks.engine import STYLE_FILE, content_scene, matmul_gflops, vgg_flop
 from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg, run_reference  # noqa: E402
 from nst_engine.images import scaled_size  # noqa: E402
 from nst_engine.layers import frame_for  # noqa: E402
-from nst_engine.losses import gram  # noqa: E402
+from nst_engine.losses import _Gram, gram  # noqa: E402
 from nst_engine.network import FramedMap, VGGEncoder  # noqa: E402
 from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
 from nst_engine.testing import write_random_vgg19  # noqa: E402
@@ -130,34 +130,41 @@ def per_iteration(weights: Path, content: Image.Image, style: Image.Image, sizes
 
 
 def gram_section(content: Image.Image, size: int, rounds: int, report: dict) -> None:
-    """Gram forward + backward of the style layers' maps at ``size``: a cropped view (before) against the whole
-    framed map with its box (``FramedMap``, now), interleaved, the rest of the iteration left out."""
+    """Gram forward + backward of the style layers' maps at ``size``, interleaved, the rest of the iteration left
+    out: in fp32 a cropped view (round one) against the whole framed map with its box (``FramedMap``); in bf16
+    (where it is native) the crop raised to fp32 whole (``_Gram``, round one) against ``_LowPrecisionGram``."""
     width, height = scaled_size(*content.size, size)
     frame = frame_for((height, width))
-    timings: dict[str, list[float]] = {"crop view (before)": [], "whole map + box (now)": []}
-    maps = []
-    for stride, channels in ((1, 64), (2, 128), (4, 256), (8, 512), (16, 512)):
-        full = torch.rand(1, channels, -(-(height + 2 * frame) // stride), -(-(width + 2 * frame) // stride))
-        box = VGGEncoder._box(stride, frame, (height, width))
-        maps.append((full.contiguous(memory_format=torch.channels_last).requires_grad_(True), box))
+    report["gram"] = {"size": [width, height]}
+    for dtype in (torch.float32, torch.bfloat16) if cpu_has_native_bf16() else (torch.float32,):
+        maps = []
+        for stride, channels in ((1, 64), (2, 128), (4, 256), (8, 512), (16, 512)):
+            full = torch.rand(1, channels, -(-(height + 2 * frame) // stride), -(-(width + 2 * frame) // stride))
+            box = VGGEncoder._box(stride, frame, (height, width))
+            maps.append((full.to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_(True), box))
 
-    def run(framed: bool) -> float:
-        started = time.perf_counter()
-        for full, (rows, cols) in maps:
-            features = FramedMap(full, rows, cols) if framed else full[..., rows[0]:rows[1], cols[0]:cols[1]]
-            gram(features).pow(2).sum().backward()
-        return time.perf_counter() - started
+        def run(now: bool) -> float:
+            started = time.perf_counter()
+            for full, (rows, cols) in maps:
+                crop = full[..., rows[0]:rows[1], cols[0]:cols[1]]
+                result = gram(FramedMap(full, rows, cols)) if now else (
+                    gram(crop) if dtype == torch.float32 else _Gram.apply(crop))
+                result.pow(2).sum().backward()
+            return time.perf_counter() - started
 
-    run(False), run(True)
-    for _ in range(rounds * 5):
-        timings["crop view (before)"].append(run(False))
-        timings["whole map + box (now)"].append(run(True))
-    ratios = [a / b for a, b in zip(timings["whole map + box (now)"], timings["crop view (before)"])]
-    report["gram"] = {"size": [width, height], "seconds": {k: statistics.median(v) for k, v in timings.items()},
-                      "ratio_per_round": ratios}
-    print(f"Gram of the five style maps at {width}x{height}, forward + backward: "
-          + ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in timings.items())
-          + f"; now / before {statistics.median(ratios):.3f}", flush=True)
+        names = ("crop view (before)", "whole map + box (now)") if dtype == torch.float32 else (
+            "crop raised to fp32 (before)", "raised in chunks (now)")
+        timings: dict[str, list[float]] = {name: [] for name in names}
+        run(False), run(True)
+        for _ in range(rounds * 5):
+            timings[names[0]].append(run(False))
+            timings[names[1]].append(run(True))
+        ratios = [a / b for a, b in zip(timings[names[1]], timings[names[0]])]
+        report["gram"][str(dtype).removeprefix("torch.")] = {
+            "seconds": {k: statistics.median(v) for k, v in timings.items()}, "ratio_per_round": ratios}
+        print(f"Gram of the five style maps at {width}x{height} in {dtype}, forward + backward: "
+              + ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in timings.items())
+              + f"; now / before {statistics.median(ratios):.3f}", flush=True)
 
 
 def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: int, report: dict) -> None:

@@ -12,6 +12,8 @@ One run measures, interleaved (A B A B …) so that a shared machine's drift hit
   classic reference (benchmarks/reference.py) at the output size; each against the FLOP floor of the picture
   (forward + input gradient through VGG19 to relu5_1, ``vgg_flops``) at the best native precision;
 - the Gram of the five style maps (forward + backward) from a cropped view against the whole framed map;
+- seconds per iteration at each scale in fresh processes with OpenMP's idle threads spinning against sleeping
+  (``OMP_WAIT_POLICY``, ``--only threads``);
 - the standard job (512 px, 80 iterations) in a fresh process per run, this tree against ``--baseline-tree``
   (a checkout of main), alternating, with wall and CPU seconds and the ratio of each pair.
 
@@ -30,11 +32,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from PIL import Image
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+# Each tree's standard job gets the environment the benchmark was started with, not nst_engine's default below.
+STARTED_ENV = dict(os.environ)
+import nst_engine  # noqa: E402,F401  (before torch: it sets the OpenMP wait policy torch starts with)
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from benchmarks.engine import STYLE_FILE, content_scene, matmul_gflops, vgg_flops  # noqa: E402
 from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg, run_reference  # noqa: E402
@@ -61,6 +66,22 @@ wall, cpu = time.perf_counter(), time.process_time()
 engine.stylize(content, [style], StylizeOptions(size=level.size, iterations=level.iterations))
 print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
                   "engine": nst_engine.__file__}))
+"""
+
+
+# Seconds per iteration at one scale in a fresh process (its OpenMP settings come from its environment).
+ITERATION_SCRIPT = """
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from PIL import Image
+from nst_engine.options import StylizeOptions
+from nst_engine.transfer import Engine
+size, iterations = int(sys.argv[5]), int(sys.argv[6])
+stamps = []
+Engine(sys.argv[2]).stylize(Image.open(sys.argv[3]), [Image.open(sys.argv[4]).convert("RGB")],
+                            StylizeOptions(size=size, min_scale=size, iterations=iterations + 1),
+                            on_progress=lambda _: stamps.append(time.perf_counter()))
+print(json.dumps({"seconds": statistics.median(b - a for a, b in zip(stamps, stamps[1:]))}))
 """
 
 
@@ -177,7 +198,8 @@ def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: i
         for _ in range(rounds):
             for name, tree in trees.items():
                 out = subprocess.run([sys.executable, "-c", JOB_SCRIPT, str(tree), str(weights), str(content_file),
-                                      str(STYLE_FILE)], capture_output=True, text=True, check=True, cwd=tree)
+                                      str(STYLE_FILE)], capture_output=True, text=True, check=True, cwd=tree,
+                                     env=STARTED_ENV)
                 runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(f"standard job, {name}: {runs[name][-1]['wall']:.1f} s wall, {runs[name][-1]['cpu']:.1f} s "
                       f"CPU ({runs[name][-1]['engine']})", flush=True)
@@ -187,6 +209,29 @@ def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: i
                               "cpu_ratio_per_pair": cpu_ratios}
     print(f"standard job, this tree / baseline: wall {statistics.median(ratios):.3f} "
           f"(pairs {', '.join(f'{r:.3f}' for r in ratios)}), CPU {statistics.median(cpu_ratios):.3f}")
+
+
+def wait_policies(weights: Path, content: Image.Image, sizes: list[int], rounds: int, report: dict) -> None:
+    """Per iteration with OpenMP's idle threads spinning (``OMP_WAIT_POLICY=ACTIVE``) against sleeping
+    (``PASSIVE``, the engine's default since round three), fresh processes, interleaved."""
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        content_file = Path(scratch) / "content.png"
+        content.save(content_file)
+        for size in sizes:
+            seconds: dict[str, list[float]] = {"ACTIVE": [], "PASSIVE": []}
+            for _ in range(rounds):
+                for policy in seconds:
+                    out = subprocess.run([sys.executable, "-c", ITERATION_SCRIPT, str(REPO), str(weights),
+                                          str(content_file), str(STYLE_FILE), str(size), "4"], check=True,
+                                         capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": policy})
+                    seconds[policy].append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+            ratios = [p / a for p, a in zip(seconds["PASSIVE"], seconds["ACTIVE"])]
+            rows.append({"size": size, "seconds": seconds, "passive_over_active": ratios})
+            print(f"{size} px per iteration: spinning {statistics.median(seconds['ACTIVE']):.3f} s, sleeping "
+                  f"{statistics.median(seconds['PASSIVE']):.3f} s; sleeping / spinning {statistics.median(ratios):.3f}",
+                  flush=True)
+    report["wait_policy"] = rows
 
 
 def save(report: dict, out: Path) -> None:
@@ -201,7 +246,7 @@ def main() -> int:
     parser.add_argument("--job-rounds", type=int, default=2, help="standard-job pairs (0: skip the jobs)")
     parser.add_argument("--baseline-tree", type=Path, default=Path("/work/main"),
                         help="a checkout whose nst_engine the standard job is compared with")
-    parser.add_argument("--only", action="append", choices=("gram", "jobs", "iterations"),
+    parser.add_argument("--only", action="append", choices=("gram", "jobs", "iterations", "threads"),
                         help="run only these sections, in this order (repeatable; default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "speed-floor.json")
     args = parser.parse_args()
@@ -216,6 +261,7 @@ def main() -> int:
             "gram": lambda: gram_section(content, sizes[-1], 1 if args.quick else args.rounds, report),
             "jobs": lambda: standard_jobs(weights, content, args.baseline_tree.resolve(), args.job_rounds, report)
             if args.job_rounds and not args.quick else None,
+            "threads": lambda: wait_policies(weights, content, sizes, 1 if args.quick else args.rounds, report),
             "iterations": lambda: per_iteration(weights, content, style, sizes, 2 if args.quick else 3,
                                                 1 if args.quick else args.rounds, peak, report)}
         for name in args.only or sections:

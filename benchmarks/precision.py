@@ -14,7 +14,9 @@ is better, and ``x_fp32`` is the variant's score over fp32's. The variants:
 - ``bf16, fp32 until L``: bf16 autocast, but the network's layers before ``L`` in fp32
   (``nst_engine.network.FP32_LAYERS``), to find where rounding costs the quality.
 
-The variants of one level run interleaved, ``--rounds`` times. Writes ``benchmarks/out/precision.json``.
+The variants of one level run interleaved, once per seed (``--seeds``): L-BFGS amplifies rounding, so one run
+of each says little (docs/quality.md); compare the mean of the per-seed ratios. Writes
+``benchmarks/out/precision.json``.
 """
 
 from __future__ import annotations
@@ -64,12 +66,12 @@ def score_parts(objective: GatysObjective, image: Image.Image) -> dict[str, floa
 
 
 def run_variant(engine: Engine, name: str, content: Image.Image, style: Image.Image, size: int,
-                iterations: int) -> tuple[Image.Image, float]:
+                iterations: int, seed: int) -> tuple[Image.Image, float]:
     precision, fp32_layers = VARIANTS[name]
     network.FP32_LAYERS = fp32_layers
     try:
         options = StylizeOptions(size=size, iterations=iterations, precision=precision,
-                                 style_weight=STYLE_FACTOR, content_weight=1.0)
+                                 style_weight=STYLE_FACTOR, content_weight=1.0, seed=seed)
         result = engine.stylize(content, [style], options)
     finally:
         network.FP32_LAYERS = 0
@@ -77,7 +79,9 @@ def run_variant(engine: Engine, name: str, content: Image.Image, style: Image.Im
 
 
 def level_rows(engine: Engine, weights: Path, level: str, size: int, iterations: int, variants: list[str],
-               rounds: int) -> list[dict]:
+               seeds: int) -> list[dict]:
+    """Each variant once per seed (0: the content as the start; others jitter it, a different path through the
+    same objective), interleaved; ``x_fp32`` per seed is against fp32 with that seed."""
     content, style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
     width, height = scaled_size(*content.size, size)
     objective = GatysObjective(load_classic_vgg(weights),
@@ -85,21 +89,22 @@ def level_rows(engine: Engine, weights: Path, level: str, size: int, iterations:
                                image_tensor(style.resize((size, size), Image.Resampling.LANCZOS)),
                                1.0, STYLE_FACTOR)
     samples: dict[str, list[dict]] = {name: [] for name in variants}
-    for _ in range(rounds):
+    for seed in range(seeds):
         for name in variants:
-            image, seconds = run_variant(engine, name, content, style, size, iterations)
-            samples[name].append({**score_parts(objective, image), "seconds": seconds})
-            print(f"  {level} {width}x{height} {name:28s} score {samples[name][-1]['score']:.4f} "
+            image, seconds = run_variant(engine, name, content, style, size, iterations, seed)
+            samples[name].append({**score_parts(objective, image), "seconds": seconds, "seed": seed})
+            print(f"  {level} {width}x{height} seed {seed} {name:28s} score {samples[name][-1]['score']:.4f} "
                   f"(content {samples[name][-1]['content']:.4f}, style {samples[name][-1]['style']:.4f}) "
                   f"in {seconds:.1f} s", flush=True)
-    fp32 = statistics.median(row["score"] for row in samples.get("fp32", samples[variants[0]]))
+    base = samples.get("fp32", samples[variants[0]])
     rows = []
     for name, runs in samples.items():
-        score = statistics.median(row["score"] for row in runs)
+        ratios = [run["score"] / fp32["score"] for run, fp32 in zip(runs, base)]
         rows.append({"level": level, "size": [width, height], "iterations": iterations, "variant": name,
-                     "score": score, "x_fp32": score / fp32, "runs": runs})
-        print(f"{level} {width}x{height} {name:28s} score {score:.4f}  x fp32 {score / fp32:.3f}  "
-              f"seconds {statistics.median(row['seconds'] for row in runs):.1f}", flush=True)
+                     "score_median": statistics.median(run["score"] for run in runs),
+                     "x_fp32_mean": statistics.mean(ratios), "x_fp32_per_seed": ratios, "runs": runs})
+        print(f"{level} {width}x{height} {name:28s} score median {rows[-1]['score_median']:.4f}  x fp32: mean "
+              f"{statistics.mean(ratios):.3f} (per seed {', '.join(f'{r:.3f}' for r in ratios)})", flush=True)
     return rows
 
 
@@ -110,7 +115,9 @@ def main() -> int:
                         help="quality levels to run (repeatable; default fast and standard)")
     parser.add_argument("--variant", action="append", choices=list(VARIANTS),
                         help="variants to run (repeatable; default all)")
-    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per level")
+    parser.add_argument("--size", type=int, help="a long side of your own instead of the levels' (with --iterations)")
+    parser.add_argument("--iterations", type=int, default=40, help="iterations with --size")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0 … N-1 per variant, interleaved")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "precision.json")
     args = parser.parse_args()
     variants = args.variant or list(VARIANTS)
@@ -122,11 +129,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         weights = write_random_vgg19(Path(scratch) / "vgg19-random.pth")
         engine = Engine(str(weights))
-        levels = [("quick", 96, 6)] if args.quick else [
+        levels = [("quick", 96, 6)] if args.quick else [("custom", args.size, args.iterations)] if args.size else [
             (name, QUALITY_LEVELS[name].size, QUALITY_LEVELS[name].iterations)
             for name in (args.level or ["fast", "standard"])]
         for level, size, iterations in levels:
-            report["levels"] += level_rows(engine, weights, level, size, iterations, variants, args.rounds)
+            report["levels"] += level_rows(engine, weights, level, size, iterations, variants, args.seeds)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2))
     report.update(load_after=os.getloadavg(), wall_s=time.perf_counter() - started)

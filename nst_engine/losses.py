@@ -90,10 +90,8 @@ class _FramedGram(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
-        (full,) = ctx.saved_tensors
-        rows, cols = ctx.box
+        full, rows, cols, symmetric = _saved_box(ctx, grad)
         n, c, h, w = full.shape
-        symmetric = (grad + grad.transpose(1, 2)) / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
         grad_positions = torch.bmm(full.permute(0, 2, 3, 1).reshape(n, h * w, c), symmetric).view(n, h, w, c)
         for strip in _strips(grad_positions, rows, cols):
             strip.zero_()
@@ -122,10 +120,8 @@ class _LowPrecisionGram(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
-        (full,) = ctx.saved_tensors
-        rows, cols = ctx.box
+        full, rows, cols, symmetric = _saved_box(ctx, grad)
         n, c, h, w = full.shape
-        symmetric = (grad + grad.transpose(1, 2)) / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
         grad_positions = torch.empty((n, h, w, c), dtype=full.dtype, device=full.device)
         for strip in _strips(grad_positions, rows, cols):
             strip.zero_()
@@ -136,6 +132,13 @@ class _LowPrecisionGram(torch.autograd.Function):
                 torch.bmm(chunk, symmetric).view(n, bottom - top, cols[1] - cols[0], c))
             top = bottom
         return grad_positions.permute(0, 3, 1, 2), None, None
+
+
+def _saved_box(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
+    """A box Gram's saved map and box, and its gradient made symmetric and averaged over the box's positions."""
+    (full,) = ctx.saved_tensors
+    rows, cols = ctx.box
+    return full, rows, cols, (grad + grad.transpose(1, 2)) / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
 
 
 def _raised_chunks(full: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> Iterator[torch.Tensor]:

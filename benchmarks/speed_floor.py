@@ -12,6 +12,8 @@ One run measures, interleaved (A B A B …) so that a shared machine's drift hit
   classic reference (benchmarks/reference.py) at the output size; each against the FLOP floor of the picture
   (forward + input gradient through VGG19 to relu5_1, ``vgg_flops``) at the best native precision;
 - the Gram of the five style maps (forward + backward) from a cropped view against the whole framed map;
+- seconds per iteration at each scale in fresh processes with OpenMP's idle threads spinning against sleeping
+  (``OMP_WAIT_POLICY``, ``--only threads``);
 - the standard job (512 px, 80 iterations) in a fresh process per run, this tree against ``--baseline-tree``
   (a checkout of main), alternating, with wall and CPU seconds and the ratio of each pair.
 
@@ -30,17 +32,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from PIL import Image
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+# Each tree's standard job gets the environment the benchmark was started with, not nst_engine's default below.
+STARTED_ENV = dict(os.environ)
+import nst_engine  # noqa: E402,F401  (before torch: it sets the OpenMP wait policy torch starts with)
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from benchmarks.engine import STYLE_FILE, content_scene, matmul_gflops, vgg_flops  # noqa: E402
 from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg, run_reference  # noqa: E402
 from nst_engine.images import scaled_size  # noqa: E402
 from nst_engine.layers import frame_for  # noqa: E402
-from nst_engine.losses import gram  # noqa: E402
+from nst_engine.losses import _Gram, gram  # noqa: E402
 from nst_engine.network import FramedMap, VGGEncoder  # noqa: E402
 from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
 from nst_engine.testing import write_random_vgg19  # noqa: E402
@@ -61,6 +66,22 @@ wall, cpu = time.perf_counter(), time.process_time()
 engine.stylize(content, [style], StylizeOptions(size=level.size, iterations=level.iterations))
 print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
                   "engine": nst_engine.__file__}))
+"""
+
+
+# Seconds per iteration at one scale in a fresh process (its OpenMP settings come from its environment).
+ITERATION_SCRIPT = """
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from PIL import Image
+from nst_engine.options import StylizeOptions
+from nst_engine.transfer import Engine
+size, iterations = int(sys.argv[5]), int(sys.argv[6])
+stamps = []
+Engine(sys.argv[2]).stylize(Image.open(sys.argv[3]), [Image.open(sys.argv[4]).convert("RGB")],
+                            StylizeOptions(size=size, min_scale=size, iterations=iterations + 1),
+                            on_progress=lambda _: stamps.append(time.perf_counter()))
+print(json.dumps({"seconds": statistics.median(b - a for a, b in zip(stamps, stamps[1:]))}))
 """
 
 
@@ -130,34 +151,41 @@ def per_iteration(weights: Path, content: Image.Image, style: Image.Image, sizes
 
 
 def gram_section(content: Image.Image, size: int, rounds: int, report: dict) -> None:
-    """Gram forward + backward of the style layers' maps at ``size``: a cropped view (before) against the whole
-    framed map with its box (``FramedMap``, now), interleaved, the rest of the iteration left out."""
+    """Gram forward + backward of the style layers' maps at ``size``, interleaved, the rest of the iteration left
+    out: in fp32 a cropped view (round one) against the whole framed map with its box (``FramedMap``); in bf16
+    (where it is native) the crop raised to fp32 whole (``_Gram``, round one) against ``_LowPrecisionGram``."""
     width, height = scaled_size(*content.size, size)
     frame = frame_for((height, width))
-    timings: dict[str, list[float]] = {"crop view (before)": [], "whole map + box (now)": []}
-    maps = []
-    for stride, channels in ((1, 64), (2, 128), (4, 256), (8, 512), (16, 512)):
-        full = torch.rand(1, channels, -(-(height + 2 * frame) // stride), -(-(width + 2 * frame) // stride))
-        box = VGGEncoder._box(stride, frame, (height, width))
-        maps.append((full.contiguous(memory_format=torch.channels_last).requires_grad_(True), box))
+    report["gram"] = {"size": [width, height]}
+    for dtype in (torch.float32, torch.bfloat16) if cpu_has_native_bf16() else (torch.float32,):
+        maps = []
+        for stride, channels in ((1, 64), (2, 128), (4, 256), (8, 512), (16, 512)):
+            full = torch.rand(1, channels, -(-(height + 2 * frame) // stride), -(-(width + 2 * frame) // stride))
+            box = VGGEncoder._box(stride, frame, (height, width))
+            maps.append((full.to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_(True), box))
 
-    def run(framed: bool) -> float:
-        started = time.perf_counter()
-        for full, (rows, cols) in maps:
-            features = FramedMap(full, rows, cols) if framed else full[..., rows[0]:rows[1], cols[0]:cols[1]]
-            gram(features).pow(2).sum().backward()
-        return time.perf_counter() - started
+        def run(now: bool) -> float:
+            started = time.perf_counter()
+            for full, (rows, cols) in maps:
+                crop = full[..., rows[0]:rows[1], cols[0]:cols[1]]
+                result = gram(FramedMap(full, rows, cols)) if now else (
+                    gram(crop) if dtype == torch.float32 else _Gram.apply(crop))
+                result.pow(2).sum().backward()
+            return time.perf_counter() - started
 
-    run(False), run(True)
-    for _ in range(rounds * 5):
-        timings["crop view (before)"].append(run(False))
-        timings["whole map + box (now)"].append(run(True))
-    ratios = [a / b for a, b in zip(timings["whole map + box (now)"], timings["crop view (before)"])]
-    report["gram"] = {"size": [width, height], "seconds": {k: statistics.median(v) for k, v in timings.items()},
-                      "ratio_per_round": ratios}
-    print(f"Gram of the five style maps at {width}x{height}, forward + backward: "
-          + ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in timings.items())
-          + f"; now / before {statistics.median(ratios):.3f}", flush=True)
+        names = ("crop view (before)", "whole map + box (now)") if dtype == torch.float32 else (
+            "crop raised to fp32 (before)", "raised in chunks (now)")
+        timings: dict[str, list[float]] = {name: [] for name in names}
+        run(False), run(True)
+        for _ in range(rounds * 5):
+            timings[names[0]].append(run(False))
+            timings[names[1]].append(run(True))
+        ratios = [a / b for a, b in zip(timings[names[1]], timings[names[0]])]
+        report["gram"][str(dtype).removeprefix("torch.")] = {
+            "seconds": {k: statistics.median(v) for k, v in timings.items()}, "ratio_per_round": ratios}
+        print(f"Gram of the five style maps at {width}x{height} in {dtype}, forward + backward: "
+              + ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in timings.items())
+              + f"; now / before {statistics.median(ratios):.3f}", flush=True)
 
 
 def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: int, report: dict) -> None:
@@ -170,7 +198,8 @@ def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: i
         for _ in range(rounds):
             for name, tree in trees.items():
                 out = subprocess.run([sys.executable, "-c", JOB_SCRIPT, str(tree), str(weights), str(content_file),
-                                      str(STYLE_FILE)], capture_output=True, text=True, check=True, cwd=tree)
+                                      str(STYLE_FILE)], capture_output=True, text=True, check=True, cwd=tree,
+                                     env=STARTED_ENV)
                 runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(f"standard job, {name}: {runs[name][-1]['wall']:.1f} s wall, {runs[name][-1]['cpu']:.1f} s "
                       f"CPU ({runs[name][-1]['engine']})", flush=True)
@@ -180,6 +209,29 @@ def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: i
                               "cpu_ratio_per_pair": cpu_ratios}
     print(f"standard job, this tree / baseline: wall {statistics.median(ratios):.3f} "
           f"(pairs {', '.join(f'{r:.3f}' for r in ratios)}), CPU {statistics.median(cpu_ratios):.3f}")
+
+
+def wait_policies(weights: Path, content: Image.Image, sizes: list[int], rounds: int, report: dict) -> None:
+    """Per iteration with OpenMP's idle threads spinning (``OMP_WAIT_POLICY=ACTIVE``) against sleeping
+    (``PASSIVE``, the engine's default since round three), fresh processes, interleaved."""
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        content_file = Path(scratch) / "content.png"
+        content.save(content_file)
+        for size in sizes:
+            seconds: dict[str, list[float]] = {"ACTIVE": [], "PASSIVE": []}
+            for _ in range(rounds):
+                for policy in seconds:
+                    out = subprocess.run([sys.executable, "-c", ITERATION_SCRIPT, str(REPO), str(weights),
+                                          str(content_file), str(STYLE_FILE), str(size), "4"], check=True,
+                                         capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": policy})
+                    seconds[policy].append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+            ratios = [p / a for p, a in zip(seconds["PASSIVE"], seconds["ACTIVE"])]
+            rows.append({"size": size, "seconds": seconds, "passive_over_active": ratios})
+            print(f"{size} px per iteration: spinning {statistics.median(seconds['ACTIVE']):.3f} s, sleeping "
+                  f"{statistics.median(seconds['PASSIVE']):.3f} s; sleeping / spinning {statistics.median(ratios):.3f}",
+                  flush=True)
+    report["wait_policy"] = rows
 
 
 def save(report: dict, out: Path) -> None:
@@ -194,7 +246,7 @@ def main() -> int:
     parser.add_argument("--job-rounds", type=int, default=2, help="standard-job pairs (0: skip the jobs)")
     parser.add_argument("--baseline-tree", type=Path, default=Path("/work/main"),
                         help="a checkout whose nst_engine the standard job is compared with")
-    parser.add_argument("--only", action="append", choices=("gram", "jobs", "iterations"),
+    parser.add_argument("--only", action="append", choices=("gram", "jobs", "iterations", "threads"),
                         help="run only these sections, in this order (repeatable; default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "speed-floor.json")
     args = parser.parse_args()
@@ -209,6 +261,7 @@ def main() -> int:
             "gram": lambda: gram_section(content, sizes[-1], 1 if args.quick else args.rounds, report),
             "jobs": lambda: standard_jobs(weights, content, args.baseline_tree.resolve(), args.job_rounds, report)
             if args.job_rounds and not args.quick else None,
+            "threads": lambda: wait_policies(weights, content, sizes, 1 if args.quick else args.rounds, report),
             "iterations": lambda: per_iteration(weights, content, style, sizes, 2 if args.quick else 3,
                                                 1 if args.quick else args.rounds, peak, report)}
         for name in args.only or sections:

@@ -4,8 +4,17 @@ Torch is imported only when the optimisation parts are used, so front ends can i
 image helpers cheaply (the Discord bot's event-loop process never imports torch).
 """
 
-from .errors import DownloadError, ImageError, NSTError, OptionError, WeightsError
-from .options import QUALITY_LEVELS, QualityLevel, StylizeOptions, option_specs
+import os
+
+# Idle OpenMP threads sleep instead of spinning. libgomp's threads spin between torch's parallel regions, and on
+# a shared CPU a spinning thread holds a core its partner needs, so every small op of an iteration waits at its
+# barrier: at 128 px (bf16, 2 threads, load average ~11 on 2 cores) an iteration took 3.4 s spinning, 0.57 s
+# sleeping (benchmarks/speed_floor.py --only threads). Torch reads it when first imported, hence here, before;
+# an operator's own OMP_WAIT_POLICY wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .errors import DownloadError  # noqa: E402, ImageError, NSTError, OptionError, WeightsError
+from .options import QUALITY_LEVELS, QualityLevel, StylizeOptions, option_specs  # noqa: E402
 
 _LAZY = {name: "transfer" for name in ("stylize", "Engine", "Progress", "StylizeResult", "BatchRequest")}
 _LAZY.update({"Animation": "animation", "AnimationResult": "animation"})

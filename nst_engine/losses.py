@@ -7,7 +7,7 @@ also lets a randomly initialised VGG19 (used in tests) stylise visibly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
@@ -15,15 +15,26 @@ if TYPE_CHECKING:
     from .network import FramedMap
 
 
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+# Positions × channels of a bf16/fp16 map raised to fp32 at a time by ``_LowPrecisionGram``: about 1 MB of fp32, so
+# the raised chunk stays in a core's cache between its cast and its product.
+CHUNK_ELEMENTS = 1 << 18
+
+
 def gram(features: "torch.Tensor | FramedMap") -> torch.Tensor:
     """N×C×H×W → N×C×C Gram matrices averaged over positions, accumulated in fp32. A
-    :class:`~nst_engine.network.FramedMap` gives the Gram of its crop, computed from the whole fp32
-    channels_last map without copying the crop (``_FramedGram``)."""
+    :class:`~nst_engine.network.FramedMap` gives the Gram of its crop, computed from the whole channels_last map
+    without copying the crop (``_FramedGram`` in fp32, ``_LowPrecisionGram`` in bf16/fp16)."""
     if not isinstance(features, torch.Tensor):
         full, rows, cols = features
-        if full.dtype in (torch.float32, torch.float64) and full.is_contiguous(memory_format=torch.channels_last):
-            return _FramedGram.apply(full, rows, cols)
+        if full.is_contiguous(memory_format=torch.channels_last):
+            if full.dtype in (torch.float32, torch.float64):
+                return _FramedGram.apply(full, rows, cols)
+            if full.dtype in LOW_PRECISION:
+                return _LowPrecisionGram.apply(full, rows, cols)
         features = features.crop
+    if features.dtype in LOW_PRECISION and features.stride(1) == 1:
+        return _LowPrecisionGram.apply(features, (0, features.shape[2]), (0, features.shape[3]))
     return _Gram.apply(features)
 
 
@@ -79,14 +90,65 @@ class _FramedGram(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
-        (full,) = ctx.saved_tensors
-        rows, cols = ctx.box
+        full, rows, cols, symmetric = _saved_box(ctx, grad)
         n, c, h, w = full.shape
-        symmetric = (grad + grad.transpose(1, 2)) / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
         grad_positions = torch.bmm(full.permute(0, 2, 3, 1).reshape(n, h * w, c), symmetric).view(n, h, w, c)
         for strip in _strips(grad_positions, rows, cols):
             strip.zero_()
         return grad_positions.permute(0, 3, 1, 2), None, None
+
+
+class _LowPrecisionGram(torch.autograd.Function):
+    """The fp32 Gram of the rows ``rows`` and columns ``cols`` of a bf16/fp16 map whose channels are innermost.
+
+    torch 2.14 has no CPU product of bf16 matrices with an fp32 result (``bmm(..., out_dtype=)`` is CUDA-only), and
+    a bf16 result would round the Gram, so the map is raised to fp32 a few rows at a time (``CHUNK_ELEMENTS``)
+    and each chunk's product is added into the fp32 Gram: no full-size fp32 copy and no copy of the crop. The
+    backward pass raises the same chunks again and writes the gradient, in the map's precision, straight into a
+    whole-map gradient whose frame strips are zeroed (no zero-filled map, no full-size cast back)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, full: torch.Tensor, rows: tuple[int, int],
+                cols: tuple[int, int]) -> torch.Tensor:
+        ctx.save_for_backward(full)
+        ctx.box = rows, cols
+        n, c = full.shape[:2]
+        result = full.new_zeros((n, c, c), dtype=torch.float32)
+        for chunk in _raised_chunks(full, rows, cols):
+            result.baddbmm_(chunk.transpose(1, 2), chunk)
+        return result / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
+        full, rows, cols, symmetric = _saved_box(ctx, grad)
+        n, c, h, w = full.shape
+        grad_positions = torch.empty((n, h, w, c), dtype=full.dtype, device=full.device)
+        for strip in _strips(grad_positions, rows, cols):
+            strip.zero_()
+        top = rows[0]
+        for chunk in _raised_chunks(full, rows, cols):
+            bottom = top + chunk.shape[1] // (cols[1] - cols[0])
+            grad_positions[:, top:bottom, cols[0]:cols[1]].copy_(
+                torch.bmm(chunk, symmetric).view(n, bottom - top, cols[1] - cols[0], c))
+            top = bottom
+        return grad_positions.permute(0, 3, 1, 2), None, None
+
+
+def _saved_box(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
+    """A box Gram's saved map and box, and its gradient made symmetric and averaged over the box's positions."""
+    (full,) = ctx.saved_tensors
+    rows, cols = ctx.box
+    return full, rows, cols, (grad + grad.transpose(1, 2)) / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
+
+
+def _raised_chunks(full: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> Iterator[torch.Tensor]:
+    """The crop's positions a few rows at a time, each chunk N×(rows·columns)×C in fp32."""
+    n, c = full.shape[:2]
+    positions = full.permute(0, 2, 3, 1)
+    step = max(1, CHUNK_ELEMENTS // ((cols[1] - cols[0]) * c))
+    for top in range(rows[0], rows[1], step):
+        chunk = positions[:, top:min(top + step, rows[1]), cols[0]:cols[1]]
+        yield chunk.to(torch.float32, memory_format=torch.contiguous_format).view(n, -1, c)
 
 
 def _strips(positions: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> list[torch.Tensor]:

@@ -36,6 +36,9 @@ SMALL_MAP = 8
 # cut the largest side 2-4x on that probe and costs nothing (the maps get smaller).
 DEEP_MARGIN = 1
 DEEP_STRIDE = 8
+# Layers (torchvision indices below this) that run in fp32 even under bf16/fp16 autocast; 0: all in autocast's
+# precision. Set by benchmarks/precision.py to find which part of the network costs bf16 its quality.
+FP32_LAYERS = 0
 # torchvision's VGG19 expects ImageNet-normalised input.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -180,6 +183,9 @@ class VGGEncoder(nn.Module):
                 # In place: the conv's output is not needed for its backward, and this halves the memory
                 # autograd keeps (peak RSS at 512 px). Skipped when the conv output itself is asked for.
                 x = torch.relu_(x)
+            elif index < FP32_LAYERS:
+                with torch.autocast(x.device.type, enabled=False):
+                    x = layer(x.float())
             else:
                 x = layer(x)
             name = self.names.get(index)

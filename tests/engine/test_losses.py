@@ -5,6 +5,7 @@ import torch
 
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from nst_engine import losses
 from nst_engine.losses import content_loss, gram, style_loss, tv_loss
 from nst_engine.network import FramedMap
 
@@ -142,3 +143,28 @@ def test_gram_of_a_framed_map_copies_and_fills_nothing_of_map_size():
         torch.autograd.grad(gram(FramedMap(framed, rows, cols)).sum(), framed)
     assert before.seen, "the probe saw none of the crop path's copies"
     assert not now.seen, now.seen
+
+
+def test_gram_of_a_low_precision_framed_map_is_fp32_from_chunks_without_map_size_copies(monkeypatch):
+    """bf16 maps used to be cropped and raised to fp32 whole (two map-size copies forward, a zero-filled map and
+    a cast backward); now a few rows at a time are raised, with the same fp32 sums."""
+    monkeypatch.setattr(losses, "CHUNK_ELEMENTS", 8 * 20 * 3, raising=False)  # three rows of the crop per chunk
+    torch.manual_seed(3)
+    values = torch.randn(2, 8, 20, 24).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    rows, cols = (2, 18), (2, 22)
+    framed = values.clone().requires_grad_(True)
+    exact = values.float().requires_grad_(True)  # the same numbers in fp32: the old path's products
+    weights = torch.randn(2, 8, 8)
+    with _BigWrites(8 * 16 * 20) as writes:
+        result = gram(FramedMap(framed, rows, cols))
+        (result * weights).sum().backward()
+    expected = gram(exact[..., 2:18, 2:22])
+    (expected * weights).sum().backward()
+    assert not writes.seen, writes.seen
+    assert result.dtype == torch.float32
+    assert torch.allclose(result, expected, rtol=1e-5, atol=1e-6)
+    assert framed.grad.dtype == torch.bfloat16 and framed.grad.is_contiguous(memory_format=torch.channels_last)
+    assert framed.grad[..., :2, :].abs().sum() == 0 and framed.grad[..., :, 22:].abs().sum() == 0
+    assert torch.allclose(framed.grad.float(), exact.grad, rtol=1e-2, atol=1e-4)  # bf16 rounding of the same
+    crop = values.clone().requires_grad_(True)  # a plain crop view takes the same path
+    assert torch.allclose(gram(crop[..., 2:18, 2:22]), expected, rtol=1e-5, atol=1e-6)

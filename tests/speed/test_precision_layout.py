@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.reference import GatysObjective, image_tensor, load_classic_vgg
 from nst_engine import transfer
 from nst_engine.losses import gram
 from nst_engine.options import StylizeOptions
@@ -59,6 +60,29 @@ def test_bf16_autocast_stylises_like_fp32(engines):
     print(f"style gap: content {before:.3f}, fp32 {gaps['fp32']:.3f}, bf16 {gaps['bf16']:.3f}")
     assert gaps["bf16"] < gaps["fp32"] * 1.5 and max(gaps.values()) < before * 0.6
     assert np.abs(np.asarray(results["fp32"].image, float) - np.asarray(results["bf16"].image, float)).mean() < 16
+
+
+@pytest.mark.skipif(not transfer.cpu_has_native_bf16(), reason="bf16 is emulated on this CPU (no avx512_bf16 or "
+                    "amx_bf16): the quality bound is for CPUs where --precision auto picks bf16")
+def test_auto_precision_scores_within_two_percent_of_fp32_on_the_classic_objective(vgg_weights):
+    """Where bf16 is native, ``auto`` runs bf16; judged by the classic Gatys objective in fp32 on the same network
+    (benchmarks/precision.py measures it at the quality levels' sizes), its results must be as good as fp32's to
+    2 % on average over seeds (each seed's path differs by rounding that L-BFGS amplifies, so one seed alone is
+    noisier). Few iterations keep the chaos small."""
+    content, style = make_content(), make_style()
+    objective = GatysObjective(load_classic_vgg(vgg_weights), image_tensor(content.resize((48, 32))),
+                               image_tensor(style.resize((48, 48))), 1.0, 10.0)
+    ratios = []
+    engine = Engine(str(vgg_weights))
+    for seed in range(3):
+        options = StylizeOptions(size=48, min_scale=24, iterations=10, style_weight=10.0, seed=seed)
+        scores = {}
+        for precision in ("fp32", "auto"):
+            result = engine.stylize(content, [style], options.replace(precision=precision))
+            scores[precision] = objective.score(result.image)
+        ratios.append(scores["auto"] / scores["fp32"])
+    print(f"auto (bf16) / fp32 classic score per seed: {[round(r, 4) for r in ratios]}")
+    assert np.mean(ratios) <= 1.02 and max(ratios) <= 1.05
 
 
 def test_explicit_precisions_map_to_autocast_dtypes():

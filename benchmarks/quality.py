@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.borders import (SIDES, border_jump, border_push, edge_sheet, inner_jump,  # noqa: E402
-                                side_excess, side_floor, systematic_jump)
+                                side_asymmetry, side_excess, side_floor, systematic_jump)
 from benchmarks.engine import STYLE_FILE, content_scene  # noqa: E402
 from nst_engine import color, network, options as options_module, transfer  # noqa: E402
 from nst_engine import layers as vgg_layers  # noqa: E402
@@ -179,9 +179,10 @@ class Bench:
 
     def __init__(self, weights: Path, quick: bool, device: str = "cpu", seeds: int = 8,
                  border_cases: tuple[tuple[str, int, int], ...] = (), border_content: str = "landscape",
-                 sheets: tuple[str, ...] = ("mosaic",)) -> None:
+                 sheets: tuple[str, ...] = ("mosaic",), turned: bool = False) -> None:
         self.weights, self.quick, self.device, self.seeds = str(weights), quick, device, seeds
         self.border_cases, self.border_content, self.sheets = border_cases, border_content, sheets
+        self.turned = turned  # also run each border case on the picture turned 180° (side_asymmetry)
         self.content, self.style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
         self.report: dict = {"torch": torch.__version__, "quick": quick}
         # Colour and seed runs: output size and iterations (two scales, 2:1).
@@ -220,12 +221,16 @@ class Bench:
                         engine.stylize(content, [style], options.replace(iterations=2))
                     results = [engine.stylize(content, [style], options.replace(seed=seed))
                                for seed in range(self.seeds)]
+                    turned = ([engine.stylize(content.rotate(180), [style], options.replace(seed=seed)).image
+                               for seed in range(self.seeds)] if self.turned else [])
                 images = [result.image for result in results]
                 edge, inside = systematic_jump(images)
                 case[name] = {"edge": edge, "inside": inside, "ratio": edge / inside,
                               "single_ratio": float(np.mean([border_jump(i) / inner_jump(i) for i in images])),
                               "sides": side_excess(images, content), "floor": side_floor(images, content),
                               "seconds": float(np.median([result.elapsed for result in results]))}
+                if turned:
+                    case[name]["side_asymmetry"] = side_asymmetry(images, turned)
                 averaged[name], first[name] = mean_image(images), images[0]
             case["content"] = {"edge": border_jump(content), "inside": inner_jump(content)}
             baseline = next(iter(BORDERS))
@@ -234,7 +239,9 @@ class Bench:
             for name in BORDERS:
                 row = case[name]
                 print(f"    {name:18s} " + " ".join(f"{side} {row['sides'][side]:.3f}" for side in SIDES)
-                      + f" (floor {row['floor']:.3f}); pooled ratio {row['ratio']:.2f}; "
+                      + f" (floor {row['floor']:.3f})" + ("; against the picture turned 180°: " + " ".join(
+                          f"{side} {value:.3f}" for side, value in row["side_asymmetry"].items())
+                          if "side_asymmetry" in row else "") + f"; pooled ratio {row['ratio']:.2f}; "
                       f"{row['seconds'] / case[baseline]['seconds']:.2f}× the time of {baseline}", flush=True)
             if preset in self.sheets:
                 label = engine_border()
@@ -448,6 +455,8 @@ def main() -> int:
     parser.add_argument("--preset", action="append", choices=BORDER_PRESETS, help="border cases' styles")
     parser.add_argument("--content", choices=CONTENTS, default="landscape", help="the border cases' picture")
     parser.add_argument("--vgg-seed", type=int, default=0, help="seed of the random VGG19 (another draw of kernels)")
+    parser.add_argument("--turned", action="store_true",
+                        help="also run each border case on the picture turned 180° and report side_asymmetry")
     parser.add_argument("--sheet", action="append", choices=BORDER_PRESETS,
                         help="presets whose border sheets are written (default mosaic)")
     parser.add_argument("--name", help="name of the JSON written under benchmarks/out (default from --only)")
@@ -464,7 +473,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         bench = Bench(write_random_vgg19(Path(scratch) / "vgg19-random.pth", seed=args.vgg_seed), args.quick,
                       args.device, 2 if args.quick else args.seeds, cases, args.content,
-                      tuple(args.sheet or ("mosaic",)))
+                      tuple(args.sheet or ("mosaic",)), args.turned)
         started = time.perf_counter()
         for section in args.only or SECTIONS:
             print(f"{section} …", flush=True)

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from benchmarks.engine import content_scene
-from benchmarks.borders import border_push, side_excess, systematic_jump
+from benchmarks.borders import border_push, side_asymmetry, side_excess, systematic_jump
 from benchmarks.quality import high_frequency_energy
 from nst_engine import color, network, transfer
 from nst_engine import layers as vgg_layers
@@ -140,6 +140,27 @@ def test_no_side_of_a_small_two_scale_job_has_a_band(vgg_weights):
     sides = side_excess(images, content)
     print("per-side excess over the content's jump:", sides)
     assert max(sides.values()) < 0.06
+
+
+def test_the_turned_picture_tells_the_networks_band_from_the_pictures_own():
+    """benchmarks/borders.py side_asymmetry: a dark top that the picture brings (it stays with the picture when
+    it is turned 180°, as the waves preset's dark sky did) cancels; one the network paints on its own top (it
+    lands on the picture's bottom when the picture is turned, as the embers preset's did) shows on both sides."""
+    rng = np.random.default_rng(0)
+
+    def picture(dark_top: bool, dark_bottom: bool) -> Image.Image:
+        pixels = rng.uniform(0.4, 0.6, (48, 64, 3))
+        pixels[:6] -= 0.2 * dark_top
+        pixels[-6:] -= 0.2 * dark_bottom
+        return Image.fromarray((pixels * 255).round().astype(np.uint8))
+
+    # The job on the turned picture (measured turned back): the picture's dark top is then at the result's bottom,
+    # a band the network paints on its own top still at the result's top.
+    own = side_asymmetry([picture(True, False)], [picture(False, True)])
+    painted = side_asymmetry([picture(True, False)], [picture(True, False)])
+    print("picture's band:", own, "network's band:", painted)
+    assert max(own.values()) < 0.03
+    assert painted["top"] > 0.15 and painted["bottom"] > 0.15 and max(painted["left"], painted["right"]) < 0.03
 
 
 def test_seeds_vary_the_result_repeatably_and_equally_well(engine, content_image, style_image):

@@ -208,7 +208,8 @@ def test_colour_preserving_jobs_take_on_more_of_the_style(engine, mode):
         target = color.match_histogram(target, prepared)
     distance = {"before": style_distance_to(engine, before, target), "after": style_distance_to(engine, after, target)}
     print(mode, distance)
-    assert distance["after"] < 0.9 * distance["before"]  # 0.87 at these settings (0.0389 against 0.0450)
+    # 0.78 with bf16 (AVX-512 BF16 CPUs: 0.0361 against 0.0462), 0.89 in fp32 (0.0394 against 0.0440; 0.87 before)
+    assert distance["after"] < 0.9 * distance["before"]
     assert luminance_correlation(after, content) > 0.5  # still the content's picture
 
 

@@ -74,6 +74,8 @@ BORDERS = {
     "frame 8": {**ZEROS, "FRAME": 8},  # short sides under 64 px unframed (the engine before issue 23)
     "frame 8 from 48 px": {**ZEROS, "FRAME": 8, "MIN_FRAMED": 48},  # a 128 px job's 64x48 first scale framed
     "frame 8 from 48 px, deep crop 2": {**ZEROS, "FRAME": 8, "MIN_FRAMED": 48, "DEEP_MARGIN": 2},
+    # nothing sees zeros: the frame, and replicated padding in every convolution past it (issue 23's control)
+    "frame 8 from 48 px, replicated": {**ZEROS, "FRAME": 8, "MIN_FRAMED": 48, "PADDING_MODE": "replicate"},
     "frame 16": {**ZEROS, "FRAME": 16},
     "frame 16 from 48 px": {**ZEROS, "FRAME": 16, "MIN_FRAMED": 48},
     "frame 32": {**ZEROS, "FRAME": 32},

@@ -15,7 +15,8 @@ after) and ``benchmarks/out/quality.json``. Sections:
   first, for every way of treating the border in ``BORDERS`` (zero padding, reflected or replicated padding in
   every convolution, mirrored frames around the input) and every preset in ``BORDER_PRESETS``, at the sizes of
   ``--border-size`` (``--device cuda`` for real sizes); on the CPU also one forward/backward pass per
-  candidate at 256 and 384 px (passes interleaved, so load from neighbours hits all);
+  candidate at 256 and 384 px (passes interleaved, so load from neighbours hits all); ``--content``,
+  ``--vgg-seed`` and ``--turned`` are the controls that tell a band the network paints from the picture's own;
 - asymmetry: per preset, how much harder the style gradient pushes each side's outer ring than rings inside on
   stationary noise, with the kernels as they are and mirrored (the side pushed follows the kernels), and
   without the deep crop of ``DEEP_MARGIN``;

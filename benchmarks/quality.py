@@ -237,7 +237,8 @@ class Bench:
                 averaged[name], first[name] = mean_image(images), images[0]
             case["content"] = {"edge": border_jump(content), "inside": inner_jump(content)}
             baseline = next(iter(BORDERS))
-            print(f"  {preset} {width}×{height} ({self.border_content}), {iterations} its, {self.seeds} seeds, per side |seed-averaged jump "
+            print(f"  {preset} {width}×{height} ({self.border_content}), {iterations} its, {self.seeds} seeds, "
+                  f"per side |seed-averaged jump "
                   f"− content's| (worst channel; inside floor):", flush=True)
             for name in BORDERS:
                 row = case[name]

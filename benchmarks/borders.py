@@ -70,6 +70,17 @@ def side_excess(images: list[Image.Image], content: Image.Image, offset: int = 0
     return dict(zip(SIDES, map(float, excess)))
 
 
+def side_asymmetry(images: list[Image.Image], turned: list[Image.Image]) -> dict[str, float]:
+    """Per side, the worst colour channel of |seed-averaged ring jump of ``images`` − that of ``turned``, results
+    of the picture turned 180° (turned back before measuring)|. Each side's content then meets the network once
+    on its own side and once on the opposite one: how the style renders that content (a dark sky made darker)
+    cancels, and what stays is the network treating one side differently from its opposite (alignment or
+    kernels, issue 23)."""
+    own = np.mean([ring_jumps(image) for image in images], axis=0)
+    opposite = np.mean([ring_jumps(image.rotate(180)) for image in turned], axis=0)
+    return dict(zip(SIDES, map(float, np.abs(own - opposite).max(axis=1))))
+
+
 def side_floor(images: list[Image.Image], content: Image.Image) -> float:
     """The same excess between rings 12 to 42 px inside (median over rings, worst side): what seed-to-seed
     texture leaves after averaging, the floor a border figure is read against."""

@@ -66,12 +66,17 @@ QUICK = Plan(192, 2, 128, 40, 10, (10, 20, 40), 0.25, 2, 96, 6)
 SAME_OBJECTIVE = {"pooling": "max", "tv_weight": 0.0}
 
 
-def content_scene(width: int = 640, height: int = 480) -> Image.Image:
-    """A drawn landscape (sky, sun, hills, house, tree): clear shapes whose survival is easy to judge."""
+SKIES = ("gradient", "flat", "reversed")
+
+
+def content_scene(width: int = 640, height: int = 480, sky: str = "gradient") -> Image.Image:
+    """A drawn landscape (sky, sun, hills, house, tree): clear shapes whose survival is easy to judge. ``sky``:
+    its sky darkens towards the top (``gradient``), is one colour (``flat``) or darkens towards the hills
+    (``reversed``): the border benchmark's controls for a band that follows the sky's darkest blue."""
     image = Image.new("RGB", (width, height))
     draw = ImageDraw.Draw(image)
     for y in range(height):
-        t = y / height
+        t = {"gradient": y / height, "flat": 0.3, "reversed": max(0.62 - y / height, 0.0)}[sky]
         draw.line([(0, y), (width, y)], fill=(int(90 + 120 * t), int(150 + 70 * t), int(235 - 40 * t)))
     draw.ellipse([width * 0.72, height * 0.08, width * 0.86, height * 0.27], fill=(255, 214, 90))
     draw.polygon([(0, height * 0.62), (width * 0.3, height * 0.38), (width * 0.62, height * 0.64)], fill=(96, 120, 140))

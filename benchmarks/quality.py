@@ -15,7 +15,8 @@ after) and ``benchmarks/out/quality.json``. Sections:
   first, for every way of treating the border in ``BORDERS`` (zero padding, reflected or replicated padding in
   every convolution, mirrored frames around the input) and every preset in ``BORDER_PRESETS``, at the sizes of
   ``--border-size`` (``--device cuda`` for real sizes); on the CPU also one forward/backward pass per
-  candidate at 256 and 384 px (passes interleaved, so load from neighbours hits all);
+  candidate at 256 and 384 px (passes interleaved, so load from neighbours hits all); ``--content``,
+  ``--vgg-seed`` and ``--turned`` are the controls that tell a band the network paints from the picture's own;
 - asymmetry: per preset, how much harder the style gradient pushes each side's outer ring than rings inside on
   stationary noise, with the kernels as they are and mirrored (the side pushed follows the kernels), and
   without the deep crop of ``DEEP_MARGIN``;
@@ -43,13 +44,13 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.borders import (SIDES, border_jump, border_push, edge_sheet, inner_jump,  # noqa: E402
-                                side_excess, side_floor, systematic_jump)
+                                side_asymmetry, side_excess, side_floor, systematic_jump)
 from benchmarks.engine import STYLE_FILE, content_scene  # noqa: E402
 from nst_engine import color, network, options as options_module, transfer  # noqa: E402
 from nst_engine import layers as vgg_layers  # noqa: E402
@@ -74,7 +75,10 @@ BORDERS = {
     "frame 8": {**ZEROS, "FRAME": 8},  # short sides under 64 px unframed (the engine before issue 23)
     "frame 8 from 48 px": {**ZEROS, "FRAME": 8, "MIN_FRAMED": 48},  # a 128 px job's 64x48 first scale framed
     "frame 8 from 48 px, deep crop 2": {**ZEROS, "FRAME": 8, "MIN_FRAMED": 48, "DEEP_MARGIN": 2},
+    # nothing sees zeros: the frame, and replicated padding in every convolution past it (issue 23's control)
+    "frame 8 from 48 px, replicated": {**ZEROS, "FRAME": 8, "MIN_FRAMED": 48, "PADDING_MODE": "replicate"},
     "frame 16": {**ZEROS, "FRAME": 16},
+    "frame 16 from 48 px": {**ZEROS, "FRAME": 16, "MIN_FRAMED": 48},
     "frame 32": {**ZEROS, "FRAME": 32},
 }
 PRESETS = REPO / "bot" / "assets" / "presets"
@@ -86,6 +90,15 @@ BEFORE = {
     "seeds": (transfer, "SEED_JITTER", 0.0),
 }
 STYLE_LAYERS = StylizeOptions().style_layers
+# The border section's pictures: the landscape, and the controls that tell a band the network paints along a
+# side from one that follows the picture (issue 23): upside down, with a sky of one colour, with the sky's
+# gradient reversed (darkest at the hills instead of the top).
+CONTENTS = {
+    "landscape": lambda width, height: content_scene(width, height),
+    "upside-down": lambda width, height: ImageOps.flip(content_scene(width, height)),
+    "flat-sky": lambda width, height: content_scene(width, height, sky="flat"),
+    "reversed-sky": lambda width, height: content_scene(width, height, sky="reversed"),
+}
 
 
 def before(section: str) -> contextlib.AbstractContextManager:
@@ -168,9 +181,11 @@ class Bench:
     """The shared inputs: weights, content, style, and the results of every section."""
 
     def __init__(self, weights: Path, quick: bool, device: str = "cpu", seeds: int = 8,
-                 border_cases: tuple[tuple[str, int, int], ...] = ()) -> None:
+                 border_cases: tuple[tuple[str, int, int], ...] = (), border_content: str = "landscape",
+                 sheets: tuple[str, ...] = ("mosaic",), turned: bool = False) -> None:
         self.weights, self.quick, self.device, self.seeds = str(weights), quick, device, seeds
-        self.border_cases = border_cases
+        self.border_cases, self.border_content, self.sheets = border_cases, border_content, sheets
+        self.turned = turned  # also run each border case on the picture turned 180° (side_asymmetry)
         self.content, self.style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
         self.report: dict = {"torch": torch.__version__, "quick": quick}
         # Colour and seed runs: output size and iterations (two scales, 2:1).
@@ -197,10 +212,11 @@ class Bench:
         device = torch.device(transfer.resolve_device(self.device))
         for preset, width, height, iterations in self.border_cases:
             style = Image.open(PRESETS / f"{preset}.png").convert("RGB")
-            content, size = content_scene(width, height), max(width, height)
+            content, size = CONTENTS[self.border_content](width, height), max(width, height)
             options = StylizeOptions(size=size, iterations=iterations, min_scale=min(128, size // 2),
                                      device=self.device)
             case, averaged, first = rows.setdefault(f"{preset} {width}x{height} {iterations} its", {}), {}, {}
+            case["content_variant"] = self.border_content
             for name in BORDERS:
                 with border_setting(name):
                     engine = Engine(self.weights)
@@ -208,28 +224,36 @@ class Bench:
                         engine.stylize(content, [style], options.replace(iterations=2))
                     results = [engine.stylize(content, [style], options.replace(seed=seed))
                                for seed in range(self.seeds)]
+                    turned = ([engine.stylize(content.rotate(180), [style], options.replace(seed=seed)).image
+                               for seed in range(self.seeds)] if self.turned else [])
                 images = [result.image for result in results]
                 edge, inside = systematic_jump(images)
                 case[name] = {"edge": edge, "inside": inside, "ratio": edge / inside,
                               "single_ratio": float(np.mean([border_jump(i) / inner_jump(i) for i in images])),
                               "sides": side_excess(images, content), "floor": side_floor(images, content),
                               "seconds": float(np.median([result.elapsed for result in results]))}
+                if turned:
+                    case[name]["side_asymmetry"] = side_asymmetry(images, turned)
                 averaged[name], first[name] = mean_image(images), images[0]
             case["content"] = {"edge": border_jump(content), "inside": inner_jump(content)}
             baseline = next(iter(BORDERS))
-            print(f"  {preset} {width}×{height}, {iterations} its, {self.seeds} seeds, per side |seed-averaged jump "
+            print(f"  {preset} {width}×{height} ({self.border_content}), {iterations} its, {self.seeds} seeds, "
+                  f"per side |seed-averaged jump "
                   f"− content's| (worst channel; inside floor):", flush=True)
             for name in BORDERS:
                 row = case[name]
                 print(f"    {name:18s} " + " ".join(f"{side} {row['sides'][side]:.3f}" for side in SIDES)
-                      + f" (floor {row['floor']:.3f}); pooled ratio {row['ratio']:.2f}; "
+                      + f" (floor {row['floor']:.3f})" + ("; against the picture turned 180°: " + " ".join(
+                          f"{side} {value:.3f}" for side, value in row["side_asymmetry"].items())
+                          if "side_asymmetry" in row else "") + f"; pooled ratio {row['ratio']:.2f}; "
                       f"{row['seconds'] / case[baseline]['seconds']:.2f}× the time of {baseline}", flush=True)
-            if preset == "mosaic":
+            if preset in self.sheets:
                 label = engine_border()
                 tiles = [(name + (" (engine)" if name == label else ""), image) for name, image in averaged.items()]
-                contact_sheet(OUT / f"quality-border-{width}x{height}-mean.png",
-                              [("content", content), ("style", style)] + tiles, height=150)
-                edge_sheet(OUT / f"quality-border-{width}x{height}-edges.png", [("content", content)] + tiles)
+                stem = f"quality-border-{width}x{height}" + ("" if preset == "mosaic" else f"-{preset}") + (
+                    "" if self.border_content == "landscape" else f"-{self.border_content}")
+                contact_sheet(OUT / f"{stem}-mean.png", [("content", content), ("style", style)] + tiles, height=150)
+                edge_sheet(OUT / f"{stem}-edges.png", [("content", content)] + tiles)
         summary = {name: float(np.mean([case[name]["ratio"] for case in rows.values()])) for name in BORDERS}
         worst = {name: max(max(case[name]["sides"].values()) for case in rows.values()) for name in BORDERS}
         print("  mean pooled ratio over the cases: " + ", ".join(f"{name} {ratio:.2f}" for name, ratio in summary.items())
@@ -237,7 +261,7 @@ class Bench:
               flush=True)
         rows["mean ratio"], rows["worst side"] = summary, worst
         self.report["border"] = rows
-        if device.type == "cpu":
+        if device.type == "cpu" and len(BORDERS) > 1:  # one candidate: nothing to compare its pass with
             self.report["border_pass_seconds"] = {size: self.padding_speed(size) for size in (256, 384)}
 
     def asymmetry(self) -> None:
@@ -433,6 +457,12 @@ def main() -> int:
                         help="border cases to run (each with every preset), SIZE:ITS or WxH:ITS; default 128:16")
     parser.add_argument("--border", action="append", choices=BORDERS, help="border candidates to compare")
     parser.add_argument("--preset", action="append", choices=BORDER_PRESETS, help="border cases' styles")
+    parser.add_argument("--content", choices=CONTENTS, default="landscape", help="the border cases' picture")
+    parser.add_argument("--vgg-seed", type=int, default=0, help="seed of the random VGG19 (another draw of kernels)")
+    parser.add_argument("--turned", action="store_true",
+                        help="also run each border case on the picture turned 180° and report side_asymmetry")
+    parser.add_argument("--sheet", action="append", choices=BORDER_PRESETS,
+                        help="presets whose border sheets are written (default mosaic)")
     parser.add_argument("--name", help="name of the JSON written under benchmarks/out (default from --only)")
     args = parser.parse_args()
     sizes = [border_size(value) for value in args.border_size or ["128:16"]]
@@ -445,8 +475,9 @@ def main() -> int:
     from nst_engine.testing import write_random_vgg19
 
     with tempfile.TemporaryDirectory() as scratch:
-        bench = Bench(write_random_vgg19(Path(scratch) / "vgg19-random.pth", seed=0), args.quick, args.device,
-                      2 if args.quick else args.seeds, cases)
+        bench = Bench(write_random_vgg19(Path(scratch) / "vgg19-random.pth", seed=args.vgg_seed), args.quick,
+                      args.device, 2 if args.quick else args.seeds, cases, args.content,
+                      tuple(args.sheet or ("mosaic",)), args.turned)
         started = time.perf_counter()
         for section in args.only or SECTIONS:
             print(f"{section} …", flush=True)

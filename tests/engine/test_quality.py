@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from benchmarks.engine import content_scene
-from benchmarks.borders import border_push, side_excess, systematic_jump
+from benchmarks.borders import border_push, side_asymmetry, side_excess, systematic_jump
 from benchmarks.quality import high_frequency_energy
 from nst_engine import color, network, transfer
 from nst_engine import layers as vgg_layers
@@ -102,7 +102,9 @@ def test_the_frame_removes_the_band_along_the_border(vgg_weights):
     """The jump in mean colour from the outer 6-px ring to the next, against the jumps between rings inside the
     picture, each averaged over four seeds first (benchmarks/quality.py's measure: texture differs from seed to
     seed, a band the network paints does not). One 128 px scale, so every iteration is framed; measured with
-    this test's jobs: 1.66 without the frame, 0.89 with it (docs/quality.md has the figures at real sizes)."""
+    this test's jobs: 1.66 without the frame, 0.89 with it (docs/quality.md has the figures at real sizes). Run in fp32:
+    with bf16 (``precision="auto"`` on CPUs with AVX-512 BF16) the same jobs gave 1.33 and 1.07, missing the 0.75×
+    bound, so the test's verdict depended on the machine's CPU (issue 23, third round)."""
     content, style = content_scene(128, 96), preset("pointillist")
 
     def ratio(frame: int) -> float:
@@ -110,7 +112,8 @@ def test_the_frame_removes_the_band_along_the_border(vgg_weights):
             patch.setattr(vgg_layers, "FRAME", frame)
             engine = Engine(str(vgg_weights))
             images = [engine.stylize(content, [style], StylizeOptions(
-                size=128, min_scale=128, iterations=12, device="cpu", seed=seed)).image for seed in range(4)]
+                size=128, min_scale=128, iterations=12, device="cpu", precision="fp32", seed=seed)).image
+                      for seed in range(4)]
         border, inside = systematic_jump(images)
         return border / inside
 
@@ -140,6 +143,27 @@ def test_no_side_of_a_small_two_scale_job_has_a_band(vgg_weights):
     sides = side_excess(images, content)
     print("per-side excess over the content's jump:", sides)
     assert max(sides.values()) < 0.06
+
+
+def test_the_turned_picture_tells_the_networks_band_from_the_pictures_own():
+    """benchmarks/borders.py side_asymmetry: a dark top that the picture brings (it stays with the picture when
+    it is turned 180°, as the waves preset's dark sky did) cancels; one the network paints on its own top (it
+    lands on the picture's bottom when the picture is turned, as the embers preset's did) shows on both sides."""
+    rng = np.random.default_rng(0)
+
+    def picture(dark_top: bool, dark_bottom: bool) -> Image.Image:
+        pixels = rng.uniform(0.4, 0.6, (48, 64, 3))
+        pixels[:6] -= 0.2 * dark_top
+        pixels[-6:] -= 0.2 * dark_bottom
+        return Image.fromarray((pixels * 255).round().astype(np.uint8))
+
+    # The job on the turned picture (measured turned back): the picture's dark top is then at the result's bottom,
+    # a band the network paints on its own top still at the result's top.
+    own = side_asymmetry([picture(True, False)], [picture(False, True)])
+    painted = side_asymmetry([picture(True, False)], [picture(True, False)])
+    print("picture's band:", own, "network's band:", painted)
+    assert max(own.values()) < 0.03
+    assert painted["top"] > 0.15 and painted["bottom"] > 0.15 and max(painted["left"], painted["right"]) < 0.03
 
 
 def test_seeds_vary_the_result_repeatably_and_equally_well(engine, content_image, style_image):
@@ -187,7 +211,8 @@ def test_colour_preserving_jobs_take_on_more_of_the_style(engine, mode):
         target = color.match_histogram(target, prepared)
     distance = {"before": style_distance_to(engine, before, target), "after": style_distance_to(engine, after, target)}
     print(mode, distance)
-    assert distance["after"] < 0.9 * distance["before"]  # 0.87 at these settings (0.0389 against 0.0450)
+    # 0.78 with bf16 (AVX-512 BF16 CPUs: 0.0361 against 0.0462), 0.89 in fp32 (0.0394 against 0.0440; 0.87 before)
+    assert distance["after"] < 0.9 * distance["before"]
     assert luminance_correlation(after, content) > 0.5  # still the content's picture
 
 

@@ -128,7 +128,7 @@ class ButtonHandlers:
     async def _upscale(self, interaction: discord.Interaction, original: Job, effective: Effective) -> None:
         """A new job at the next quality level's size that starts from this result (sharper, not redone)."""
         if original.animated:
-            largest = effective.limits.largest_animation_side(list(effective.config.quality))
+            largest = max(effective.limits.animation_side(level) for level in effective.config.quality.values())
             raise UserError("Upscale works on still images; for a larger animation use Edit with another quality "
                             f"(animations are at most {largest} px).")
         level = upscale_level(effective.config, original)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nst_engine.options import option_spec
+from nst_engine.options import QualityLevel, option_spec
 from nst_engine.typed import bounded
 
 PER_LEVEL = {"per_level": True}  # a key that takes a number for every level, or a table of numbers by level
@@ -50,9 +50,9 @@ class LimitsConfig:
         return AnimationCaps(level, self._at("max_frames", level),
                              min(self._at("max_animation_size", level), self.max_size))
 
-    def largest_animation_side(self, levels: list[str]) -> int:
-        """The longest side an animation may have at any of ``levels``: what a member can ask for at most."""
-        return max((self.animation_caps(level).side for level in levels), default=self.animation_caps("").side)
+    def animation_side(self, level: QualityLevel) -> int:
+        """The long side of an animation at ``level`` when the member asks for no size: what ``/help`` shows."""
+        return min(level.size, self.animation_caps(level.name).side)
 
     def _at(self, key: str, level: str) -> int:
         return next((cap for name, named, cap in self.by_level if (name, named) == (key, level)), getattr(self, key))

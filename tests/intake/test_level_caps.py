@@ -49,7 +49,8 @@ def test_a_table_caps_each_level_and_a_level_left_out_keeps_the_default(tmp_path
     assert caps_of(per_level, "fast") == (4, 40)
     assert caps_of(per_level, "standard") == (48, 200)  # neither table names it; the side within max_size
     assert caps_of(per_level, "high") == (12, 200)
-    assert per_level.largest_animation_side(["fast", "standard"]) == 200
+    levels = parse_config({}, tmp_path).quality  # fast 256 px, standard 512, high 768
+    assert [per_level.animation_side(level) for level in levels.values()] == [40, 200, 200]
 
 
 @pytest.mark.parametrize("values, message", [

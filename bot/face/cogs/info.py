@@ -48,9 +48,9 @@ class InfoCog(commands.Cog, name="Info"):
     async def help(self, interaction: discord.Interaction) -> None:
         config = self.bot.config
         limits = self.bot.settings.limits_for(interaction.guild_id)
-        caps = {q.name: limits.animation_caps(q.name) for q in config.quality.values()}
         levels = "\n".join(f"- `{q.name}`: {q.size} px, {q.iterations} iterations — {q.description} (animations: "
-                           f"{caps[q.name].frames} frames, {caps[q.name].side} px)" for q in config.quality.values())
+                           f"{limits.animation_caps(q.name).frames} frames, {limits.animation_side(q)} px)"
+                           for q in config.quality.values())
         presets = ", ".join(f"`{p.name}`" for p in self.bot.presets.all(interaction.guild_id)) or "none yet"
         text = (
             "**Neural style transfer** repaints your picture in the style of another.\n"

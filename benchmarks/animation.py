@@ -11,6 +11,9 @@ A generated GIF (``nst_engine.testing.ball_scene``: a ball crossing a still text
   covers, coherent over one-by-one (the target is at most one half);
 - warping error over the moving parts: the mean absolute difference between each output frame and the previous
   one warped by the input frames' flow, over the pixels the ball covers where the flow is trusted;
+- motion shown: where the input changes between two frames (by over 30 of 255: the ball arriving or leaving),
+  the output's change over the input's. Low flicker and warping error alone would also reward an output that
+  does not move at all; this is near 0 for one;
 - later frames' iterations: flicker and each later frame's objective (content + style + tv, without the temporal
   term) against the same frame stylised alone with the whole budget, for several shares of the first frame's
   iterations; and the temporal weight, for several weights;
@@ -84,6 +87,18 @@ def warping_error(result: Animation, source: Animation, moving: np.ndarray) -> f
     return float(np.mean(errors)) if errors else 0.0
 
 
+def motion_shown(result: Animation, source: Animation) -> float:
+    """Mean |out_t − out_t−1| over |in_t − in_t−1| where the input changed by over 30 (of 255) between them."""
+    shown, changed = [], []
+    for k in range(1, source.frame_count):
+        change = np.abs(np.asarray(source.frames[k], np.float32) - np.asarray(source.frames[k - 1], np.float32))
+        where = change.max(-1) > 30
+        out = np.abs(np.asarray(result.frames[k], np.float32) - np.asarray(result.frames[k - 1], np.float32))
+        shown.append(out[where].mean())
+        changed.append(change[where].mean())
+    return float(np.mean(shown) / np.mean(changed))
+
+
 def objectives(result) -> list[float]:
     """Each frame's objective without the temporal term: what stylising that frame alone minimises."""
     return [losses["total"] - losses.get("temporal", 0.0) for losses in result.losses]
@@ -140,6 +155,7 @@ def figures(result, alone, animation: Animation, still: np.ndarray) -> dict:
             "seconds": round(result.elapsed, 2),
             "flicker": round(flicker(result.animation, still), 3),
             "warping_error": round(warping_error(result.animation, animation, ~still), 3),
+            "motion_shown": round(motion_shown(result.animation, animation), 3),
             "later_objective_vs_alone": round(float(later.mean()), 4)}
 
 

@@ -62,13 +62,15 @@ def still_flicker(frames, still: np.ndarray) -> float:
 def test_an_animated_gif_comes_back_animated_with_its_frames_timing_and_steady_still_parts(
         bot: BotProcess, standin: StandinThread, workdir: Path, vgg_weights: Path) -> None:
     data, _ = ball_gif(FRAMES, (96, 64), DURATION_MS)
-    token = post_gif(standin, data, quality="fast")
+    # medium: 64 px, 40 iterations. At fast's 4 iterations every frame stays close to its content, so frames
+    # stylised one by one hardly flicker either (benchmarks/README.md, "Animations"): no comparison to make.
+    token = post_gif(standin, data, quality="medium")
     status = status_message(standin, token)
     assert f"{FRAMES} frames" in status["content"]
     result = result_message(standin, token, timeout=180)
     frames, durations, extension = frames_of(standin, result)
     assert extension in ("gif", "webp") and len(frames) == FRAMES and durations == [DURATION_MS] * FRAMES
-    assert frames[0].size == (48, 32) and f"· {FRAMES} frames" in result["content"]
+    assert max(frames[0].size) == 64 and f"· {FRAMES} frames" in result["content"]
 
     job = job_of(result)
     kept = load_animation(workdir / "data" / "jobs" / job / "result.png")  # the lossless result the bot keeps

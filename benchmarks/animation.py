@@ -1,6 +1,6 @@
 """Temporal coherence of animations: flicker, warping error, later-frame iterations and time per frame.
 
-    python benchmarks/animation.py           # the figures docs/engine.md quotes (about 20 minutes on 2 busy shared cores)
+    python benchmarks/animation.py           # the figures docs/engine.md quotes (5 min on 2 shared cores; 27 at load 12-15)
     python benchmarks/animation.py --quick   # smaller and fewer: checks the script in a couple of minutes
 
 A generated GIF (``nst_engine.testing.ball_scene``: a ball crossing a still textured scene), read back through
@@ -66,7 +66,7 @@ class Plan:
     weights: tuple[float, ...]
 
 
-FULL = Plan((80, 50), 8, 20, 40, (0.05, 0.1, 0.5, 1.0), (1000.0,))
+FULL = Plan((80, 50), 8, 20, 40, (0.05, 0.1, 0.5, 1.0), (10.0, 1000.0))
 QUICK = Plan((64, 40), 5, 12, 32, (1.0,), (1000.0,))
 
 

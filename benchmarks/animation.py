@@ -1,6 +1,6 @@
 """Temporal coherence of animations: flicker, warping error, later-frame iterations and time per frame.
 
-    python benchmarks/animation.py           # the figures docs/engine.md quotes (about 20 minutes on 2 busy shared cores)
+    python benchmarks/animation.py           # the figures docs/engine.md quotes (5 min on 2 shared cores; 27 at load 12-15)
     python benchmarks/animation.py --quick   # smaller and fewer: checks the script in a couple of minutes
 
 A generated GIF (``nst_engine.testing.ball_scene``: a ball crossing a still textured scene), read back through
@@ -11,13 +11,19 @@ A generated GIF (``nst_engine.testing.ball_scene``: a ball crossing a still text
   covers, coherent over one-by-one (the target is at most one half);
 - warping error over the moving parts: the mean absolute difference between each output frame and the previous
   one warped by the input frames' flow, over the pixels the ball covers where the flow is trusted;
+- motion shown: where the input changes between two frames (by over 30 of 255: the ball arriving or leaving),
+  the output's change over the input's. Low flicker and warping error alone would also reward an output that
+  does not move at all; this is near 0 for one;
 - later frames' iterations: flicker and each later frame's objective (content + style + tv, without the temporal
   term) against the same frame stylised alone with the whole budget, for several shares of the first frame's
   iterations; and the temporal weight, for several weights;
+- why fewer suffice: in the run whose later frames get the whole budget, a warm-started frame's objective after
+  each of its iterations over that frame's one-by-one objective (drawn in ``animation-warm-start.png``), and the
+  iteration at which it first gets there;
 - time per frame: an animation's seconds per frame over one still job of the same size, run between them.
 
-Writes ``benchmarks/out/animation.json`` and ``benchmarks/out/animation-sheet.png`` (rows: input frames, one by
-one, coherent).
+Writes ``benchmarks/out/animation.json``, ``benchmarks/out/animation-sheet.png`` (rows: input frames, one by
+one, coherent) and ``benchmarks/out/animation-warm-start.png``.
 """
 
 from __future__ import annotations
@@ -60,8 +66,8 @@ class Plan:
     weights: tuple[float, ...]
 
 
-FULL = Plan((80, 50), 8, 20, 40, (0.05, 0.1, 0.5), (10.0, 1000.0))
-QUICK = Plan((64, 40), 5, 12, 32, (0.5,), (1000.0,))
+FULL = Plan((80, 50), 8, 20, 40, (0.05, 0.1, 0.5, 1.0), (10.0, 1000.0))
+QUICK = Plan((64, 40), 5, 12, 32, (1.0,), (1000.0,))
 
 
 def flicker(animation: Animation, still: np.ndarray) -> float:
@@ -81,15 +87,63 @@ def warping_error(result: Animation, source: Animation, moving: np.ndarray) -> f
     return float(np.mean(errors)) if errors else 0.0
 
 
+def motion_shown(result: Animation, source: Animation) -> float:
+    """Mean |out_t − out_t−1| over |in_t − in_t−1| where the input changed by over 30 (of 255) between them."""
+    shown, changed = [], []
+    for k in range(1, source.frame_count):
+        change = np.abs(np.asarray(source.frames[k], np.float32) - np.asarray(source.frames[k - 1], np.float32))
+        where = change.max(-1) > 30
+        out = np.abs(np.asarray(result.frames[k], np.float32) - np.asarray(result.frames[k - 1], np.float32))
+        shown.append(out[where].mean())
+        changed.append(change[where].mean())
+    return float(np.mean(shown) / np.mean(changed))
+
+
 def objectives(result) -> list[float]:
     """Each frame's objective without the temporal term: what stylising that frame alone minimises."""
     return [losses["total"] - losses.get("temporal", 0.0) for losses in result.losses]
 
 
-def run(engine: Engine, animation: Animation, style: Image.Image, options: StylizeOptions, share: float):
-    """The animation with later frames at ``share`` of the iterations (the sweep goes below the floor)."""
+def run(engine: Engine, animation: Animation, style: Image.Image, options: StylizeOptions, share: float,
+        curves: dict[int, list[float]] | None = None):
+    """The animation with later frames at ``share`` of the iterations (the sweep goes below the floor); with
+    ``curves``, each frame's objective after every iteration is recorded there, by frame number."""
     cost.LATER_FRAME_SHARE, cost.MIN_LATER_ITERATIONS = share, 1
-    return engine.stylize_animation(animation, [style], options)
+
+    def record(progress) -> None:
+        losses = progress.losses
+        curves.setdefault(progress.frame, []).append(losses["total"] - losses.get("temporal", 0.0))
+
+    return engine.stylize_animation(animation, [style], options, on_progress=record if curves is not None else None)
+
+
+def warm_start(curves: dict[int, list[float]], alone) -> dict:
+    """The later frames' mean objective after k iterations over their one-by-one objectives, and the first k at
+    which a warm-started frame is as good as a frame stylised alone with the whole budget."""
+    targets = objectives(alone)
+    mean = np.mean([np.array(curves[frame]) / targets[frame - 1] for frame in sorted(curves) if frame > 1], axis=0)
+    reached = next((k for k, ratio in enumerate(mean, start=1) if ratio <= 1.0), None)
+    return {"objective_vs_one_by_one": [round(float(ratio), 4) for ratio in mean],
+            "iterations_to_one_by_one": reached}
+
+
+def curve_chart(ratios: list[float], chosen: int, path: Path) -> None:
+    """The warm-start curve as a small line chart (PIL only): iterations across, objective ratio up, the
+    1.0 line (a frame stylised alone) and the later-frame iterations the engine uses marked."""
+    width, height, margin = 480, 240, 40
+    top, bottom = max(ratios + [1.0]) * 1.02, min(ratios + [1.0]) * 0.98
+    x = lambda k: margin + (k - 1) * (width - 2 * margin) / max(1, len(ratios) - 1)  # noqa: E731
+    y = lambda r: margin + (top - r) * (height - 2 * margin) / (top - bottom)  # noqa: E731
+    chart = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(chart)
+    draw.line([(margin, y(1.0)), (width - margin, y(1.0))], fill=(160, 160, 160))
+    draw.text((width - margin - 120, y(1.0) - 14), "one by one (all of it)", fill=(110, 110, 110))
+    draw.line([(x(chosen), margin), (x(chosen), height - margin)], fill=(200, 120, 40))
+    draw.text((x(chosen) + 3, margin), f"engine: {chosen}", fill=(200, 120, 40))
+    draw.line([(x(k), y(r)) for k, r in enumerate(ratios, start=1)], fill=(30, 80, 200), width=2)
+    draw.text((margin, height - margin + 8), f"iterations of a warm-started frame (1 to {len(ratios)})", fill="black")
+    draw.text((4, 4), f"objective / one-by-one objective ({bottom:.2f} to {top:.2f})", fill="black")
+    chart.save(path)
 
 
 def figures(result, alone, animation: Animation, still: np.ndarray) -> dict:
@@ -101,6 +155,7 @@ def figures(result, alone, animation: Animation, still: np.ndarray) -> dict:
             "seconds": round(result.elapsed, 2),
             "flicker": round(flicker(result.animation, still), 3),
             "warping_error": round(warping_error(result.animation, animation, ~still), 3),
+            "motion_shown": round(motion_shown(result.animation, animation), 3),
             "later_objective_vs_alone": round(float(later.mean()), 4)}
 
 
@@ -157,9 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         name: round(result.elapsed / plan.frames / still_seconds, 3) for name, result in
         (("coherent", coherent), ("one_by_one", alone))}
     # The sweeps: the default's figures are the coherent run's; only the other values run again.
+    curves: dict[int, list[float]] = {}
     report["later_share_sweep"] = {str(default_share): report["coherent"], **{
-        str(share): figures(run(engine, animation, style, options, share), alone, animation, still)
+        str(share): figures(run(engine, animation, style, options, share, curves if share == 1.0 else None),
+                            alone, animation, still)
         for share in plan.shares}}
+    report["warm_start"] = warm_start(curves, alone)
     report["temporal_weight_sweep"] = {str(options.temporal_weight): report["coherent"], **{
         str(weight): figures(run(engine, animation, style, dataclasses.replace(options, temporal_weight=weight),
                                  default_share), alone, animation, still)
@@ -170,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     contact_sheet([("input", animation), ("one by one", alone.animation), ("coherent", coherent.animation)],
                   OUT / f"{name}-sheet.png")
+    curve_chart(report["warm_start"]["objective_vs_one_by_one"], report["later_frame_iterations"],
+                OUT / f"{name}-warm-start.png")
     print(json.dumps(report, indent=2))
     return 0
 

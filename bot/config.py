@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 
 from nst_engine.cost import default_budget_mb
 from nst_engine.options import QUALITY_LEVELS, QualityLevel, option_spec
-from nst_engine.typed import convert, field_types
+from nst_engine.typed import bounded, convert, field_types
 from nst_engine.weights import WEIGHTS_URL, cache_dir
+
+from bot.intake.limits import LimitsConfig
 
 BUILTIN_PRESETS_DIR = Path(__file__).parent / "assets" / "presets"
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -25,11 +27,6 @@ GUILD_ID = re.compile(r"^[0-9]{1,20}$")
 MAX_SHARDS = 4096  # Discord recommends about a shard per 1,000 servers: this is far beyond any self-hosted bot
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_BATCH_SIZE = 16  # beyond this a batch only adds latency; GPU memory runs out first at useful sizes
-
-
-def bounded(default: Any, low: float, high: float) -> Any:
-    """A numeric setting with the range it must lie in (checked on load, listed in docs/configuration.md)."""
-    return field(default=default, metadata={"range": (low, high)})
 
 
 class ConfigError(Exception):
@@ -90,27 +87,6 @@ class StorageConfig:
     data_dir: Path = Path("data")
     retention_days: float = bounded(7.0, 0.01, 3650)
     max_disk_mb: int = bounded(2048, 0, 100_000_000)  # the data dir's total; 0 = only the file system's free space
-
-
-@dataclass(frozen=True)
-class LimitsConfig:
-    max_queue: int = bounded(20, 1, 10_000)
-    max_jobs_per_user: int = bounded(2, 1, 1000)
-    cooldown_seconds: float = bounded(20.0, 0, 86400)
-    max_upload_bytes: int = bounded(10_000_000, 1000, 1_000_000_000)
-    max_pixels: int = bounded(25_000_000, 256, 1_000_000_000)
-    max_size: int = bounded(1024, option_spec("size").low, option_spec("size").high)
-    max_iterations: int = bounded(600, option_spec("iterations").low, option_spec("iterations").high)
-    max_frames: int = bounded(48, 1, 1000)  # frames kept of an animation (longer ones thinned evenly); and its side:
-    max_animation_size: int = bounded(320, option_spec("size").low, option_spec("size").high)
-    max_presets_per_server: int = bounded(25, 0, 1000)
-    decode_workers: int = bounded(2, 1, 64)  # sandboxed image decoder processes (see docs/security.md)
-    decode_seconds: float = bounded(10.0, 0.1, 600)  # CPU time allowed to decode one upload
-    decode_memory_mb: int = bounded(1024, 0, 1_000_000)  # address space of one decoder process; 0 = unlimited
-    decode_budget_seconds: float = bounded(30.0, 0, 86400)  # decoder CPU time per member per window; 0 = no cap
-    decode_budget_window: float = bounded(600.0, 1, 86400)
-    max_menus_per_user: int = bounded(5, 1, 100)  # open "Stylize image" menus kept per member
-    max_in_flight: int = bounded(40, 1, 10_000)  # requests handled at once; past it one is answered "busy" at once
 
 
 @dataclass(frozen=True)
@@ -197,8 +173,12 @@ def parse_config(raw: dict[str, Any], base: Path, path: Path | None = None) -> C
     if bot.default_quality not in quality:
         raise ConfigError(f"[bot] default_quality {bot.default_quality!r} is not one of: {', '.join(quality)}.")
     presets = _presets(raw["presets"], base) if "presets" in raw else builtin_presets()
-    return Config(_discord(raw.get("discord", {})), engine, storage,
-                  _section(LimitsConfig, raw.get("limits", {}), "limits"), bot, quality, presets, path,
+    limits = _section(LimitsConfig, raw.get("limits", {}), "limits")
+    for key, level, _ in limits.by_level:
+        if level not in quality:
+            raise ConfigError(f"[limits] {key} names quality level {level!r}, which is not one of: "
+                              f"{', '.join(quality)}.")
+    return Config(_discord(raw.get("discord", {})), engine, storage, limits, bot, quality, presets, path,
                   queue=_queue(raw.get("queue", {})), metrics=_section(MetricsConfig, raw.get("metrics", {}), "metrics"))
 
 
@@ -231,20 +211,28 @@ def _process_shards(discord: DiscordConfig) -> DiscordConfig:
 def _section(cls: type, values: dict[str, Any], name: str) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"[{name}] must be a table.")
-    types = field_types(cls)
-    unknown = sorted(set(values) - set(types))
+    keys = {f.name: f.metadata for f in fields(cls) if not f.metadata.get("parsed")}
+    unknown = sorted(set(values) - set(keys))
     if unknown:
         raise ConfigError(f"Unknown key(s) in [{name}]: {', '.join(unknown)}.")
-    ranges = {f.name: f.metadata.get("range") for f in fields(cls)}
-    parsed = {}
+    parsed: dict[str, Any] = {}
+    by_level = []  # a per-level key's table, {level = value}: bot/intake/limits.py
     for key, value in values.items():
-        where = f"[{name}] {key}"
-        parsed[key] = _guild_ids(value, where) if (name, key) == ("discord", "guild_ids") else \
-            _typed(value, types[key], where)
-        if ranges[key] and not ranges[key][0] <= parsed[key] <= ranges[key][1]:
-            low, high = (_plain(bound) for bound in ranges[key])
-            raise ConfigError(f"{where} must be from {low} to {high}, not {value!r}.")
-    return cls(**parsed)
+        if keys[key].get("per_level") and isinstance(value, dict):
+            by_level += [(key, level, _value(cls, key, each, f"[{name}] {key}.{level}")) for level, each in value.items()]
+        else:
+            parsed[key] = _value(cls, key, value, f"[{name}] {key}")
+    return cls(**parsed, **({"by_level": tuple(by_level)} if by_level else {}))
+
+
+def _value(cls: type, key: str, value: Any, where: str) -> Any:
+    """One key's value in its type and range."""
+    checked = _guild_ids(value, where) if where == "[discord] guild_ids" else _typed(value, field_types(cls)[key], where)
+    bounds = next(f.metadata.get("range") for f in fields(cls) if f.name == key)
+    if bounds and not bounds[0] <= checked <= bounds[1]:
+        low, high = (_plain(bound) for bound in bounds)
+        raise ConfigError(f"{where} must be from {low} to {high}, not {value!r}.")
+    return checked
 
 
 def _typed(value: Any, kind: Any, where: str) -> Any:

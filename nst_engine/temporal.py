@@ -4,8 +4,9 @@ The first frame is an ordinary job (the whole coarse-to-fine schedule). Every la
 
 1. measures the motion from the previous *input* frame to its own (:func:`nst_engine.flow.frame_motion`: DIS
    optical flow both ways, with a forward–backward consistency mask);
-2. starts from the previous *stylised* frame warped along that motion, at the output size only, so the style
-   already sits where the picture has not changed and only the changes need work — hence its fewer iterations
+2. starts from the previous *stylised* frame warped along that motion where the mask trusts it (elsewhere from
+   its own content, as a still job does), at the output size only, so the style already sits where the picture
+   has not changed and only the changes need work — hence its fewer iterations
    (:func:`nst_engine.cost.later_frame_iterations`);
 3. adds a temporal loss, ``temporal_weight`` × the mean squared difference from that warped frame over the
    pixels the mask trusts, so the optimisation does not drift where nothing moved.
@@ -101,10 +102,11 @@ def stylize_animation(engine: Engine, animation: Animation, styles: Sequence[Ima
     previous_input: np.ndarray | None = None
     for index, frame in enumerate(animation.frames):
         timeline.frame = index
-        current_input = grey(frame.resize(out_size, Image.Resampling.LANCZOS)) if coherent else None
+        sized = frame.resize(out_size, Image.Resampling.LANCZOS) if coherent else None
+        current_input = grey(sized) if sized is not None else None
         request = BatchRequest(frame, styles, frame_options[index], shared_targets=shared)
         if coherent and index:
-            request = _coherent_request(request, frame_motion(previous_input, current_input), results[-1])
+            request = _coherent_request(request, frame_motion(previous_input, current_input), results[-1], sized)
         if should_stop():
             cancelled = True
             break
@@ -126,10 +128,16 @@ def stylize_animation(engine: Engine, animation: Animation, styles: Sequence[Ima
                            device, tuple(times))
 
 
-def _coherent_request(request: BatchRequest, motion: Motion, previous_result: Image.Image) -> BatchRequest:
-    """A later frame's job: it starts from the previous result warped along ``motion`` and keeps to it where the
-    motion is trusted."""
+def _coherent_request(request: BatchRequest, motion: Motion, previous_result: Image.Image,
+                      content: Image.Image) -> BatchRequest:
+    """A later frame's job: it starts from the previous result warped along ``motion`` where the motion is
+    trusted, and keeps to it there; elsewhere it starts from its own ``content`` (at the output size), as a still
+    job does. Starting from the warped result there too would carry the previous picture into the places the
+    flow got wrong: a moving object the flow missed would stay where it was."""
     warped = motion.warp(np.asarray(previous_result))
+    trusted = motion.mask[..., None]
+    start = trusted * warped + (1 - trusted) * np.asarray(content, np.float32)
     loss = TemporalLoss(warped, motion.mask, request.options.temporal_weight,
                         request.options.preserve_colors == "luminance")
-    return dataclasses.replace(request, init_image=Image.fromarray(warped, "RGB"), temporal_loss=loss)
+    return dataclasses.replace(request, init_image=Image.fromarray(start.round().astype(np.uint8), "RGB"),
+                               temporal_loss=loss)

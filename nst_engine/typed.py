@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import functools
 import typing
+from dataclasses import field
 from pathlib import Path
 from types import NoneType, UnionType
 from typing import Any
 
 WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", Path: "a path"}
+
+
+def bounded(default: Any, low: float, high: float, **metadata: Any) -> Any:
+    """A numeric dataclass field with the range it must lie in (the config checks it on load, and
+    docs/configuration.md lists it)."""
+    return field(default=default, metadata={"range": (low, high), **metadata})
 
 
 @functools.cache

@@ -27,7 +27,7 @@ from bot.config import Config
 from bot.errors import UserError
 from bot.face.cogs.stylize import load_preset, within_capacity
 from bot.intake.blends import with_blend
-from bot.intake.options import animation_options, build_options
+from bot.intake.options import build_options, capped_animation
 from bot.intake.presets import StylePreset
 from bot.jobs.core import CANCELLED_QUEUED, NOT_ACTIVE, JobCore
 from bot.jobs.model import DONE, Job, new_job_id
@@ -131,8 +131,9 @@ class ButtonHandlers:
     async def _upscale(self, interaction: discord.Interaction, original: Job, effective: Effective) -> None:
         """A new job at the next quality level's size that starts from this result (sharper, not redone)."""
         if original.animated:
+            largest = max(effective.limits.animation_side(level) for level in effective.config.quality.values())
             raise UserError("Upscale works on still images; for a larger animation use Edit with another quality "
-                            f"(animations are at most {effective.config.limits.max_animation_size} px).")
+                            f"(animations are at most {largest} px).")
         level = upscale_level(effective.config, original)
         result = self.core.store.result_path(original.id)
         if original.state != DONE or not result.is_file():
@@ -208,8 +209,8 @@ class ButtonHandlers:
         style_count = 1 if preset is not None else len(self.core.store.style_paths(original.id))
         with self.core.admit(user.id, effective.limits, options=options, style_count=style_count):
             content, styles = await asyncio.to_thread(self.core.store.load_inputs, original.id)
-            if isinstance(content, Animation):  # the same caps as a new animated /stylize
-                options, capped = animation_options(effective.config, options)
+            if isinstance(content, Animation):  # the same caps as a new animated /stylize at this level
+                content, options, capped = capped_animation(effective.limits.animation_caps(quality), content, options)
                 notes = [*notes, *capped]
             label = original.style_label
             if preset is not None:

@@ -20,10 +20,11 @@ from nst_engine.animation import Animation
 from nst_engine.errors import ImageError
 from nst_engine.images import SUPPORTED
 
-from bot.config import Config, LimitsConfig
+from bot.config import Config
 from bot.errors import UserError
 
 from .decoder import DecoderPool, DecoderUnavailable, DecodeRequest, Picture, shared_pool
+from .limits import AnimationCaps
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +62,23 @@ async def fetch_image(session: aiohttp.ClientSession, attachment: Upload, config
     between ``requester``s (user ids). Whatever goes wrong becomes a :class:`RequestError`, so the caller always
     has a reply for the user.
     """
-    picture, _ = await fetch_picture(session, attachment, config, what, requester=requester, decoder=decoder,
-                                     animated=False)
+    picture, _ = await fetch_picture(session, attachment, config, what, None, requester=requester, decoder=decoder)
     return picture
 
 
-async def fetch_picture(session: aiohttp.ClientSession, attachment: Upload, config: Config, what: str, *,
-                        requester: int | None = None, decoder: DecoderPool | None = None,
-                        animated: bool = True) -> tuple[Picture, list[str]]:
-    """:func:`fetch_image`, but an animated GIF, APNG or WebP comes back as an :class:`Animation` (its frames at
-    most ``[limits] max_animation_size`` long, thinned to ``max_frames``), with notes for the member on what was
-    cut."""
+async def fetch_picture(session: aiohttp.ClientSession, attachment: Upload, config: Config, what: str,
+                        caps: AnimationCaps | None, *, requester: int | None = None,
+                        decoder: DecoderPool | None = None) -> tuple[Picture, list[str]]:
+    """:func:`fetch_image`, but with ``caps`` (the quality level's, ``[limits] max_frames`` and
+    ``max_animation_size``) an animated GIF, APNG or WebP comes back as an :class:`Animation`, its frames at most
+    ``caps.side`` long and thinned to ``caps.frames``, with notes for the member on what was cut."""
     limits = config.limits
-    frames = limits.max_frames if animated else 1
     try:
         data = await _download_checked(session, attachment, config, what)
         request = DecodeRequest(what, limits.max_pixels, INPUT_OVERSIZE * limits.max_size, MAX_ASPECT, requester,
-                                max_frames=frames, frame_side=min(limits.max_size, limits.max_animation_size))
+                                max_frames=caps.frames if caps else 1, frame_side=caps.side if caps else 0)
         picture, source_frames = await (decoder or shared_pool(limits)).decode_counted(data, request)
-        return picture, thinning_notes(picture, source_frames, limits)
+        return picture, thinning_notes(picture, source_frames, caps) if caps else []
     except RequestError:
         raise
     except ImageError as error:
@@ -92,12 +91,12 @@ async def fetch_picture(session: aiohttp.ClientSession, attachment: Upload, conf
         raise RequestError(f"The {what} could not be processed; please try again.") from None
 
 
-def thinning_notes(picture: Picture, source_frames: int, limits: LimitsConfig) -> list[str]:
-    """What the member is told when their animation was thinned to the frame cap."""
+def thinning_notes(picture: Picture, source_frames: int, caps: AnimationCaps) -> list[str]:
+    """What the member is told when their animation was thinned to the level's frame cap."""
     if not isinstance(picture, Animation) or source_frames <= picture.frame_count:
         return []
     return [f"animation thinned to {picture.frame_count} of its {source_frames} frames, spread evenly with the "
-            f"timing kept (this bot stylises at most {limits.max_frames} frames)"]
+            f"timing kept (this bot stylises at most {caps.frames} frames at {caps.level} quality)"]
 
 
 def check_attachment(attachment: Upload, config: Config, what: str) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 
+from nst_engine.animation import Animation
 from nst_engine.errors import OptionError
 from nst_engine.options import StylizeOptions
 
 from bot.config import Config
 
-from .download import RequestError
+from .download import RequestError, thinning_notes
+from .limits import AnimationCaps
 
 PREVIEW_SIZE = 160
 PREVIEWS_PER_JOB = 20
@@ -43,10 +45,21 @@ def build_options(config: Config, quality: str | None, *, size: int | None = Non
     return options.clamped(max_size=size_cap, max_iterations=iteration_cap), notes
 
 
-def animation_options(config: Config, options: StylizeOptions) -> tuple[StylizeOptions, list[str]]:
-    """The options of an animated request: its size capped to ``[limits] max_animation_size`` (an animation is
-    its frames times a still's work), with a note when that cut it."""
-    cap = min(config.limits.max_animation_size, config.limits.max_size)
-    if options.size <= cap:
+def animation_options(caps: AnimationCaps, options: StylizeOptions) -> tuple[StylizeOptions, list[str]]:
+    """The options of an animated request: its size capped to the quality level's ``[limits]
+    max_animation_size`` (an animation is its frames times a still's work), with a note when that cut it."""
+    if options.size <= caps.side:
         return options, []
-    return options.clamped(max_size=cap), [f"size {options.size} px capped to {cap} px for an animation"]
+    return options.clamped(max_size=caps.side), [f"size {options.size} px capped to {caps.side} px for an "
+                                                 f"animation at {caps.level} quality"]
+
+
+def capped_animation(caps: AnimationCaps, animation: Animation,
+                     options: StylizeOptions) -> tuple[Animation, StylizeOptions, list[str]]:
+    """A re-run's kept animation and options within the caps of its (maybe other) quality level: thinned to its
+    frame cap as a new upload would be, its size capped; with the notes."""
+    options, notes = animation_options(caps, options)
+    if animation.frame_count <= caps.frames:
+        return animation, options, notes
+    thinned = animation.sampled(caps.frames)
+    return thinned, options, [*notes, *thinning_notes(thinned, animation.frame_count, caps)]

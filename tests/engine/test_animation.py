@@ -1,5 +1,6 @@
-"""Engine.stylize_animation: coherent frames flicker less than frames stylised one by one, the timing is kept,
-progress reports frame k of n, a stop ends the run within one iteration, and the style targets are made once."""
+"""Engine.stylize_animation: coherent frames flicker less than frames stylised one by one and still move with the
+input, the timing is kept, progress reports frame k of n, a stop ends the run within one iteration, and the style
+targets are made once."""
 
 from __future__ import annotations
 
@@ -47,6 +48,22 @@ def test_coherent_frames_flicker_less_than_frames_one_by_one(runs, scene):
     coherent, alone, _ = runs
     _, still = scene
     assert flicker(coherent.animation, still) < flicker(alone.animation, still)
+
+
+def red(frame) -> np.ndarray:
+    pixels = np.asarray(frame, np.float32)
+    return pixels[..., 0] - (pixels[..., 1] + pixels[..., 2]) / 2
+
+
+def test_the_coherent_ball_moves_with_the_input_and_leaves_no_ghost(runs, scene):
+    """Low flicker alone would also reward a result that never moves: the ball, which DIS's flow barely follows
+    here, must be where the input has it in every frame, not where it started."""
+    coherent, _, _ = runs
+    animation, _ = scene
+    balls = [red(frame) > 100 for frame in animation.frames]
+    for k in range(2, FRAMES):
+        out = red(coherent.animation.frames[k])
+        assert out[balls[k]].mean() > out[balls[0] & ~balls[k]].mean() + 60, k
 
 
 def test_the_timing_and_frame_count_are_kept(runs, scene):

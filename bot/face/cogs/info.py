@@ -47,18 +47,18 @@ class InfoCog(commands.Cog, name="Info"):
     @app_commands.command(name="help", description="How to use the style transfer bot")
     async def help(self, interaction: discord.Interaction) -> None:
         config = self.bot.config
-        levels = "\n".join(f"- `{q.name}`: {q.size} px, {q.iterations} iterations — {q.description}"
+        limits = self.bot.settings.limits_for(interaction.guild_id)
+        levels = "\n".join(f"- `{q.name}`: {q.size} px, {q.iterations} iterations — {q.description} (animations: "
+                           f"{limits.animation_caps(q.name).frames} frames, {limits.animation_side(q)} px)"
                            for q in config.quality.values())
         presets = ", ".join(f"`{p.name}`" for p in self.bot.presets.all(interaction.guild_id)) or "none yet"
-        limits = self.bot.settings.limits_for(interaction.guild_id)
         text = (
             "**Neural style transfer** repaints your picture in the style of another.\n"
             "- `/stylize content:<image> style:<image>` or `preset:<name>` — options: `quality`, `size` "
             "(long side in px), `strength` (more or less style), `preserve_colors` (keep your colours); up to "
             "three styles with `style2`/`preset2`, `style3`/`preset3`, `weights` and `style_scale`.\n"
-            f"- Animated GIF, APNG or WebP: the result is animated too, the style steady where nothing moves (at "
-            f"most {limits.max_frames} frames, {min(limits.max_animation_size, limits.max_size)} px; longer ones "
-            "are thinned evenly).\n"
+            "- Animated GIF, APNG or WebP: the result is animated too, the style steady where nothing moves (frames "
+            "and size capped per quality level, below; longer ones are thinned evenly).\n"
             "- Right-click a message with a picture → **Apps** → **Stylize image**.\n"
             "- Buttons: **Cancel** on the progress message; on a result **Stronger** / **Weaker**, **Re-roll** (another "
             "seed), **Edit** (change values), **Upscale** (next quality level), **Info** and **Delete**.\n"

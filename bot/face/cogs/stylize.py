@@ -164,10 +164,11 @@ class StylizeCog(commands.Cog, name="Stylize"):
                                      style_count=len(given)):  # released however this ends
                 requester = interaction.user.id
                 assert self.session is not None
-                content_image, cut = await fetch_picture(self.session, content, self.config, "content image",
+                caps = effective.limits.animation_caps(quality.lower())  # this level's frames and size
+                content_image, cut = await fetch_picture(self.session, content, self.config, "content image", caps,
                                                          requester=requester)
                 if isinstance(content_image, Animation):
-                    options, capped = animation_options(effective.config, options)
+                    options, capped = animation_options(caps, options)
                     notes = [*notes, *capped, *cut]
                 styles = [await self._style(slot, chosen, requester) for slot, chosen in given]
                 label = blend_label([label for _, label in styles], blend)

@@ -25,14 +25,14 @@ modules=(
   "bot/jobs/admission.py|tests/jobs/test_rules.py tests/jobs/test_settings.py tests/jobs/test_admission_edges.py"
   "bot/face/views.py|tests/face/test_permissions.py tests/face/test_views.py"
   "bot/face/menu_picks.py|tests/face/test_context_menu_parts.py tests/jobs/test_disk.py tests/face/test_permissions.py tests/face/test_menu_picks_edges.py"
-  "bot/intake/download.py|tests/intake/test_download_origins.py tests/intake/test_attachment_checks.py tests/intake/test_hostile_uploads.py tests/face/test_bot_parts.py"
+  "bot/intake/download.py|tests/intake/test_download_origins.py tests/intake/test_attachment_checks.py tests/intake/test_download_fetch.py tests/intake/test_hostile_uploads.py tests/face/test_bot_parts.py"
   "nst_engine/cost.py|tests/engine/test_cost.py tests/engine/test_cost_edges.py tests/engine/test_animation_cost.py tests/jobs/test_cost_budget.py tests/jobs/test_rules.py"
   "bot/jobs/store.py|tests/jobs/test_store_columns.py tests/jobs/test_rules.py tests/jobs/test_disk.py tests/jobs/test_settings.py"
   "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py"
   "bot/face/buttons.py|tests/face/test_permissions.py tests/face/test_blends_and_upscale_levels.py"
-  "bot/work/worker_output.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py"
+  "bot/work/worker_output.py|tests/work/redis/test_worker_output.py tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py"
   "bot/work/redis_queue.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py tests/work/redis/test_outages_mid_job.py"
-  "bot/intake/decoder.py|tests/intake/test_decoder.py tests/intake/test_decoder_replies.py tests/intake/test_decode_budget.py"
+  "bot/intake/decoder.py|tests/intake/test_decoder_worker_side.py tests/intake/test_decoder.py tests/intake/test_decoder_replies.py tests/intake/test_decode_budget.py"
   "bot/config.py|tests/jobs/test_settings.py tests/test_cli_errors.py tests/work/redis/test_metrics_and_config.py tests/face/test_bot_parts.py"
 )
 

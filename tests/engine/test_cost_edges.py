@@ -85,6 +85,24 @@ def test_the_size_a_refusal_suggests_is_the_largest_that_fits(size: int) -> None
         assert peak(fits) <= peak(at) and (fits == size or peak(fits + 1) > peak(at)), (size, at, fits)
 
 
+def test_where_a_smaller_size_costs_more_the_suggestion_still_fits_and_the_next_size_up_does_not() -> None:
+    """With coarse scales down to 16 px, 31 px adds a scale that 30 px lacks (its finest scale then has fewer
+    iterations), so it costs less. Under 48 px the scan tries every size: there it finds the very largest."""
+    options = StylizeOptions(size=100, iterations=80, min_scale=16, scale_ratio=2.0)
+
+    def peak(at: int) -> float:
+        return worst_case_cost(options.replace(size=at), 1).peak_mb
+
+    assert peak(31) < peak(30)
+    for at in range(16, 101):
+        fits = largest_size_within(options, 1, peak(at))
+        assert peak(fits) <= peak(at) and (fits == 100 or peak(fits + 1) > peak(at)), (at, fits)
+    small = options.replace(size=32)
+    for at in range(16, 33):
+        largest = max(size for size in range(16, 33) if peak(size) <= peak(at))
+        assert largest_size_within(small, 1, peak(at)) == largest, at
+
+
 def test_the_size_a_refusal_suggests_is_for_the_device_asked_for() -> None:
     options = StylizeOptions(size=1024, iterations=80, precision="bf16")
     budget = worst_case_cost(options.replace(size=500), 1).peak_mb

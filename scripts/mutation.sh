@@ -30,7 +30,7 @@ modules=(
   "bot/jobs/store.py|tests/jobs/test_store_columns.py tests/jobs/test_rules.py tests/jobs/test_disk.py tests/jobs/test_settings.py"
   "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py"
   "bot/face/buttons.py|tests/face/test_permissions.py tests/face/test_blends_and_upscale_levels.py"
-  "bot/work/worker_output.py|tests/work/redis/test_worker_output.py tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py"
+  "bot/work/worker_output.py|tests/work/redis/test_worker_output.py"
   "bot/work/redis_queue.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py tests/work/redis/test_outages_mid_job.py"
   "bot/intake/decoder.py|tests/intake/test_decoder_worker_side.py tests/intake/test_decoder.py tests/intake/test_decoder_replies.py tests/intake/test_decode_budget.py"
   "bot/config.py|tests/jobs/test_settings.py tests/test_cli_errors.py tests/work/redis/test_metrics_and_config.py tests/face/test_bot_parts.py"
@@ -70,19 +70,30 @@ mutate() {
   (cd "$work" && PYTHONPATH="$work/mutants" nice -n 15 "$python" -m mutmut run --max-children 1 "$@" > mutmut-run.log 2>&1) \
     || { echo "mutmut failed for $module; see $work/mutmut-run.log" >&2; tail -20 "$work/mutmut-run.log" >&2; return 1; }
   minutes=$(( ($(date +%s) - started + 30) / 60 ))
-  # A survivors run leaves the first run's verdicts in NAME.txt (mutmut marks the rest "not checked" once the
-  # test selection changed) and adds its own in NAME.survivors.txt.
+  # A survivors run leaves the first run's verdicts in NAME.txt and adds its own in NAME.survivors.txt.
   (cd "$work" && "$python" -m mutmut results --all true > "$out/$name$( (($#)) && echo .survivors).txt" 2>&1 || true)
   (cd "$work" && "$python" -m mutmut export-cicd-stats > /dev/null)
-  "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" <<'PY'
+  "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" \
+    "$out/$name.txt" "$out/$name.survivors.txt" <<'PY'
 import json, sys
-stats, target, module, minutes, tests, rerun = sys.argv[1:]
+stats, target, module, minutes, tests, rerun, first_verdicts, rerun_verdicts = sys.argv[1:]
 counts = json.load(open(stats))
-if int(rerun):  # only the survivors ran: the first run's counts, with their new verdicts
+
+
+def verdicts(path):
+    """mutant → verdict, from `mutmut results --all true`."""
+    return dict(line.strip().rsplit(": ", 1) for line in open(path) if line.strip().count(": ") == 1)
+
+
+if int(rerun):  # the first run's survivors ran again: its counts, with those mutants' new verdicts (mutmut's own
+    # counts cover every mutant, and keep or drop the others' verdicts depending on whether the selection changed)
     first = json.load(open(target))
     first = first.get("first_run", first)
-    counts = {**first, "killed": first["killed"] + counts["killed"], "timeout": first["timeout"] + counts["timeout"],
-              "survived": counts["survived"], "first_run": first, "survivors_rerun_minutes": int(minutes)}
+    again = verdicts(rerun_verdicts)
+    now = [again.get(name, "survived") for name, verdict in verdicts(first_verdicts).items() if verdict == "survived"]
+    counts = {**first, "killed": first["killed"] + now.count("killed"),
+              "timeout": first["timeout"] + now.count("timeout"), "survived": now.count("survived"),
+              "first_run": first, "survivors_rerun_minutes": int(minutes)}
 counts.update(module=module, tests=tests.split(), minutes=counts.get("minutes", int(minutes)))
 tested = counts["total"] - counts["skipped"] - counts["no_tests"]
 counts["killed_percent"] = round(100 * (counts["killed"] + counts["timeout"]) / max(tested, 1), 1)

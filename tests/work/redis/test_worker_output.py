@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from bot.intake.decoder import DecoderPool
 from bot.work.protocol import JobSpec, Progress
@@ -74,23 +74,20 @@ async def test_a_result_is_kept_within_the_jobs_size_and_aspect(checked) -> None
     data, size = await checked(png(64, 40))
     assert size == (64, 40) and Image.open(io.BytesIO(data)).size == (64, 40)
     assert (await checked(png(80, 40)))[1] == (64, 32)  # within the job's pixels, shrunk to its long side
-    with pytest.raises(UnusableResult, match="too large: 100×50 pixels"):
+    with pytest.raises(UnusableResult, match="^The result is too large: 100×50 pixels"):
         await checked(png(100, 50))
-    with pytest.raises(UnusableResult, match="too long and thin"):
+    with pytest.raises(UnusableResult, match="^The result is too long and thin"):
         await checked(png(64, 2))
 
 
 async def test_the_written_png_carries_the_bots_recipe_not_the_workers_text(checked) -> None:
-    from PIL import PngImagePlugin
-
     forged = PngImagePlugin.PngInfo()
     forged.add_text("parameters", "a worker's own words")
-    data, _ = await checked(png(64, 40, pnginfo=forged))
-    with Image.open(io.BytesIO(data)) as written:
-        assert written.format == "PNG"
-        text = dict(written.text)
-    job = spec()
-    assert text == Recipe(job.options, style="waves", quality="fast").text_chunks()
+    recipe = Recipe(spec().options, style="waves", quality="fast").text_chunks()
+    for job, result in ((spec(), png(64, 40, pnginfo=forged)), (spec(3), animated_files.encoded_animation("PNG", 3))):
+        data, _ = await checked(result, job)
+        with Image.open(io.BytesIO(data)) as written:
+            assert written.format == "PNG" and dict(written.text) == recipe, job.frames
 
 
 async def test_an_animations_result_has_exactly_its_frames(checked) -> None:
@@ -100,8 +97,9 @@ async def test_an_animations_result_has_exactly_its_frames(checked) -> None:
         assert (written.format, getattr(written, "n_frames", 1), written.size, size) == ("PNG", 3, (64, 48), (64, 48))
     with pytest.raises(UnusableResult, match="it has 3 frame\\(s\\), not the job's 2"):
         await checked(three, spec(2))  # thinned by the decoder to 2, but it had 3
-    with pytest.raises(UnusableResult, match="it has 1 frame\\(s\\), not the job's 3"):
-        await checked(png(64, 40), spec(3))
+    for frames in (2, 3):
+        with pytest.raises(UnusableResult, match=f"it has 1 frame\\(s\\), not the job's {frames}"):
+            await checked(png(64, 40), spec(frames))
     data, size = await checked(three, spec(1))  # a still job takes the first frame of whatever it got
     assert size == (64, 48) and getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 1
 
@@ -123,10 +121,12 @@ def test_a_preview_fits_when_its_header_says_a_png_within_the_preview_size() -> 
     assert not preview_fits(header(32, 20).replace(b"IHDR", b"IDAT"), job)
 
 
-def test_an_odd_preview_is_dropped_and_the_rest_of_the_progress_kept() -> None:
+def test_an_odd_preview_is_dropped_and_the_rest_of_the_progress_kept(caplog: pytest.LogCaptureFixture) -> None:
     job = spec()
     fine = Progress("job1", 2, 4, 1.5, 0.25, header(32, 20))
     assert without_odd_preview(fine, job) is fine
     bare = Progress("job1", 2, 4, 1.5, 0.25)
     assert without_odd_preview(bare, job) is bare
+    assert not caplog.records
     assert without_odd_preview(Progress("job1", 2, 4, 1.5, 0.25, header(64, 20)), job) == bare
+    assert caplog.messages == ["job job1: dropped a preview that is not a PNG of the job's preview size"]

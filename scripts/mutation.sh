@@ -10,6 +10,8 @@
 # Each module runs in its own scratch copy of the working tree (mutmut writes a mutants/ folder beside its
 # config), at nice 15 and one mutant at a time, so that a shared machine stays usable. Results go to
 # benchmarks/out/mutation/: NAME.txt (every mutant's verdict), NAME.json (the counts and the minutes taken).
+# MUTATION_TIMEOUT_MULTIPLIER (mutmut's, default 15): a mutant is "timed out" past this many times its tests'
+# usual time; 3 keeps a module whose broken mutants make tests wait on a pipe or an event (decoder) to minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -58,6 +60,7 @@ also_copy = $(toml_list "${others[@]}")
 pytest_add_cli_args_test_selection = $(toml_list $tests)
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
 process_isolation = "forkserver"
+timeout_multiplier = ${MUTATION_TIMEOUT_MULTIPLIER:-15.0}
 TOML
   mutate "$module" "$tests" "$work" "$name"
 }

@@ -19,6 +19,8 @@ python="${PYTHON:-$root/.venv/bin/python}"
 out="$root/benchmarks/out/mutation"
 scratch="${MUTATION_SCRATCH:-${TMPDIR:-/tmp}/nst-mutation}"
 mkdir -p "$out" "$scratch"
+"$python" -c "import mutmut" 2>/dev/null \
+  || { echo "mutmut is not installed for $python (not in the dev extra): pip install mutmut==3.8.1" >&2; exit 2; }
 
 # module | the fast tests that cover it (space-separated); the order is smallest module first.
 modules=(

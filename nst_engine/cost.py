@@ -52,6 +52,7 @@ FORWARD_SHARE = 0.5
 # and its image decoders beside the engine; the budget is never below MIN_BUDGET_MB.
 RESERVED_MB = 400
 MIN_BUDGET_MB = 512
+MEMINFO = Path("/proc/meminfo")
 CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
 
 
@@ -158,10 +159,12 @@ def largest_size_within(options: StylizeOptions, style_count: int, budget_mb: fl
     high, step = options.size, max(1, (options.size - MIN_STYLE_SIDE) // SCAN_STEPS)
     while True:
         size = high
-        while size >= MIN_STYLE_SIDE and not fits(size):
+        while size > MIN_STYLE_SIDE and not fits(size):
             size -= step
-        if size < MIN_STYLE_SIDE:
-            return MIN_STYLE_SIDE if fits(MIN_STYLE_SIDE) else None
+        if size <= MIN_STYLE_SIDE:  # the smallest, then refined upwards like any other find
+            if not fits(MIN_STYLE_SIDE):
+                return None
+            size = MIN_STYLE_SIDE
         if step == 1:
             return size
         high, step = min(options.size, size + step - 1), max(1, step // SCAN_STEPS)
@@ -192,7 +195,7 @@ def machine_memory_mb() -> float | None:
     """This machine's memory, or its container's limit when that is lower (cgroup v2 or v1); None if unknown."""
     found = []
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in MEMINFO.read_text().splitlines():
             if line.startswith("MemTotal:"):
                 found.append(int(line.split()[1]) / 1024)
     except OSError:

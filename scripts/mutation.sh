@@ -10,6 +10,8 @@
 # Each module runs in its own scratch copy of the working tree (mutmut writes a mutants/ folder beside its
 # config), at nice 15 and one mutant at a time, so that a shared machine stays usable. Results go to
 # benchmarks/out/mutation/: NAME.txt (every mutant's verdict), NAME.json (the counts and the minutes taken).
+# MUTATION_TIMEOUT_MULTIPLIER (mutmut's, default 15): a mutant is "timed out" past this many times its tests'
+# usual time; 3 keeps a module whose broken mutants make tests wait on a pipe or an event (decoder) to minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -27,14 +29,14 @@ modules=(
   "bot/jobs/admission.py|tests/jobs/test_rules.py tests/jobs/test_settings.py tests/jobs/test_admission_edges.py"
   "bot/face/views.py|tests/face/test_permissions.py tests/face/test_views.py"
   "bot/face/menu_picks.py|tests/face/test_context_menu_parts.py tests/jobs/test_disk.py tests/face/test_permissions.py tests/face/test_menu_picks_edges.py"
-  "bot/intake/download.py|tests/intake/test_download_origins.py tests/intake/test_attachment_checks.py tests/intake/test_hostile_uploads.py tests/face/test_bot_parts.py"
-  "nst_engine/cost.py|tests/engine/test_cost.py tests/jobs/test_cost_budget.py tests/jobs/test_rules.py"
+  "bot/intake/download.py|tests/intake/test_download_origins.py tests/intake/test_attachment_checks.py tests/intake/test_download_fetch.py tests/intake/test_hostile_uploads.py tests/face/test_bot_parts.py"
+  "nst_engine/cost.py|tests/engine/test_cost.py tests/engine/test_cost_edges.py tests/engine/test_animation_cost.py tests/jobs/test_cost_budget.py tests/jobs/test_rules.py"
   "bot/jobs/store.py|tests/jobs/test_store.py tests/jobs/test_store_columns.py tests/jobs/test_rules.py tests/jobs/test_disk.py tests/jobs/test_settings.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py tests/jobs/test_animation_jobs.py tests/jobs/test_capacity.py"
   "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py tests/jobs/test_animation_jobs.py"
   "bot/face/buttons.py|tests/face/test_button_handlers.py tests/face/test_permissions.py tests/face/test_blends_and_upscale_levels.py"
-  "bot/work/worker_output.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py"
+  "bot/work/worker_output.py|tests/work/redis/test_worker_output.py"
   "bot/work/redis_queue.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py tests/work/redis/test_outages_mid_job.py"
-  "bot/intake/decoder.py|tests/intake/test_decoder.py tests/intake/test_decoder_replies.py tests/intake/test_decode_budget.py"
+  "bot/intake/decoder.py|tests/intake/test_decoder_worker_side.py tests/intake/test_decoder.py tests/intake/test_decoder_replies.py tests/intake/test_decode_budget.py"
   "bot/config.py|tests/test_config.py tests/jobs/test_settings.py tests/face/test_bot_parts.py tests/face/test_shard_ids.py tests/work/redis/test_metrics_and_config.py::test_queue_config_keys"
 )
 
@@ -60,6 +62,7 @@ also_copy = $(toml_list "${others[@]}")
 pytest_add_cli_args_test_selection = $(toml_list $tests)
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
 process_isolation = "forkserver"
+timeout_multiplier = ${MUTATION_TIMEOUT_MULTIPLIER:-15.0}
 TOML
   mutate "$module" "$tests" "$work" "$name"
 }
@@ -72,23 +75,29 @@ mutate() {
   (cd "$work" && PYTHONPATH="$work/mutants" nice -n 15 "$python" -m mutmut run --max-children 1 "$@" > mutmut-run.log 2>&1) \
     || { echo "mutmut failed for $module; see $work/mutmut-run.log" >&2; tail -20 "$work/mutmut-run.log" >&2; return 1; }
   minutes=$(( ($(date +%s) - started + 30) / 60 ))
-  # A survivors run leaves the first run's verdicts in NAME.txt (mutmut marks the rest "not checked" once the
-  # test selection changed) and adds its own in NAME.survivors.txt.
+  # A survivors run leaves the first run's verdicts in NAME.txt and adds its own in NAME.survivors.txt.
   (cd "$work" && "$python" -m mutmut results --all true > "$out/$name$( (($#)) && echo .survivors).txt" 2>&1 || true)
   (cd "$work" && "$python" -m mutmut export-cicd-stats > /dev/null)
   "$python" - "$work/mutants/mutmut-cicd-stats.json" "$out/$name.json" "$module" "$minutes" "$tests" "$#" \
-    "$out/$name.survivors.txt" "$@" <<'PY'
+    "$out/$name.txt" "$out/$name.survivors.txt" <<'PY'
 import json, sys
-stats, target, module, minutes, tests, rerun, rerun_verdicts, *survivors = sys.argv[1:]
+stats, target, module, minutes, tests, rerun, first_verdicts, rerun_verdicts = sys.argv[1:]
 counts = json.load(open(stats))
-if int(rerun):  # only the survivors ran: the first run's counts, with the new verdicts of its survivors (mutmut's
-    # own totals count the others again when the test selection is unchanged)
+
+
+def verdicts(path):
+    """mutant → verdict, from `mutmut results --all true`."""
+    return dict(line.strip().rsplit(": ", 1) for line in open(path) if line.strip().count(": ") == 1)
+
+
+if int(rerun):  # the first run's survivors ran again: its counts, with those mutants' new verdicts (mutmut's own
+    # counts cover every mutant, and keep or drop the others' verdicts depending on whether the selection changed)
     first = json.load(open(target))
     first = first.get("first_run", first)
-    verdicts = dict(line.strip().rsplit(": ", 1) for line in open(rerun_verdicts) if ": " in line)
-    again = [verdicts.get(name, "not checked") for name in survivors]
-    counts = {**first, "killed": first["killed"] + again.count("killed"),
-              "timeout": first["timeout"] + again.count("timeout"), "survived": again.count("survived"),
+    again = verdicts(rerun_verdicts)
+    now = [again.get(name, "survived") for name, verdict in verdicts(first_verdicts).items() if verdict == "survived"]
+    counts = {**first, "killed": first["killed"] + now.count("killed"),
+              "timeout": first["timeout"] + now.count("timeout"), "survived": now.count("survived"),
               "first_run": first, "survivors_rerun_minutes": int(minutes)}
 counts.update(module=module, tests=tests.split(), minutes=counts.get("minutes", int(minutes)))
 tested = counts["total"] - counts["skipped"] - counts["no_tests"]

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import LimitsConfig
 from bot.intake import decoder
 from bot.intake.decoder import DecodeRequest, DecoderPool, FairSlots
 from nst_engine.errors import ImageError
-from tests.intake import hostile_files
+from tests.intake import animated_files, hostile_files
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -95,7 +96,7 @@ async def test_a_decode_stopped_for_cpu_time_is_refused_and_its_worker_replaced(
         await pool.close()
 
 
-async def test_a_decode_over_the_wall_time_limit_is_killed() -> None:
+async def test_a_decode_over_the_wall_time_limit_is_killed(caplog: pytest.LogCaptureFixture) -> None:
     pool = DecoderPool(workers=1, time_limit=0.05, memory_limit=1 << 30)  # wall limit 0.15 s
     await pool.start()
     try:
@@ -103,8 +104,11 @@ async def test_a_decode_over_the_wall_time_limit_is_killed() -> None:
         # A stuck decoder, however fast the machine: the real process, stopped, spends no CPU time (so only the
         # wall limit can end it) and cannot answer an ordinary upload.
         os.kill(first, signal.SIGSTOP)
-        with pytest.raises(ImageError, match=r"took too long to decode \(over 0.05 s\)"):
+        with pytest.raises(ImageError) as refused:
             await pool.decode(hostile_files.encoded(hostile_files.noise(64, 64), "PNG"), REQUEST)
+        assert str(refused.value) == ("The content image took too long to decode (over 0.05 s), so it was refused; "
+                                      "please upload an ordinary PNG or JPEG.")
+        assert "decoding the content image took over 0.05 s; its decoder process was stopped" in caplog.messages
         assert not alive(first)
         assert (await pool.decode(hostile_files.encoded(hostile_files.noise(64, 64), "PNG"), REQUEST)).size == (64, 64)
     finally:
@@ -184,3 +188,24 @@ async def test_slots_go_first_to_requesters_holding_fewest() -> None:
         gates[name].set()
     await asyncio.gather(first, *queued)
     assert order == ["m1", "a1", "m2", "m3"] and slots.free == 1 and not slots.waiting and not slots.held
+
+
+async def test_the_shared_pool_is_made_once_from_the_limits() -> None:
+    await decoder.close_shared_pool()
+    limits = LimitsConfig(decode_workers=3, decode_seconds=7, decode_memory_mb=100, decode_budget_seconds=5,
+                          decode_budget_window=60)
+    try:
+        pool = decoder.shared_pool(limits)
+        assert (pool.workers, pool.time_limit, pool.memory_limit) == (3, 7, 100 << 20)
+        assert (pool.budget.seconds, pool.budget.window) == (5, 60)
+        assert decoder.shared_pool(LimitsConfig()) is pool
+    finally:
+        await decoder.close_shared_pool()
+    assert decoder._shared_pool is None and decoder.shared_pool(LimitsConfig()) is not pool
+    await decoder.close_shared_pool()
+
+
+async def test_an_animation_is_asked_for_and_comes_back_frame_by_frame(pool: DecoderPool) -> None:
+    request = DecodeRequest("content image", 25_000_000, 256, 20, max_frames=3)
+    animation, source_frames = await pool.decode_counted(animated_files.many_frame_gif(6), request)
+    assert (animation.frame_count, source_frames) == (3, 6)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,10 @@ def test_the_example_config_loads_and_documents_every_key() -> None:
     config = load_config(example)
     text = example.read_text()
     for section in ("discord", "engine", "storage", "limits", "bot"):
-        for key in vars(getattr(config, section)):
+        for spec in fields(getattr(config, section)):
+            key = spec.name
+            if spec.metadata.get("parsed"):  # filled by the parser from a key's table form (LimitsConfig.by_level)
+                continue
             assert f"\n{key} =" in text or f"\n# {key} =" in text, f"[{section}] {key} is not documented"
 
 

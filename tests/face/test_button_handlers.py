@@ -479,7 +479,7 @@ async def test_an_animated_rerun_gets_the_animation_caps(tmp_path: Path) -> None
     await buttons.on_edit_submit(submit(made(buttons, content=frames).id, quality="high"))
     (child, content, _, _), = buttons.presenter.queued
     assert isinstance(content, Animation) and child.quality == "high" and child.options.size == 320
-    assert child.notes == ["size 768 px capped to 320 px for an animation"]
+    assert child.notes == ["size 768 px capped to 320 px for an animation at high quality"]
 
 
 async def test_a_rerun_counts_against_the_members_limits_where_the_parent_was_made(tmp_path: Path) -> None:

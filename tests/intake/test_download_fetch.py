@@ -124,12 +124,14 @@ async def test_the_decoders_caps_are_the_configs(server, pool) -> None:
 async def test_an_animation_keeps_the_frame_cap_and_side_and_says_what_was_cut(server, pool) -> None:
     session, base = server
     thinned = config(base, max_frames=4)
-    picture, notes = await fetch_picture(session, upload(base + "/frames.gif"), thinned, "content", decoder=pool)
+    picture, notes = await fetch_picture(session, upload(base + "/frames.gif"), thinned, "content",
+                                         thinned.limits.animation_caps("standard"), decoder=pool)
     assert isinstance(picture, Animation) and picture.frame_count == 4
     assert notes == ["animation thinned to 4 of its 10 frames, spread evenly with the timing kept (this bot "
-                     "stylises at most 4 frames)"]
+                     "stylises at most 4 frames at standard quality)"]
     small = config(base, max_animation_size=48)
-    picture, notes = await fetch_picture(session, upload(base + "/ball.gif"), small, "content", decoder=pool)
+    picture, notes = await fetch_picture(session, upload(base + "/ball.gif"), small, "content",
+                                         small.limits.animation_caps("standard"), decoder=pool)
     assert isinstance(picture, Animation) and (picture.frame_count, picture.size, notes) == (3, (48, 32), [])
     still = await fetch_image(session, upload(base + "/ball.gif"), small, "content", decoder=pool)
     assert isinstance(still, Image.Image) and still.size == (96, 64)  # a still: up to twice the largest output

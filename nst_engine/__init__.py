@@ -13,7 +13,7 @@ import os
 # an operator's own OMP_WAIT_POLICY wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .errors import DownloadError  # noqa: E402, ImageError, NSTError, OptionError, WeightsError
+from .errors import DownloadError, ImageError, NSTError, OptionError, WeightsError  # noqa: E402
 from .options import QUALITY_LEVELS, QualityLevel, StylizeOptions, option_specs  # noqa: E402
 
 _LAZY = {name: "transfer" for name in ("stylize", "Engine", "Progress", "StylizeResult", "BatchRequest")}

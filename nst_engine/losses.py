@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
-# Positions × channels of a bf16/fp16 map raised to fp32 at a time by ``_LowPrecisionGram``: about 1 MB of fp32, so
-# the raised chunk stays in a core's cache between its cast and its product.
+# Positions × channels of a bf16/fp16 map multiplied at a time by ``_LowPrecisionGram``: 512 KB, so the chunk's copy
+# stays in a core's cache for its product, and each chunk's sum is rounded to bf16 before the fp32 total.
 CHUNK_ELEMENTS = 1 << 18
 
 
@@ -102,10 +102,12 @@ class _LowPrecisionGram(torch.autograd.Function):
     """The fp32 Gram of the rows ``rows`` and columns ``cols`` of a bf16/fp16 map whose channels are innermost.
 
     torch 2.14 has no CPU product of bf16 matrices with an fp32 result (``bmm(..., out_dtype=)`` is CUDA-only), and
-    a bf16 result would round the Gram, so the map is raised to fp32 a few rows at a time (``CHUNK_ELEMENTS``)
-    and each chunk's product is added into the fp32 Gram: no full-size fp32 copy and no copy of the crop. The
-    backward pass raises the same chunks again and writes the gradient, in the map's precision, straight into a
-    whole-map gradient whose frame strips are zeroed (no zero-filled map, no full-size cast back)."""
+    one bf16 product of the whole map would round the Gram's sum to 3 digits. So the crop goes a few rows at a time
+    (``CHUNK_ELEMENTS``): each chunk's product in the map's precision (oneDNN accumulates it in fp32 and rounds
+    only the chunk's sum), added into an fp32 Gram, so rounding errors of the chunks average out: about 5e-4 of
+    the Gram's norm (fp32 chunks: 3e-7), at less than half their time, with no full-size copy and no copy of the
+    crop. The backward pass is one product of the whole map in its precision, whose frame strips are then zeroed
+    (no zero-filled map, no cast back). What this costs the result is measured in benchmarks/precision.py."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, full: torch.Tensor, rows: tuple[int, int],
@@ -114,23 +116,21 @@ class _LowPrecisionGram(torch.autograd.Function):
         ctx.box = rows, cols
         n, c = full.shape[:2]
         result = full.new_zeros((n, c, c), dtype=torch.float32)
-        for chunk in _raised_chunks(full, rows, cols):
-            result.baddbmm_(chunk.transpose(1, 2), chunk)
+        for chunk in _chunks(full, rows, cols):
+            result.add_(torch.bmm(chunk.transpose(1, 2), chunk))
         return result / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
         full, rows, cols, symmetric = _saved_box(ctx, grad)
         n, c, h, w = full.shape
-        grad_positions = torch.empty((n, h, w, c), dtype=full.dtype, device=full.device)
+        # One product over the whole map in its own precision (accumulated in fp32 by oneDNN): the gradient goes
+        # on in that precision to the convolutions' backward anyway, so rounding the C×C factor to it costs
+        # nothing measurable (benchmarks/precision.py) and saves the raised chunks and their fp32 products.
+        positions = full.permute(0, 2, 3, 1).reshape(n, h * w, c)
+        grad_positions = torch.bmm(positions, symmetric.to(full.dtype)).view(n, h, w, c)
         for strip in _strips(grad_positions, rows, cols):
             strip.zero_()
-        top = rows[0]
-        for chunk in _raised_chunks(full, rows, cols):
-            bottom = top + chunk.shape[1] // (cols[1] - cols[0])
-            grad_positions[:, top:bottom, cols[0]:cols[1]].copy_(
-                torch.bmm(chunk, symmetric).view(n, bottom - top, cols[1] - cols[0], c))
-            top = bottom
         return grad_positions.permute(0, 3, 1, 2), None, None
 
 
@@ -141,14 +141,13 @@ def _saved_box(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> 
     return full, rows, cols, (grad + grad.transpose(1, 2)) / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
 
 
-def _raised_chunks(full: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> Iterator[torch.Tensor]:
-    """The crop's positions a few rows at a time, each chunk N×(rows·columns)×C in fp32."""
+def _chunks(full: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> Iterator[torch.Tensor]:
+    """The crop's positions a few rows at a time, each chunk a contiguous N×(rows·columns)×C copy."""
     n, c = full.shape[:2]
     positions = full.permute(0, 2, 3, 1)
     step = max(1, CHUNK_ELEMENTS // ((cols[1] - cols[0]) * c))
     for top in range(rows[0], rows[1], step):
-        chunk = positions[:, top:min(top + step, rows[1]), cols[0]:cols[1]]
-        yield chunk.to(torch.float32, memory_format=torch.contiguous_format).view(n, -1, c)
+        yield positions[:, top:min(top + step, rows[1]), cols[0]:cols[1]].contiguous().view(n, -1, c)
 
 
 def _strips(positions: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> list[torch.Tensor]:

@@ -91,14 +91,27 @@ class BorderConv(nn.Conv2d):
     packed: PackedWeights | None = None
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        zeros = self.padding_mode == "zeros" or min(input.shape[-2:]) < SMALL_MAP
-        if zeros and self.packed is not None and _packable(input):
-            output = self.packed(input)
-            if output is not None:
-                return output
-        if zeros:
+        output = self._packed(input, relu=False)
+        return output if output is not None else self._plain(input, weight, bias)
+
+    def with_relu(self, input: torch.Tensor) -> torch.Tensor:
+        """ReLU(conv(input)): in one pass where the weights are packed, else the conv then an in-place ReLU (the
+        conv's output is not needed for its backward)."""
+        output = self._packed(input, relu=True)
+        return output if output is not None else torch.relu_(self(input))
+
+    def _packed(self, input: torch.Tensor, relu: bool) -> torch.Tensor | None:
+        if self.packed is not None and self._zero_padded(input) and _packable(input):
+            return self.packed(input, relu)
+        return None
+
+    def _plain(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self._zero_padded(input):
             return F.conv2d(input, weight, bias, padding=1)
         return F.conv2d(F.pad(input, (1, 1, 1, 1), mode=self.padding_mode), weight, bias)
+
+    def _zero_padded(self, input: torch.Tensor) -> bool:
+        return self.padding_mode == "zeros" or min(input.shape[-2:]) < SMALL_MAP
 
 
 class FramedMap(NamedTuple):
@@ -178,11 +191,15 @@ class VGGEncoder(nn.Module):
             frame = 0  # a mirror needs more picture than frame (a tiny style image)
         if frame:
             x = F.pad(x, (frame, frame, frame, frame), mode="reflect")
+        fused = False
         for index, layer in enumerate(self.layers):
-            if isinstance(layer, nn.ReLU) and self.names.get(index - 1) not in wanted:
-                # In place: the conv's output is not needed for its backward, and this halves the memory
-                # autograd keeps (peak RSS at 512 px). Skipped when the conv output itself is asked for.
-                x = torch.relu_(x)
+            if fused:  # this ReLU ran with the conv before it
+                fused = False
+            elif isinstance(layer, BorderConv) and index >= FP32_LAYERS and self.names.get(index) not in wanted:
+                # With its ReLU: the conv's output is not needed for its backward, so it is never kept apart
+                # (this halves the memory autograd keeps, peak RSS at 512 px), and packed it is one pass over the
+                # map. Not when the conv's output itself is asked for.
+                x, fused = layer.with_relu(x), True
             elif index < FP32_LAYERS:
                 with torch.autocast(x.device.type, enabled=False):
                     x = layer(x.float())

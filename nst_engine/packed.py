@@ -35,8 +35,9 @@ def _pack(weight: torch.Tensor, input_shape: torch.Size) -> torch.Tensor:
                                                      list(input_shape))
 
 
-def _convolve(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return torch.ops.mkldnn._convolution_pointwise(x, packed, bias, _PADDING, _STRIDE, _DILATION, 1, "none", [], "")
+def _convolve(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, then: str = "none") -> torch.Tensor:
+    """The convolution, followed by oneDNN's post-op ``then`` ("none" or "relu") in the same pass."""
+    return torch.ops.mkldnn._convolution_pointwise(x, packed, bias, _PADDING, _STRIDE, _DILATION, 1, then, [], "")
 
 
 class PackedWeights:
@@ -61,9 +62,10 @@ class PackedWeights:
         self._packed.move_to_end(key)
         return self._packed[key]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The convolution of ``x`` (channels_last, on the CPU; under CPU autocast in its dtype), or None where
-        oneDNN cannot pack this precision here (the caller then runs ``F.conv2d``)."""
+    def __call__(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor | None:
+        """The convolution of ``x`` (channels_last, on the CPU; under CPU autocast in its dtype), with ``relu`` its
+        ReLU applied in the same pass (no second sweep over the map), or None where oneDNN cannot pack this
+        precision here (the caller then runs ``F.conv2d``)."""
         if torch.is_autocast_enabled("cpu"):
             x = x.to(torch.get_autocast_dtype("cpu"))
         if x.dtype in self.unsupported:
@@ -73,19 +75,27 @@ class PackedWeights:
         except RuntimeError:
             self.unsupported.add(x.dtype)
             return None
-        return _PackedConv.apply(x, forward, backward, bias)
+        return _PackedConv.apply(x, forward, backward, bias, relu)
 
 
 class _PackedConv(torch.autograd.Function):
-    """Forward with the packed weights; the input gradient with the packed transposed-and-flipped weights."""
+    """Forward with the packed weights (and the ReLU as oneDNN's post-op); the input gradient with the packed
+    transposed-and-flipped weights, after the ReLU's mask where it was fused."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, forward: torch.Tensor,
-                backward: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+                backward: torch.Tensor, bias: torch.Tensor, relu: bool) -> torch.Tensor:
         ctx.backward_weights = backward
-        return _convolve(x, forward, bias)
+        output = _convolve(x, forward, bias, "relu" if relu else "none")
+        ctx.relu = relu
+        if relu:
+            ctx.save_for_backward(output)
+        return output
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
+        if ctx.relu:
+            (output,) = ctx.saved_tensors
+            grad = torch.ops.aten.threshold_backward(grad, output, 0)
         grad = grad.contiguous(memory_format=torch.channels_last)
-        return _convolve(grad, ctx.backward_weights, None), None, None, None
+        return _convolve(grad, ctx.backward_weights, None), None, None, None, None

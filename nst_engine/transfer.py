@@ -125,15 +125,18 @@ def resolve_device(name: str) -> torch.device:
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """True on x86 CPUs with AVX-512 BF16 or AMX: there bf16 convolutions run ~2× faster than fp32.
+    """True on x86 CPUs with AVX-512 BF16 or AMX that oneDNN may use: there bf16 convolutions run ~2× faster than
+    fp32.
 
-    Elsewhere (AVX2-only CPUs, e.g. many cloud VMs) bf16 is emulated and ~10× slower than fp32.
+    Elsewhere (AVX2-only CPUs, e.g. many cloud VMs, or oneDNN held below AVX-512 by ``ONEDNN_MAX_CPU_ISA``) bf16 is
+    emulated and ~10× slower than fp32.
     """
     try:
         flags = Path("/proc/cpuinfo").read_text() if sys.platform.startswith("linux") else ""
     except OSError:
         return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return (any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:

@@ -78,3 +78,17 @@ def test_no_weight_reorder_per_call_once_packed(vgg_weights):
     weights before every convolution (which is what packing removes)."""
     assert _reorders_in_second_pass(vgg_weights, "plain") > 10
     assert _reorders_in_second_pass(vgg_weights, "packed") == 0
+
+
+def test_a_convolution_with_its_relu_fused_gives_relu_of_conv2d_and_its_gradient():
+    """The ReLU runs as oneDNN's post-op; its backward masks the gradient by the fused output."""
+    weight, bias = torch.randn(16, 8, 3, 3), torch.randn(16)
+    x = torch.randn(1, 8, 9, 11).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = packed.PackedWeights(weight, bias)(x, relu=True)
+    upstream = torch.randn_like(out)
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    reference = x.detach().requires_grad_(True)
+    expected = F.relu(F.conv2d(reference, weight, bias, padding=1))
+    (expected_grad,) = torch.autograd.grad(expected, reference, upstream)
+    assert (expected == 0).any() and (expected > 0).any()
+    assert torch.allclose(out, expected, atol=1e-4) and torch.allclose(grad, expected_grad, atol=1e-4)

@@ -3,6 +3,9 @@ rounding. Real engine and real VGG19 path with a seeded random VGG19."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +110,15 @@ def test_auto_precision_on_the_cpu_follows_its_flags(monkeypatch: pytest.MonkeyP
     assert resolve_precision("auto", cpu) is torch.bfloat16
     monkeypatch.setattr(transfer, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", cpu) is None
+
+
+def test_auto_precision_is_fp32_where_onednn_is_held_to_avx2():
+    """An admin (or the AVX2 figures in benchmarks/README.md) can hold oneDNN to AVX2 on a bf16 machine; bf16 would
+    then be emulated, so auto must not pick it."""
+    probe = "import torch; from nst_engine.transfer import resolve_precision; print(resolve_precision('auto', torch.device('cpu')))"
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "None"
 
 
 def test_gram_of_channels_last_features_equals_nchw():

@@ -63,7 +63,7 @@ content, style = Image.open(sys.argv[3]), Image.open(sys.argv[4]).convert("RGB")
 level = QUALITY_LEVELS["standard"]
 engine = Engine(sys.argv[2])
 wall, cpu = time.perf_counter(), time.process_time()
-engine.stylize(content, [style], StylizeOptions(size=level.size, iterations=level.iterations))
+engine.stylize(content, [style], StylizeOptions(size=level.size, iterations=level.iterations, precision=sys.argv[5]))
 print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
                   "engine": nst_engine.__file__}))
 """
@@ -174,7 +174,7 @@ def gram_section(content: Image.Image, size: int, rounds: int, report: dict) -> 
             return time.perf_counter() - started
 
         names = ("crop view (before)", "whole map + box (now)") if dtype == torch.float32 else (
-            "crop raised to fp32 (before)", "raised in chunks (now)")
+            "crop raised to fp32 (before)", "bf16 chunks summed in fp32 (now)")
         timings: dict[str, list[float]] = {name: [] for name in names}
         run(False), run(True)
         for _ in range(rounds * 5):
@@ -188,8 +188,9 @@ def gram_section(content: Image.Image, size: int, rounds: int, report: dict) -> 
               + f"; now / before {statistics.median(ratios):.3f}", flush=True)
 
 
-def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: int, report: dict) -> None:
-    """The standard job in a fresh process, this tree and the baseline tree alternately."""
+def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: int, precision: str,
+                  report: dict) -> None:
+    """The standard job at ``precision`` in a fresh process, this tree and the baseline tree alternately."""
     with tempfile.TemporaryDirectory() as scratch:
         content_file = Path(scratch) / "content.png"
         content.save(content_file)
@@ -198,15 +199,15 @@ def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: i
         for _ in range(rounds):
             for name, tree in trees.items():
                 out = subprocess.run([sys.executable, "-c", JOB_SCRIPT, str(tree), str(weights), str(content_file),
-                                      str(STYLE_FILE)], capture_output=True, text=True, check=True, cwd=tree,
-                                     env=STARTED_ENV)
+                                      str(STYLE_FILE), precision], capture_output=True, text=True, check=True,
+                                     cwd=tree, env=STARTED_ENV)
                 runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(f"standard job, {name}: {runs[name][-1]['wall']:.1f} s wall, {runs[name][-1]['cpu']:.1f} s "
                       f"CPU ({runs[name][-1]['engine']})", flush=True)
     ratios = [a["wall"] / b["wall"] for a, b in zip(runs["this tree"], runs["baseline"])]
     cpu_ratios = [a["cpu"] / b["cpu"] for a, b in zip(runs["this tree"], runs["baseline"])]
-    report["standard_job"] = {"baseline_tree": str(baseline), "runs": runs, "wall_ratio_per_pair": ratios,
-                              "cpu_ratio_per_pair": cpu_ratios}
+    report["standard_job"] = {"baseline_tree": str(baseline), "precision": precision, "runs": runs,
+                              "wall_ratio_per_pair": ratios, "cpu_ratio_per_pair": cpu_ratios}
     print(f"standard job, this tree / baseline: wall {statistics.median(ratios):.3f} "
           f"(pairs {', '.join(f'{r:.3f}' for r in ratios)}), CPU {statistics.median(cpu_ratios):.3f}")
 
@@ -248,6 +249,8 @@ def main() -> int:
                         help="a checkout whose nst_engine the standard job is compared with")
     parser.add_argument("--only", action="append", choices=("gram", "jobs", "iterations", "threads"),
                         help="run only these sections, in this order (repeatable; default: all)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="the standard jobs' precision (both trees)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "speed-floor.json")
     args = parser.parse_args()
     level = QUALITY_LEVELS["standard"]
@@ -259,7 +262,8 @@ def main() -> int:
         peak = machine(report)
         sections = {
             "gram": lambda: gram_section(content, sizes[-1], 1 if args.quick else args.rounds, report),
-            "jobs": lambda: standard_jobs(weights, content, args.baseline_tree.resolve(), args.job_rounds, report)
+            "jobs": lambda: standard_jobs(weights, content, args.baseline_tree.resolve(), args.job_rounds,
+                                  args.precision, report)
             if args.job_rounds and not args.quick else None,
             "threads": lambda: wait_policies(weights, content, sizes, 1 if args.quick else args.rounds, report),
             "iterations": lambda: per_iteration(weights, content, style, sizes, 2 if args.quick else 3,

@@ -14,6 +14,8 @@ One run measures, interleaved (A B A B …) so that a shared machine's drift hit
 - the Gram of the five style maps (forward + backward) from a cropped view against the whole framed map;
 - seconds per iteration at each scale in fresh processes with OpenMP's idle threads spinning against sleeping
   (``OMP_WAIT_POLICY``, ``--only threads``);
+- seconds per iteration at each scale in fresh processes, this tree against ``--baseline-tree``, the order
+  swapped every round (``--only trees``);
 - the standard job (512 px, 80 iterations) in a fresh process per run, this tree against ``--baseline-tree``
   (a checkout of main), alternating, with wall and CPU seconds and the ratio of each pair.
 
@@ -212,6 +214,14 @@ def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: i
           f"(pairs {', '.join(f'{r:.3f}' for r in ratios)}), CPU {statistics.median(cpu_ratios):.3f}")
 
 
+def fresh_iteration(tree: Path, weights: Path, content_file: Path, size: int, iterations: int, env: dict) -> float:
+    """Median seconds per iteration at one scale of ``size``, in a fresh process running ``tree``'s engine."""
+    out = subprocess.run([sys.executable, "-c", ITERATION_SCRIPT, str(tree), str(weights), str(content_file),
+                          str(STYLE_FILE), str(size), str(iterations)], check=True, capture_output=True, text=True,
+                         cwd=tree, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+
+
 def wait_policies(weights: Path, content: Image.Image, sizes: list[int], rounds: int, report: dict) -> None:
     """Per iteration with OpenMP's idle threads spinning (``OMP_WAIT_POLICY=ACTIVE``) against sleeping
     (``PASSIVE``, the engine's default since round three), fresh processes, interleaved."""
@@ -223,16 +233,36 @@ def wait_policies(weights: Path, content: Image.Image, sizes: list[int], rounds:
             seconds: dict[str, list[float]] = {"ACTIVE": [], "PASSIVE": []}
             for _ in range(rounds):
                 for policy in seconds:
-                    out = subprocess.run([sys.executable, "-c", ITERATION_SCRIPT, str(REPO), str(weights),
-                                          str(content_file), str(STYLE_FILE), str(size), "4"], check=True,
-                                         capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": policy})
-                    seconds[policy].append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+                    seconds[policy].append(fresh_iteration(REPO, weights, content_file, size, 4,
+                                                           {**os.environ, "OMP_WAIT_POLICY": policy}))
             ratios = [p / a for p, a in zip(seconds["PASSIVE"], seconds["ACTIVE"])]
             rows.append({"size": size, "seconds": seconds, "passive_over_active": ratios})
             print(f"{size} px per iteration: spinning {statistics.median(seconds['ACTIVE']):.3f} s, sleeping "
                   f"{statistics.median(seconds['PASSIVE']):.3f} s; sleeping / spinning {statistics.median(ratios):.3f}",
                   flush=True)
     report["wait_policy"] = rows
+
+
+def tree_iterations(weights: Path, content: Image.Image, baseline: Path, sizes: list[int], rounds: int,
+                    report: dict) -> None:
+    """Per iteration at each scale, this tree against ``baseline`` in fresh processes, the order swapped every
+    round (A B, B A, …) so that neither side always runs first on a drifting machine."""
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        content_file = Path(scratch) / "content.png"
+        content.save(content_file)
+        for size in sizes:
+            seconds: dict[str, list[float]] = {"this tree": [], "baseline": []}
+            trees = {"this tree": REPO, "baseline": baseline}
+            for turn in range(rounds):
+                for name in (("this tree", "baseline") if turn % 2 == 0 else ("baseline", "this tree")):
+                    seconds[name].append(fresh_iteration(trees[name], weights, content_file, size, 6, STARTED_ENV))
+            ratios = [a / b for a, b in zip(seconds["this tree"], seconds["baseline"])]
+            rows.append({"size": size, "baseline_tree": str(baseline), "seconds": seconds, "ratio_per_round": ratios})
+            print(f"{size} px per iteration: this tree {statistics.median(seconds['this tree']):.3f} s, baseline "
+                  f"{statistics.median(seconds['baseline']):.3f} s; this tree / baseline {statistics.median(ratios):.3f}"
+                  f" (rounds {', '.join(f'{r:.3f}' for r in ratios)})", flush=True)
+    report["tree_iterations"] = rows
 
 
 def save(report: dict, out: Path) -> None:
@@ -247,7 +277,7 @@ def main() -> int:
     parser.add_argument("--job-rounds", type=int, default=2, help="standard-job pairs (0: skip the jobs)")
     parser.add_argument("--baseline-tree", type=Path, default=Path("/work/main"),
                         help="a checkout whose nst_engine the standard job is compared with")
-    parser.add_argument("--only", action="append", choices=("gram", "jobs", "iterations", "threads"),
+    parser.add_argument("--only", action="append", choices=("gram", "jobs", "iterations", "threads", "trees"),
                         help="run only these sections, in this order (repeatable; default: all)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="the standard jobs' precision (both trees)")
@@ -265,6 +295,8 @@ def main() -> int:
             "jobs": lambda: standard_jobs(weights, content, args.baseline_tree.resolve(), args.job_rounds,
                                   args.precision, report)
             if args.job_rounds and not args.quick else None,
+            "trees": lambda: tree_iterations(weights, content, args.baseline_tree.resolve(), sizes,
+                                             1 if args.quick else 2 * args.rounds, report),
             "threads": lambda: wait_policies(weights, content, sizes, 1 if args.quick else args.rounds, report),
             "iterations": lambda: per_iteration(weights, content, style, sizes, 2 if args.quick else 3,
                                                 1 if args.quick else args.rounds, peak, report)}

@@ -305,3 +305,17 @@ async def test_a_result_gone_is_lost_and_one_that_cannot_be_saved_failed(tmp_pat
     await send(worker, runs["unsaved"], Done("unsaved", 4, 1.0, width=64, height=43, output="x"))
     assert await next_of(queue, (Done, Lost, Failed), 10) == Failed("unsaved", NOT_SAVED)
     assert "job unsaved: cannot write its result" in caplog.text
+
+
+async def test_stop_requests_that_cannot_reach_redis_name_their_job(tmp_path: Path, queue, redis_server,
+                                                                   caplog) -> None:
+    """Cancel and abort while Redis is down: the log says which job the workers could not be told about."""
+    caplog.set_level(logging.INFO, QUEUE_LOG)
+    await queue.submit([job(tmp_path, "cancelled"), job(tmp_path, "aborted")])
+    redis_server.kill()
+    await until(lambda: queue.refusal() is not None, "the outage seen")
+    await queue.cancel("cancelled")
+    assert "could not ask the workers to stop job cancelled:" in caplog.text
+    await queue.abort("aborted")
+    assert "could not ask the workers to stop job aborted:" in caplog.text
+    assert (await next_of(queue, (Lost,), 5)).job == "aborted"

@@ -17,7 +17,8 @@ import pytest
 
 from bot.work.protocol import Done, Failed, Lost, Progress, Ready, to_json
 from bot.work.redis_link import CANCEL_CHANNEL, EVENTS, GROUP, JOBS, WORKER_PREFIX, cancel_key, input_key, result_key
-from bot.work.redis_queue import NOT_SAVED, RedisWorkQueue, _stream_id
+from bot.work.redis_queue import NOT_SAVED, UNUSABLE, RedisWorkQueue, _stream_id
+from bot.work.worker_output import png_byte_cap
 from tests.intake import hostile_files
 from tests.work.redis.helpers import RedisServer, job, queue_config
 from tests.work.redis.test_hostile_worker import Impostor, next_of
@@ -77,6 +78,11 @@ async def restart(queue: RedisWorkQueue, old: RedisServer, new: RedisServer | No
     new.start()
 
 
+def logged(caplog) -> list[str]:
+    """The backend's log messages, whole."""
+    return [record.getMessage() for record in caplog.records]
+
+
 async def send(impostor: Impostor, run: str, event: object, entry: str = "*") -> None:
     """A worker's event, at stream id ``entry`` (Redis's next one by default)."""
     await impostor.redis.xadd(EVENTS, {"run": run, "event": to_json(event)}, id=entry)
@@ -134,7 +140,7 @@ async def test_jobs_of_a_worker_whose_heartbeat_lapsed_end_lost(tmp_path: Path, 
         reason = "its worker ghost stopped responding (no heartbeat for 1.5 s)"
         assert [await next_of(queue, (Lost, Done, Failed), 10) for _ in range(2)] == [
             Lost("a-early", reason), Lost("b-late", reason)]
-        assert f"job a-early lost: {reason}" in caplog.text
+        assert f"job a-early lost: {reason}" in logged(caplog)
         pending = await alive.redis.xpending_range(JOBS, GROUP, min="-", max="+", count=10)
         assert [(item["message_id"].decode(), item["consumer"]) for item in pending] == [(alive_entry, b"alive")]
         assert await alive.redis.xlen(JOBS) == 1
@@ -213,7 +219,7 @@ async def test_redis_restarted_without_its_data(tmp_path: Path, servers, caplog)
         await until(lambda: queue.refusal() is None, "connected again")
         worker = Impostor(server)  # connected again too
         assert [group["name"] for group in await worker.redis.xinfo_groups(JOBS)] == [GROUP.encode()]
-        assert f"Redis at 127.0.0.1:{server.port}/0 is reachable again" in caplog.text
+        assert f"Redis at 127.0.0.1:{server.port}/0 is reachable again" in logged(caplog)
         _, runs = await submit(queue, worker, job(tmp_path, "after"))
         await send(worker, runs["after"], Progress("after", 1, 4, None))  # an id below FAR
         assert (await next_of(queue, (Progress,), 10)).job == "after"
@@ -250,6 +256,9 @@ async def test_redis_restored_from_an_older_copy_reads_its_events_from_the_start
         assert (await next_of(queue, (Progress,), 10)).iteration == 1
         await restart(queue, server, older)
         assert await next_of(queue, (Progress, Lost), 10) == Progress("kept", 2, 4, None)
+        again = older.client()  # the group is made from the stream's start: the copy's entry is handed over again
+        assert (await again.xreadgroup(GROUP, "after", {JOBS: ">"}, count=1))[0][1][0][0].decode() == entry
+        await again.aclose()
 
 
 async def test_a_group_that_cannot_be_made_keeps_the_backend_down(servers) -> None:
@@ -288,23 +297,33 @@ async def test_the_first_connection_after_redis_was_down_at_start(servers, caplo
         assert [entry.decode() for entry, _ in await client.xrange(JOBS)] == [other]
         assert not await client.exists(EVENTS)
         assert [group["name"] for group in await client.xinfo_groups(JOBS)] == [GROUP.encode()]
-        assert f"Redis at 127.0.0.1:{server.port}/0 is reachable again" in caplog.text
+        assert f"Redis at 127.0.0.1:{server.port}/0 is reachable again" in logged(caplog)
 
 
-async def test_a_result_gone_is_lost_and_one_that_cannot_be_saved_failed(tmp_path: Path, queue, redis_server,
+async def finished(queue: RedisWorkQueue, worker: Impostor, spec, result: bytes | None):
+    """How the backend ends ``spec`` after its worker stored ``result`` (None: nothing) and reported it done."""
+    _, runs = await submit(queue, worker, spec)
+    if result is not None:
+        await worker.redis.set(result_key(runs[spec.job_id]), result)
+    await send(worker, runs[spec.job_id], Done(spec.job_id, 4, 1.0, width=64, height=43, output="x"))
+    return await next_of(queue, (Done, Lost, Failed), 10)
+
+
+async def test_a_result_gone_is_lost_and_one_refused_or_not_saved_failed(tmp_path: Path, queue, redis_server,
                                                                           caplog) -> None:
     worker = Impostor(redis_server)
     await worker.beat()
-    _, runs = await submit(queue, worker, job(tmp_path, "gone", size=64))
-    await send(worker, runs["gone"], Done("gone", 4, 1.0, width=64, height=43, output="x"))  # no result stored
-    assert await next_of(queue, (Done, Lost, Failed), 10) == Lost(
+    assert await finished(queue, worker, job(tmp_path, "gone", size=64), None) == Lost(
         "gone", "its result expired in Redis before the bot could fetch it")
+    outsize = b"\0" * (png_byte_cap(64) + 1)
+    assert await finished(queue, worker, job(tmp_path, "outsize", size=64), outsize) == Failed("outsize", UNUSABLE)
+    assert ("job outsize: its worker's result was refused: it is larger than 1 frame(s) of a 64-pixel PNG"
+            in logged(caplog))
     unsaved = dataclasses.replace(job(tmp_path, "unsaved", size=64), result=str(tmp_path / "missing" / "r.png"))
-    _, runs = await submit(queue, worker, unsaved)
-    await worker.redis.set(result_key(runs["unsaved"]), hostile_files.encoded(hostile_files.noise(64, 43), "PNG"))
-    await send(worker, runs["unsaved"], Done("unsaved", 4, 1.0, width=64, height=43, output="x"))
-    assert await next_of(queue, (Done, Lost, Failed), 10) == Failed("unsaved", NOT_SAVED)
-    assert "job unsaved: cannot write its result" in caplog.text
+    picture = hostile_files.encoded(hostile_files.noise(64, 43), "PNG")
+    assert await finished(queue, worker, unsaved, picture) == Failed("unsaved", NOT_SAVED)
+    partial = tmp_path / "missing" / ".r.png.part"
+    assert f"job unsaved: cannot write its result: [Errno 2] No such file or directory: '{partial}'" in logged(caplog)
 
 
 async def test_stop_requests_that_cannot_reach_redis_name_their_job(tmp_path: Path, queue, redis_server,

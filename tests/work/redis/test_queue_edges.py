@@ -242,12 +242,15 @@ async def test_redis_restarted_with_its_data_loses_nothing(tmp_path: Path, serve
 
 
 async def test_redis_restored_from_an_older_copy_reads_its_events_from_the_start(tmp_path: Path, servers) -> None:
-    """The copy's newest event id is below the cursor: the cursor goes back to 0 (its entries are all new)."""
+    """The copy's newest event id is below the cursor: the cursor goes back to 0 (its entries are all new). The
+    copy has the middle one of three job entries: the jobs of the entries before and after it are lost."""
     server, older = servers("redis").start(), servers("older").start()
     async with backend(server) as queue:
         worker = Impostor(server)
         await worker.beat()
+        await submit(queue, worker, job(tmp_path, "earlier"))
         entry, runs = await submit(queue, worker, job(tmp_path, "kept"))
+        await submit(queue, worker, job(tmp_path, "later"))
         copy = older.client()
         await copy.xadd(JOBS, {"jobs": "the same entry"}, id=entry)  # the entry is in the copy: not lost
         await copy.xadd(EVENTS, {"run": runs["kept"], "event": to_json(Progress("kept", 2, 4, None))})
@@ -255,7 +258,8 @@ async def test_redis_restored_from_an_older_copy_reads_its_events_from_the_start
         await send(worker, runs["kept"], Progress("kept", 1, 4, None), FAR)
         assert (await next_of(queue, (Progress,), 10)).iteration == 1
         await restart(queue, server, older)
-        assert await next_of(queue, (Progress, Lost), 10) == Progress("kept", 2, 4, None)
+        assert [await next_of(queue, (Progress, Lost), 10) for _ in range(3)] == [
+            Lost("earlier", RESTARTED), Lost("later", RESTARTED), Progress("kept", 2, 4, None)]
         again = older.client()  # the group is made from the stream's start: the copy's entry is handed over again
         assert (await again.xreadgroup(GROUP, "after", {JOBS: ">"}, count=1))[0][1][0][0].decode() == entry
         await again.aclose()
@@ -338,3 +342,34 @@ async def test_stop_requests_that_cannot_reach_redis_name_their_job(tmp_path: Pa
     await queue.abort("aborted")
     assert "could not ask the workers to stop job aborted:" in caplog.text
     assert (await next_of(queue, (Lost,), 5)).job == "aborted"
+
+
+async def test_events_with_odd_fields_are_ignored_and_the_next_relayed(tmp_path: Path, queue, redis_server,
+                                                                       caplog) -> None:
+    """No run id, a run id that is not UTF-8, no event: none breaks the relay; the last one is logged for its job."""
+    caplog.set_level(logging.INFO, QUEUE_LOG)
+    worker = Impostor(redis_server)
+    await worker.beat()
+    _, runs = await submit(queue, worker, job(tmp_path, "odd"))
+    progress = to_json(Progress("odd", 1, 4, None))
+    for fields in ({"event": progress}, {"run": b"\xff\xfe", "event": progress}, {"run": runs["odd"]}):
+        await worker.redis.xadd(EVENTS, fields)
+    await send(worker, runs["odd"], Progress("odd", 2, 4, None))
+    assert await next_of(queue, (Progress,), 10) == Progress("odd", 2, 4, None)
+    assert "ignoring a malformed worker event for job odd: b'event'" in logged(caplog)
+    assert "could not handle a worker event" not in logged(caplog)
+
+
+async def test_a_late_ending_of_a_superseded_run_asks_no_stop(tmp_path: Path, queue, redis_server) -> None:
+    """Only a superseded run still computing (Started, Progress) is told to stop; its late Done needs nothing."""
+    worker = Impostor(redis_server)
+    await worker.beat()
+    _, old = await submit(queue, worker, job(tmp_path, "old"))
+    async with StopRequests(worker) as stops:
+        await queue.abort("old")
+        assert await stops.next() == old["old"] and (await next_of(queue, (Lost,), 5)).job == "old"
+        await send(worker, old["old"], Done("old", 4, 1.0, width=64, height=43, output="x"))
+        _, new = await submit(queue, worker, job(tmp_path, "new"))
+        await send(worker, new["new"], Progress("new", 1, 4, None))
+        assert (await next_of(queue, (Progress,), 10)).job == "new"  # so the late Done was handled before
+        assert await stops.none_before_a_marker()

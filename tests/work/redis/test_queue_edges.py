@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.work.protocol import Done, Failed, Lost, Progress, Ready, to_json
+from bot.work.protocol import Done, Failed, Lost, Progress, Ready, Started, to_json
 from bot.work.redis_link import CANCEL_CHANNEL, EVENTS, GROUP, JOBS, WORKER_PREFIX, cancel_key, input_key, result_key
 from bot.work.redis_queue import NOT_SAVED, UNUSABLE, RedisWorkQueue, _stream_id
 from bot.work.worker_output import png_byte_cap
@@ -346,7 +346,8 @@ async def test_stop_requests_that_cannot_reach_redis_name_their_job(tmp_path: Pa
 
 async def test_events_with_odd_fields_are_ignored_and_the_next_relayed(tmp_path: Path, queue, redis_server,
                                                                        caplog) -> None:
-    """No run id, a run id that is not UTF-8, no event: none breaks the relay; the last one is logged for its job."""
+    """No run id, a run id that is not UTF-8, no event, an event of no job or of another job under the job's run:
+    none breaks the relay; those under the job's run are logged for it."""
     caplog.set_level(logging.INFO, QUEUE_LOG)
     worker = Impostor(redis_server)
     await worker.beat()
@@ -354,9 +355,13 @@ async def test_events_with_odd_fields_are_ignored_and_the_next_relayed(tmp_path:
     progress = to_json(Progress("odd", 1, 4, None))
     for fields in ({"event": progress}, {"run": b"\xff\xfe", "event": progress}, {"run": runs["odd"]}):
         await worker.redis.xadd(EVENTS, fields)
+    await send(worker, runs["odd"], Ready("cpu", "impostor"))
+    await send(worker, runs["odd"], Progress("other", 1, 4, None))
     await send(worker, runs["odd"], Progress("odd", 2, 4, None))
     assert await next_of(queue, (Progress,), 10) == Progress("odd", 2, 4, None)
     assert "ignoring a malformed worker event for job odd: b'event'" in logged(caplog)
+    for named in ("None", "'other'"):
+        assert f"ignoring an event that names job {named} under job odd's run" in logged(caplog)
     assert "could not handle a worker event" not in logged(caplog)
 
 
@@ -373,3 +378,14 @@ async def test_a_late_ending_of_a_superseded_run_asks_no_stop(tmp_path: Path, qu
         await send(worker, new["new"], Progress("new", 1, 4, None))
         assert (await next_of(queue, (Progress,), 10)).job == "new"  # so the late Done was handled before
         assert await stops.none_before_a_marker()
+
+
+async def test_a_workers_start_cancel_and_failure_are_passed_on_as_sent(tmp_path: Path, queue, redis_server) -> None:
+    worker = Impostor(redis_server)
+    await worker.beat()
+    _, runs = await submit(queue, worker, job(tmp_path, "stopped"), job(tmp_path, "refused"))
+    sent = [("stopped", Started("stopped", "impostor")), ("stopped", Done("stopped", 2, 1.0, cancelled=True)),
+            ("refused", Failed("refused", "Lower the size."))]
+    for job_id, event in sent:
+        await send(worker, runs[job_id], event)
+    assert [await next_of(queue, (Started, Done, Failed, Lost), 10) for _ in sent] == [event for _, event in sent]

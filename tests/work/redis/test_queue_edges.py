@@ -41,19 +41,6 @@ async def backend(server: RedisServer, **settings):
         await queue.close()
 
 
-@pytest.fixture()
-def servers(tmp_path: Path):
-    """Makes redis-servers in their own folders (not started); kills them after the test."""
-    made: list[RedisServer] = []
-
-    def make(name: str, *extra: str) -> RedisServer:
-        made.append(RedisServer(tmp_path / name, *extra))
-        return made[-1]
-    yield make
-    for server in made:
-        server.kill()
-
-
 async def until(condition, what: str, timeout: float = 10.0) -> None:
     """Poll ``condition`` (a function, maybe async) until it holds; fail after ``timeout`` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -341,6 +328,8 @@ async def test_stop_requests_that_cannot_reach_redis_name_their_job(tmp_path: Pa
     assert "could not ask the workers to stop job cancelled:" in caplog.text
     await queue.abort("aborted")
     assert "could not ask the workers to stop job aborted:" in caplog.text
+    tidy = [line for line in logged(caplog) if line.startswith("could not tidy job aborted's keys in Redis: ")]
+    assert len(tidy) == 1 and not tidy[0].endswith("None"), logged(caplog)
     assert (await next_of(queue, (Lost,), 5)).job == "aborted"
 
 

@@ -1,0 +1,65 @@
+"""The Redis backend's hand-over and tidying (bot/work/redis_queue.py), against a real redis-server with the test
+playing the worker: what a submit sends and how it fails, and what the backend keeps of an entry whose jobs end
+(see tests/work/redis/test_queue_edges.py for the helpers and the other edges)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.work.protocol import Lost
+from bot.work.queue import WorkUnavailable
+from bot.work.redis_link import input_key, unavailable_message
+from tests.work.redis.helpers import job
+from tests.work.redis.test_hostile_worker import Impostor, next_of
+from tests.work.redis.test_queue_edges import QUEUE_LOG, RESTARTED, backend, logged, restart, submit, until
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_a_submit_sends_the_input_keys_and_only_the_results_file_name(tmp_path: Path, queue,
+                                                                           redis_server) -> None:
+    worker = Impostor(redis_server)
+    await worker.beat()
+    await queue.submit([job(tmp_path, "named")])
+    sent, runs = await worker.take()
+    assert sent.jobs[0].result == "named.png"
+    assert sent.jobs[0].inputs == (input_key(runs["named"], 0), input_key(runs["named"], 1))
+
+
+async def test_a_submit_refused_by_redis_or_while_it_is_down(tmp_path: Path, queue, redis_server, caplog) -> None:
+    """Redis out of memory (``maxmemory`` 1 byte) refuses the hand-over: unavailable, as when it cannot be reached."""
+    caplog.set_level(logging.INFO, QUEUE_LOG)
+    refusal = unavailable_message(queue.config)
+    assert f"Redis at 127.0.0.1:{redis_server.port}/0 cannot be reached" in refusal
+    admin = redis_server.client()
+    await admin.config_set("maxmemory", 1)
+    with pytest.raises(WorkUnavailable) as refused:
+        await queue.submit([job(tmp_path, "too-much")])
+    assert str(refused.value) == refusal
+    down = [line for line in logged(caplog) if "is unreachable" in line]
+    assert len(down) == 1 and "used memory > 'maxmemory'" in down[0], down
+    redis_server.kill()
+    await until(lambda: queue.refusal() is not None, "the outage seen")
+    with pytest.raises(WorkUnavailable) as refused:
+        await queue.submit([job(tmp_path, "while-down")])
+    assert str(refused.value) == refusal
+
+
+async def test_an_entry_is_kept_until_its_last_job_ends(tmp_path: Path, servers) -> None:
+    """Then a Redis that comes back without its data still loses the entry's remaining job, and nothing is kept
+    of entries whose jobs all ended (the backend's own record, ``_entries``: a leak otherwise)."""
+    server = servers("redis", "--appendonly", "no").start()
+    async with backend(server) as queue:
+        worker = Impostor(server)
+        await worker.beat()
+        pair, _ = await submit(queue, worker, job(tmp_path, "first"), job(tmp_path, "second"))
+        await submit(queue, worker, job(tmp_path, "single"))
+        await queue.abort("first")
+        await queue.abort("single")
+        assert queue._entries == {pair: {"second"}}
+        assert [(await next_of(queue, (Lost,), 5)).job for _ in range(2)] == ["first", "single"]
+        await restart(queue, server)
+        assert await next_of(queue, (Lost,), 10) == Lost("second", RESTARTED)

@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from bot.intake.decoder import DecodeRequest, DecoderPool, DecoderUnavailable
 from bot.work.protocol import Lost
 from bot.work.queue import WorkUnavailable
-from bot.work.redis_link import input_key, unavailable_message
-from tests.work.redis.helpers import job
+from bot.work.redis_link import JOBS, input_key, unavailable_message
+from bot.work.redis_queue import RedisWorkQueue
+from tests.intake import hostile_files
+from tests.work.redis.helpers import job, queue_config
 from tests.work.redis.test_hostile_worker import Impostor, next_of
-from tests.work.redis.test_queue_edges import QUEUE_LOG, RESTARTED, backend, logged, restart, submit, until
+from tests.work.redis.test_queue_edges import (QUEUE_LOG, RESTARTED, StopRequests, backend, logged, restart, submit,
+                                               until)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,3 +67,48 @@ async def test_an_entry_is_kept_until_its_last_job_ends(tmp_path: Path, servers)
         assert [(await next_of(queue, (Lost,), 5)).job for _ in range(2)] == ["first", "single"]
         await restart(queue, server)
         assert await next_of(queue, (Lost,), 10) == Lost("second", RESTARTED)
+
+
+async def test_a_bot_process_of_some_shards_names_itself_and_its_events_in_its_entries(tmp_path: Path,
+                                                                                      redis_server) -> None:
+    queue = RedisWorkQueue(queue_config(redis_server.url), owner="shards-1")
+    await queue.start()
+    try:
+        await queue.submit([job(tmp_path, "sharded")])
+        [(_, fields)] = await redis_server.client().xrange(JOBS)
+        assert (fields[b"bot"], fields[b"events"]) == (b"shards-1", b"nst:events:shards-1")
+    finally:
+        await queue.close()
+
+
+async def test_close_asks_the_workers_to_stop_unfinished_jobs_and_closes_only_its_own_decoder(
+        tmp_path: Path, redis_server) -> None:
+    picture = hostile_files.encoded(hostile_files.noise(64, 43), "PNG")
+    request = DecodeRequest("result", max_pixels=64 * 64, long_side=64, max_aspect=4)
+    given = DecoderPool(workers=1)
+    try:
+        queue = RedisWorkQueue(queue_config(redis_server.url), decoder=given)
+        await queue.start()
+        worker = Impostor(redis_server)
+        _, runs = await submit(queue, worker, job(tmp_path, "unfinished"))
+        async with StopRequests(worker) as stops:
+            await queue.close()
+            assert await stops.next() == runs["unfinished"]
+        assert (await given.decode(picture, request)).size == (64, 43)  # the bot's pool: still open
+    finally:
+        await given.close()
+    queue = RedisWorkQueue(queue_config(redis_server.url))
+    await queue.start()
+    await queue.close()
+    with pytest.raises(DecoderUnavailable):
+        await queue.decoder.decode(picture, request)
+
+
+async def test_close_while_redis_is_down_logs_the_jobs_it_could_not_stop(tmp_path: Path, redis_server,
+                                                                         caplog) -> None:
+    caplog.set_level(logging.INFO, QUEUE_LOG)
+    async with backend(redis_server) as queue:
+        await queue.submit([job(tmp_path, "left")])
+        redis_server.kill()
+        await until(lambda: queue.refusal() is not None, "the outage seen")
+    assert any(line.startswith("could not ask the workers to stop job left: ") for line in logged(caplog))

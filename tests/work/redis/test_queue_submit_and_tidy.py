@@ -4,6 +4,7 @@ playing the worker: what a submit sends and how it fails, and what the backend k
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -77,6 +78,8 @@ async def test_a_bot_process_of_some_shards_names_itself_and_its_events_in_its_e
         await queue.submit([job(tmp_path, "sharded")])
         [(_, fields)] = await redis_server.client().xrange(JOBS)
         assert (fields[b"bot"], fields[b"events"]) == (b"shards-1", b"nst:events:shards-1")
+        names = {task.get_name() for task in asyncio.all_tasks()}  # what a task dump or a leak warning shows
+        assert {"redis-events", "redis-watch"} <= names
     finally:
         await queue.close()
 
@@ -98,6 +101,7 @@ async def test_close_asks_the_workers_to_stop_unfinished_jobs_and_closes_only_it
     finally:
         await given.close()
     queue = RedisWorkQueue(queue_config(redis_server.url))
+    assert queue.decoder.workers == 1  # its own pool, for results only: one decoding process
     await queue.start()
     await queue.close()
     with pytest.raises(DecoderUnavailable):

@@ -35,7 +35,7 @@ modules=(
   "bot/work/protocol.py|tests/jobs/test_protocol.py tests/jobs/test_core.py tests/jobs/test_blend_inputs.py tests/jobs/test_animation_jobs.py"
   "bot/face/buttons.py|tests/face/test_button_handlers.py tests/face/test_permissions.py tests/face/test_blends_and_upscale_levels.py"
   "bot/work/worker_output.py|tests/work/redis/test_worker_output.py"
-  "bot/work/redis_queue.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py tests/work/redis/test_outages_mid_job.py"
+  "bot/work/redis_queue.py|tests/work/redis/test_hostile_worker.py tests/work/redis/test_run_ids_and_expiry.py tests/work/redis/test_outages_mid_job.py tests/work/redis/test_queue_edges.py tests/work/redis/test_queue_submit_and_tidy.py"
   "bot/intake/decoder.py|tests/intake/test_decoder_worker_side.py tests/intake/test_decoder.py tests/intake/test_decoder_replies.py tests/intake/test_decode_budget.py"
   "bot/config.py|tests/test_config.py tests/jobs/test_settings.py tests/face/test_bot_parts.py tests/face/test_shard_ids.py tests/work/redis/test_metrics_and_config.py::test_queue_config_keys"
 )

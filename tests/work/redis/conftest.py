@@ -26,3 +26,16 @@ async def queue(redis_server: RedisServer):
     await backend.start()
     yield backend
     await backend.close()
+
+
+@pytest.fixture()
+def servers(tmp_path: Path):
+    """Makes redis-servers in their own folders (not started); kills them after the test."""
+    made: list[RedisServer] = []
+
+    def make(name: str, *extra: str) -> RedisServer:
+        made.append(RedisServer(tmp_path / name, *extra))
+        return made[-1]
+    yield make
+    for server in made:
+        server.kill()

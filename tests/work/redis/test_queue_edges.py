@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.work.protocol import Done, Failed, Lost, Progress, Ready, Started, to_json
 from bot.work.redis_link import CANCEL_CHANNEL, EVENTS, GROUP, JOBS, WORKER_PREFIX, cancel_key, input_key, result_key
@@ -136,6 +137,41 @@ async def test_jobs_of_a_worker_whose_heartbeat_lapsed_end_lost(tmp_path: Path, 
         await Impostor(redis_server, "late").beat()  # its Ready comes from a later round of the same watch
         assert (await next_of(queue, (Ready,), 10)).worker == "late"
         assert "unreachable" not in caplog.text and queue.refusal() is None
+
+
+async def test_no_job_is_reclaimed_before_lost_after_has_passed_since_the_connection(tmp_path: Path,
+                                                                                        redis_server) -> None:
+    """Workers get ``lost_after`` from the bot's (re)connection to show their heartbeat: a pending entry of a worker
+    without one is reclaimed only then, not on the watch's first pass (every ``lost_after / 6``)."""
+    async with backend(redis_server, lost_after=3.0) as queue:
+        ghost = Impostor(redis_server, "ghost")  # never beats
+        await submit(queue, ghost, job(tmp_path, "patient"))
+        with pytest.raises(asyncio.TimeoutError):  # three watch passes, still within the grace
+            await next_of(queue, (Lost, Done, Failed), 1.5)
+        lost = await next_of(queue, (Lost, Done, Failed), 10)
+        assert lost == Lost("patient", "its worker ghost stopped responding (no heartbeat for 3 s)")
+
+
+async def test_the_watch_logs_a_redis_error_and_a_bug_and_goes_on_watching(redis_server, caplog) -> None:
+    """Its worker scan is made to fail (a stand-in for a Redis error and for a bug in the code it calls): each is
+    one log line that says what happened, and the next pass reconnects and sees a worker's heartbeat."""
+    caplog.set_level(logging.INFO)
+    async with backend(redis_server, lost_after=1.2) as queue:
+        scan, failures = queue._scan_workers, [RedisConnectionError("connection reset by peer"), KeyError("device")]
+
+        async def failing_scan() -> None:
+            if failures:
+                raise failures.pop(0)
+            await scan()
+
+        queue._scan_workers = failing_scan
+        await until(lambda: not failures, "both failures raised")
+        await Impostor(redis_server, "steady").beat()
+        assert (await next_of(queue, (Ready,), 10)).worker == "steady"
+        assert any(message.endswith("is unreachable (connection reset by peer); new jobs wait until it is back")
+                   for message in logged(caplog)), logged(caplog)
+        bug = [record for record in caplog.records if record.getMessage() == "the Redis work-queue watch failed"]
+        assert len(bug) == 1 and bug[0].exc_info[0] is KeyError
 
 
 async def test_abort_stops_the_run_and_acks_the_entry_after_its_last_job(tmp_path: Path, queue, redis_server) -> None:

@@ -19,6 +19,10 @@ LOW_PRECISION = (torch.bfloat16, torch.float16)
 # Positions × channels of a bf16/fp16 map multiplied at a time by ``_LowPrecisionGram``: 512 KB, so the chunk's copy
 # stays in a core's cache for its product, and each chunk's sum is rounded to bf16 before the fp32 total.
 CHUNK_ELEMENTS = 1 << 18
+# The precision of ``_LowPrecisionGram``'s products: bf16 has fp32's range, but fp16's (65504 at most) would
+# overflow a chunk's sum of squared activations and flush the Gram's gradient to zero, so fp16 maps (a GPU's) are
+# raised to fp32 for their products.
+_PRODUCT_DTYPE = {torch.bfloat16: torch.bfloat16, torch.float16: torch.float32}
 
 
 def gram(features: "torch.Tensor | FramedMap") -> torch.Tensor:
@@ -107,7 +111,8 @@ class _LowPrecisionGram(torch.autograd.Function):
     only the chunk's sum), added into an fp32 Gram, so rounding errors of the chunks average out: about 5e-4 of
     the Gram's norm (fp32 chunks: 3e-7), at less than half their time, with no full-size copy and no copy of the
     crop. The backward pass is one product of the whole map in its precision, whose frame strips are then zeroed
-    (no zero-filled map, no cast back). What this costs the result is measured in benchmarks/precision.py."""
+    (no zero-filled map, no cast back). fp16 maps are multiplied in fp32 (``_PRODUCT_DTYPE``). What this costs
+    the result is measured in benchmarks/precision.py."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, full: torch.Tensor, rows: tuple[int, int],
@@ -117,6 +122,7 @@ class _LowPrecisionGram(torch.autograd.Function):
         n, c = full.shape[:2]
         result = full.new_zeros((n, c, c), dtype=torch.float32)
         for chunk in _chunks(full, rows, cols):
+            chunk = chunk.to(_PRODUCT_DTYPE[full.dtype])
             result.add_(torch.bmm(chunk.transpose(1, 2), chunk))
         return result / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
 
@@ -127,8 +133,9 @@ class _LowPrecisionGram(torch.autograd.Function):
         # One product over the whole map in its own precision (accumulated in fp32 by oneDNN): the gradient goes
         # on in that precision to the convolutions' backward anyway, so rounding the C×C factor to it costs
         # nothing measurable (benchmarks/precision.py) and saves the raised chunks and their fp32 products.
-        positions = full.permute(0, 2, 3, 1).reshape(n, h * w, c)
-        grad_positions = torch.bmm(positions, symmetric.to(full.dtype)).view(n, h, w, c)
+        product = _PRODUCT_DTYPE[full.dtype]
+        positions = full.permute(0, 2, 3, 1).reshape(n, h * w, c).to(product)
+        grad_positions = torch.bmm(positions, symmetric.to(product)).view(n, h, w, c).to(full.dtype)
         for strip in _strips(grad_positions, rows, cols):
             strip.zero_()
         return grad_positions.permute(0, 3, 1, 2), None, None

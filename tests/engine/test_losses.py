@@ -175,3 +175,13 @@ def test_gram_of_a_low_precision_framed_map_is_fp32_from_chunks_without_map_size
 
 def _relative_error(result: torch.Tensor, expected: torch.Tensor) -> float:
     return float((result.detach() - expected.detach()).norm() / expected.detach().norm())
+
+
+def test_gram_of_fp16_maps_whose_chunk_sums_pass_fp16s_range_stays_finite():
+    """Activations of 40 over a few thousand positions sum past fp16's 65504: fp16 maps are multiplied in fp32."""
+    values = torch.full((1, 4, 40, 40), 40.0).to(torch.float16).contiguous(memory_format=torch.channels_last)
+    framed = values.clone().requires_grad_(True)
+    result = gram(FramedMap(framed, (0, 40), (0, 40)))
+    result.sum().backward()
+    assert torch.allclose(result, torch.full((1, 4, 4), 1600.0))
+    assert torch.isfinite(framed.grad).all() and framed.grad.abs().min() > 0

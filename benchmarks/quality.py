@@ -231,7 +231,9 @@ class Bench:
                 case[name] = {"edge": edge, "inside": inside, "ratio": edge / inside,
                               "single_ratio": float(np.mean([border_jump(i) / inner_jump(i) for i in images])),
                               "sides": side_excess(images, content), "floor": side_floor(images, content),
-                              "seconds": float(np.median([result.elapsed for result in results]))}
+                              "seconds": float(np.median([result.elapsed for result in results])),
+                              "losses": {key: float(np.median([result.losses[key] for result in results]))
+                                         for key in ("content", "style", "total")}}
                 if turned:
                     case[name]["side_asymmetry"] = side_asymmetry(images, turned)
                 averaged[name], first[name] = mean_image(images), images[0]
@@ -243,7 +245,8 @@ class Bench:
             for name in BORDERS:
                 row = case[name]
                 print(f"    {name:18s} " + " ".join(f"{side} {row['sides'][side]:.3f}" for side in SIDES)
-                      + f" (floor {row['floor']:.3f})" + ("; against the picture turned 180°: " + " ".join(
+                      + f" (floor {row['floor']:.3f}; style loss {row['losses']['style']:.3g}, content "
+                        f"{row['losses']['content']:.3g})" + ("; against the picture turned 180°: " + " ".join(
                           f"{side} {value:.3f}" for side, value in row["side_asymmetry"].items())
                           if "side_asymmetry" in row else "") + f"; pooled ratio {row['ratio']:.2f}; "
                       f"{row['seconds'] / case[baseline]['seconds']:.2f}× the time of {baseline}", flush=True)

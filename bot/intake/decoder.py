@@ -1,10 +1,12 @@
 """Decoding untrusted uploads outside the bot's process: a small pool of sandboxed worker processes.
 
 A worker is a fresh ``python -m bot.intake.decoder`` that imports Pillow and numpy only (no torch, no discord.py),
-gets no secrets in its environment, caps its own address space, and lets the kernel stop it when a decode
-uses more CPU time than allowed. The pool also caps each decode's wall time; a worker that overruns, runs out
-of memory or dies is killed and replaced. The bot's event loop only waits on pipes, so a runaway decoder can
-neither block it nor fill its thread pool.
+gets no secrets in its environment, caps its own address space, and stops a decode that uses more CPU time than
+allowed: the kernel's CPU-time signal, caught in the worker, which replies "too long" and ends. (The worker says
+so itself because its exit status is not reliable evidence: in a long test run asyncio reported a stopped
+worker's status as 255, "unknown child", after something else in the process had reaped it.) The pool also caps
+each decode's wall time; a worker that overruns, runs out of memory or dies is killed and replaced. The bot's
+event loop only waits on pipes, so a runaway decoder can neither block it nor fill its thread pool.
 
 Protocol over the worker's stdin and stdout: a request is one JSON line followed by the upload's bytes; a
 reply is one JSON line followed, on success, by the decoded picture as raw 8-bit RGB: for an animation (a request
@@ -218,12 +220,12 @@ class DecoderPool:
                 reply, pixels = await asyncio.wait_for(worker.decode(request, data, self.time_limit),
                                                        self.time_limit * WALL_TIME_FACTOR)
                 keep, charged = not reply.get("retire"), float(reply.get("cpu_s", 0.0))
+                if reply.get("too_long"):
+                    raise self._too_long(request)
             except asyncio.TimeoutError:
                 raise self._too_long(request) from None
             except (EOFError, OSError, ValueError, asyncio.IncompleteReadError):
                 await worker.close()
-                if worker.process.returncode == -signal.SIGXCPU:
-                    raise self._too_long(request) from None
                 log.warning("the decoder process stopped while decoding the %s (exit status %s: out of memory "
                             "or crashed)", request.what, worker.process.returncode)
                 raise ImageError(f"The {request.what} could not be decoded within this bot's memory and safety "
@@ -290,12 +292,43 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         data = requests.read(header["bytes"])
         started = _cpu_used()
         _limit_cpu(header["cpu_seconds"])
-        reply, pixels = decode_one(data, header)
+        reply, pixels = _decode_until_stopped(data, header)
         reply["cpu_s"] = round(_cpu_used() - started, 4)
         replies.write(json.dumps(reply).encode() + b"\n" + pixels)
         replies.flush()
         if reply.get("retire"):
             return
+
+
+class DecodeStopped(BaseException):
+    """Raised in a worker by its CPU-time signal while a decode runs; a BaseException, so that no ``except
+    Exception`` inside a decoder can swallow it."""
+
+
+class CpuAlarm:
+    """A worker's SIGXCPU handler (:func:`main` installs it): it stops the decode under way, and is ignored
+    between decodes (each decode raises the limit before it starts). The signal reaches Python between
+    bytecodes, so a decode stuck in one long C call is ended by the pool's wall-time limit instead."""
+
+    armed = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.armed:
+            raise DecodeStopped
+
+
+CPU_ALARM = CpuAlarm()
+
+
+def _decode_until_stopped(data: bytes, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """:func:`decode_one`, or a "too long" reply that retires the worker if the CPU-time signal stops it."""
+    try:
+        CPU_ALARM.armed = True
+        return decode_one(data, header)
+    except DecodeStopped:
+        return {"ok": False, "too_long": True, "retire": True}, b""
+    finally:
+        CPU_ALARM.armed = False
 
 
 def _cpu_used() -> float:
@@ -304,7 +337,8 @@ def _cpu_used() -> float:
 
 
 def _limit_cpu(seconds: float) -> None:
-    """Let the kernel stop this process (SIGXCPU) once the coming decode has used ``seconds`` of CPU."""
+    """Have the kernel signal this process (SIGXCPU, see :class:`CpuAlarm`) once the coming decode has used
+    ``seconds`` of CPU."""
     soft = math.ceil(_cpu_used() + seconds)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
 
@@ -330,6 +364,7 @@ def main(argv: list[str]) -> None:
     memory_limit = int(argv[0])
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    signal.signal(signal.SIGXCPU, CPU_ALARM)
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print can never corrupt the protocol
     try:

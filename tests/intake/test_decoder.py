@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,11 +86,13 @@ async def test_a_decode_stopped_for_cpu_time_is_refused_and_its_worker_replaced(
         (first,) = pids(pool)
         worker = pool._idle[0]
         decoding = asyncio.create_task(pool.decode(slow_to_decode, REQUEST))
-        await asyncio.sleep(0.2)
-        os.kill(first, signal.SIGXCPU)  # what the kernel sends at the limit, sent now: a big decode may fit in it
+        while not decoding.done():  # what the kernel sends past the limit, every second; sent now, as a big
+            with contextlib.suppress(ProcessLookupError):  # decode may fit in the limit
+                os.kill(first, signal.SIGXCPU)
+            await asyncio.sleep(0.05)
         with pytest.raises(ImageError, match=r"took too long to decode \(over 0.5 s\)"):
             await decoding
-        assert worker.process.returncode == -signal.SIGXCPU and not alive(first)
+        assert not alive(first)  # the worker replied "too long" and ended; its exit status is not relied on
         picture = await pool.decode(hostile_files.encoded(hostile_files.noise(32, 32), "PNG"), REQUEST)
         assert picture.size == (32, 32) and pids(pool) and first not in pids(pool)
     finally:

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import resource
+import signal
 import subprocess
 import sys
 
@@ -176,3 +177,39 @@ def test_the_worker_process_caps_its_address_space_and_keeps_stdout_for_replies(
         worker = subprocess.run([sys.executable, "-c", PROBE, str(limit)], capture_output=True, timeout=60, text=True)
         assert worker.returncode == 0 and worker.stdout == "the protocol", worker.stderr
         assert sorted(worker.stderr.splitlines()) == sorted(["a stray print", expected])
+
+
+@pytest.fixture
+def cpu_alarm_installed():
+    """The worker's SIGXCPU handler in this process, as main() installs it; the default put back after."""
+    before = signal.signal(signal.SIGXCPU, decoder.CPU_ALARM)
+    yield
+    signal.signal(signal.SIGXCPU, before)
+
+
+def test_a_decode_the_cpu_signal_stops_is_answered_too_long_and_the_worker_retires(
+        cpu_alarm_installed: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signal is sent by hand (what the kernel sends at the limit), from inside a decode that then keeps
+    busy in Python, as Pillow's chunked decoders do; an ``except Exception`` in the decoder cannot swallow it."""
+    def busy_decoder(data: bytes, **caps: object) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGXCPU)
+            while True:
+                pass
+        except Exception:  # noqa: BLE001 - what a careless decoder might do
+            raise ImageError("swallowed")
+
+    monkeypatch.setattr(decoder, "load_image", busy_decoder)
+    output = io.BytesIO()
+    serve(io.BytesIO(request(PHOTO) + request(PHOTO)), output)
+    [(reply, pixels)] = replies(output.getvalue())  # it retired after the first
+    assert reply["too_long"] and reply["retire"] and not reply["ok"] and pixels == b""
+    assert not decoder.CPU_ALARM.armed
+
+
+def test_the_cpu_signal_between_decodes_is_ignored(cpu_alarm_installed: None) -> None:
+    os.kill(os.getpid(), signal.SIGXCPU)  # not armed: nothing is raised, and the next decode runs as usual
+    output = io.BytesIO()
+    serve(io.BytesIO(request(PHOTO)), output)
+    [(reply, pixels)] = replies(output.getvalue())
+    assert reply["ok"] and len(pixels) == 256 * 171 * 3

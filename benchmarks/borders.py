@@ -23,12 +23,19 @@ RING = 6  # pixels per ring of the border measure
 STYLE_LAYERS = StylizeOptions().style_layers
 
 
-def ring_jumps(image: Image.Image, offset: int = 0, ring: int = RING) -> np.ndarray:
+def ring_jumps(image: Image.Image, offset: int = 0, ring: int = RING, part: slice = slice(None)) -> np.ndarray:
     """Signed jump of the mean colour from one ring to the next, per side (top, bottom, left, right) and colour
-    channel (4 × 3, pixels in 0..1); the first ring starts ``offset`` pixels in from the border."""
+    channel (4 × 3, pixels in 0..1); the first ring starts ``offset`` pixels in from the border. ``part``: the
+    stretch of each side measured, as a slice of a unit length (``slice(0.5, 1)``: the second half)."""
     pixels = np.asarray(image.convert("RGB"), float) / 255
     columns = pixels.transpose(1, 0, 2)
-    return np.array([side[offset:offset + ring].mean((0, 1)) - side[offset + ring:offset + 2 * ring].mean((0, 1))
+
+    def stretch(side: np.ndarray) -> np.ndarray:
+        length = side.shape[1]
+        return side[:, round((part.start or 0) * length):round((1 if part.stop is None else part.stop) * length)]
+
+    return np.array([stretch(side[offset:offset + ring]).mean((0, 1))
+                     - stretch(side[offset + ring:offset + 2 * ring]).mean((0, 1))
                      for side in (pixels, pixels[::-1], columns, columns[::-1])])
 
 
@@ -61,13 +68,31 @@ def systematic_jump(images: list[Image.Image]) -> tuple[float, float]:
 SIDES = ("top", "bottom", "left", "right")
 
 
-def side_excess(images: list[Image.Image], content: Image.Image, offset: int = 0) -> dict[str, float]:
+def side_excess(images: list[Image.Image], content: Image.Image, offset: int = 0,
+                part: slice = slice(None)) -> dict[str, float]:
     """Per side, the worst colour channel of |seed-averaged signed ring jump − the content's own jump| (0..1):
     a band the network paints along one side, which the pooled ring of :func:`systematic_jump` lets a lighter
-    opposite side cancel. ``offset`` > 0 measures rings inside the picture: the floor of the measure."""
-    averaged = np.mean([ring_jumps(image, offset) for image in images], axis=0)
-    excess = np.abs(averaged - ring_jumps(content.resize(images[0].size), offset)).max(axis=1)
+    opposite side cancel. ``offset`` > 0 measures rings inside the picture: the floor of the measure. ``part``:
+    only that stretch of each side (:func:`ring_jumps`)."""
+    averaged = np.mean([ring_jumps(image, offset, part=part) for image in images], axis=0)
+    excess = np.abs(averaged - ring_jumps(content.resize(images[0].size), offset, part=part)).max(axis=1)
     return dict(zip(SIDES, map(float, excess)))
+
+
+QUARTERS = tuple(slice(k / 4, (k + 1) / 4) for k in range(4))
+
+
+def quarter_excess(images: list[Image.Image], content: Image.Image, offset: int = 0) -> dict[str, float]:
+    """:func:`side_excess` of each quarter of each side, the worst quarter per side: a band along part of a side
+    (dark at one end, light at the other) that the whole side's mean lets cancel. A loss that holds each side's
+    mean rows to the content's (``nst_engine.losses.edge_loss``) does not see this measure."""
+    quarters = [side_excess(images, content, offset, part) for part in QUARTERS]
+    return {side: max(quarter[side] for quarter in quarters) for side in SIDES}
+
+
+def quarter_floor(images: list[Image.Image], content: Image.Image) -> float:
+    """:func:`quarter_excess` between rings 12 to 42 px inside (median over rings, worst side)."""
+    return float(np.median([max(quarter_excess(images, content, offset).values()) for offset in INNER_OFFSETS]))
 
 
 def side_asymmetry(images: list[Image.Image], turned: list[Image.Image]) -> dict[str, float]:

@@ -49,8 +49,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.borders import (SIDES, border_jump, border_push, edge_sheet, inner_jump,  # noqa: E402
-                                side_asymmetry, side_excess, side_floor, systematic_jump)
+from benchmarks.borders import (SIDES, border_jump, border_push, edge_sheet, inner_jump, quarter_excess,  # noqa: E402
+                                quarter_floor, side_asymmetry, side_excess, side_floor, systematic_jump)
 from benchmarks.engine import STYLE_FILE, content_scene  # noqa: E402
 from nst_engine import color, network, options as options_module, transfer  # noqa: E402
 from nst_engine import layers as vgg_layers  # noqa: E402
@@ -62,11 +62,13 @@ from nst_engine.transfer import Engine, to_tensor  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 SECTIONS = ("border", "asymmetry", "rounding", "detail", "colour", "seeds")
-# Ways to treat the picture's border, as settings of nst_engine/network.py, each complete (so the figures do
-# not depend on the engine's current default): zero padding in every convolution (torchvision's), reflected or
-# replicated padding in every convolution (maps under SMALL_MAP px keep zeros), or a mirrored frame of FRAME px
-# around the input, cropped off every feature map.
-ZEROS = {"PADDING_MODE": "zeros", "SMALL_MAP": 8, "FRAME": 0, "MIN_FRAMED": 64, "DEEP_MARGIN": 1}
+# Ways to treat the picture's border, as settings of nst_engine/layers.py, network.py and transfer.py, each
+# complete (so the figures do not depend on the engine's current default): zero padding in every convolution
+# (torchvision's), reflected or replicated padding in every convolution (maps under SMALL_MAP px keep zeros), or a
+# mirrored frame of FRAME px around the input, cropped off every feature map; with or without the edge loss
+# (EDGE_WEIGHT, EDGE_TOLERANCE, EDGE_DEPTH).
+ZEROS = {"PADDING_MODE": "zeros", "SMALL_MAP": 8, "FRAME": 0, "MIN_FRAMED": 64, "DEEP_MARGIN": 1, "EDGE_WEIGHT": 0,
+         "EDGE_DEPTH": 16, "EDGE_TOLERANCE": 0}
 BORDERS = {
     "zeros": ZEROS,
     "reflect": {**ZEROS, "PADDING_MODE": "reflect"},
@@ -80,6 +82,12 @@ BORDERS = {
     "frame 16": {**ZEROS, "FRAME": 16},
     "frame 16 from 48 px": {**ZEROS, "FRAME": 16, "MIN_FRAMED": 48},
     "frame 32": {**ZEROS, "FRAME": 32},
+    # the frame, and a loss holding each side's outer rows to the content's profile (losses.edge_loss)
+    **{f"frame 8 from 48 px, edge {weight:g}" + (f" tol {tolerance:g}" if tolerance else "")
+       + (f" depth {depth}" if depth != 16 else ""):
+       {**ZEROS, "FRAME": 8, "MIN_FRAMED": 48, "EDGE_WEIGHT": weight, "EDGE_TOLERANCE": tolerance, "EDGE_DEPTH": depth}
+       for weight, tolerance, depth in ((20, 0, 16), (50, 0, 16), (100, 0, 16), (500, 0, 16), (50, 0.01, 16),
+                                        (100, 0.02, 16), (300, 0.02, 16), (50, 0, 32))},
 }
 PRESETS = REPO / "bot" / "assets" / "presets"
 BORDER_PRESETS = tuple(sorted(path.stem for path in PRESETS.glob("*.png")))  # every preset the bot ships
@@ -111,15 +119,19 @@ def border_setting(name: str) -> Iterator[None]:
     """The network with border candidate ``name`` of :data:`BORDERS`."""
     with contextlib.ExitStack() as stack:
         for constant, value in BORDERS[name].items():
-            stack.enter_context(setting(vgg_layers if hasattr(vgg_layers, constant) else network, constant, value))
+            stack.enter_context(setting(_home(constant), constant, value))
         yield
 
 
 def engine_border() -> str | None:
     """Which candidate the engine uses today."""
     return next((name for name, values in BORDERS.items()
-                 if all(getattr(vgg_layers if hasattr(vgg_layers, key) else network, key) == value
-                        for key, value in values.items())), None)
+                 if all(getattr(_home(key), key) == value for key, value in values.items())), None)
+
+
+def _home(constant: str) -> object:
+    """The engine module that holds a border setting."""
+    return next(module for module in (vgg_layers, network, transfer) if hasattr(module, constant))
 
 
 @contextlib.contextmanager
@@ -182,8 +194,10 @@ class Bench:
 
     def __init__(self, weights: Path, quick: bool, device: str = "cpu", seeds: int = 8,
                  border_cases: tuple[tuple[str, int, int], ...] = (), border_content: str = "landscape",
-                 sheets: tuple[str, ...] = ("mosaic",), turned: bool = False) -> None:
+                 sheets: tuple[str, ...] = ("mosaic",), turned: bool = False,
+                 border_options: dict | None = None) -> None:
         self.weights, self.quick, self.device, self.seeds = str(weights), quick, device, seeds
+        self.border_options = border_options or {}  # more options of the border cases' jobs (strength, colours)
         self.border_cases, self.border_content, self.sheets = border_cases, border_content, sheets
         self.turned = turned  # also run each border case on the picture turned 180° (side_asymmetry)
         self.content, self.style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
@@ -214,9 +228,9 @@ class Bench:
             style = Image.open(PRESETS / f"{preset}.png").convert("RGB")
             content, size = CONTENTS[self.border_content](width, height), max(width, height)
             options = StylizeOptions(size=size, iterations=iterations, min_scale=min(128, size // 2),
-                                     device=self.device)
+                                     device=self.device, **self.border_options)
             case, averaged, first = rows.setdefault(f"{preset} {width}x{height} {iterations} its", {}), {}, {}
-            case["content_variant"] = self.border_content
+            case["content_variant"], case["options"] = self.border_content, self.border_options
             for name in BORDERS:
                 with border_setting(name):
                     engine = Engine(self.weights)
@@ -231,6 +245,8 @@ class Bench:
                 case[name] = {"edge": edge, "inside": inside, "ratio": edge / inside,
                               "single_ratio": float(np.mean([border_jump(i) / inner_jump(i) for i in images])),
                               "sides": side_excess(images, content), "floor": side_floor(images, content),
+                              "quarters": quarter_excess(images, content),
+                              "quarter_floor": quarter_floor(images, content),
                               "seconds": float(np.median([result.elapsed for result in results])),
                               "losses": {key: float(np.median([result.losses[key] for result in results]))
                                          for key in ("content", "style", "total")}}
@@ -245,7 +261,8 @@ class Bench:
             for name in BORDERS:
                 row = case[name]
                 print(f"    {name:18s} " + " ".join(f"{side} {row['sides'][side]:.3f}" for side in SIDES)
-                      + f" (floor {row['floor']:.3f}; style loss {row['losses']['style']:.3g}, content "
+                      + f" (floor {row['floor']:.3f}; worst quarter {max(row['quarters'].values()):.3f}, floor "
+                        f"{row['quarter_floor']:.3f}; style loss {row['losses']['style']:.3g}, content "
                         f"{row['losses']['content']:.3g})" + ("; against the picture turned 180°: " + " ".join(
                           f"{side} {value:.3f}" for side, value in row["side_asymmetry"].items())
                           if "side_asymmetry" in row else "") + f"; pooled ratio {row['ratio']:.2f}; "
@@ -466,6 +483,9 @@ def main() -> int:
                         help="also run each border case on the picture turned 180° and report side_asymmetry")
     parser.add_argument("--sheet", action="append", choices=BORDER_PRESETS,
                         help="presets whose border sheets are written (default mosaic)")
+    parser.add_argument("--strength", type=float, default=1.0, help="the border cases' style strength")
+    parser.add_argument("--preserve-colors", default="none", choices=("none", "luminance", "histogram"),
+                        help="the border cases' colour preservation")
     parser.add_argument("--name", help="name of the JSON written under benchmarks/out (default from --only)")
     args = parser.parse_args()
     sizes = [border_size(value) for value in args.border_size or ["128:16"]]
@@ -480,7 +500,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         bench = Bench(write_random_vgg19(Path(scratch) / "vgg19-random.pth", seed=args.vgg_seed), args.quick,
                       args.device, 2 if args.quick else args.seeds, cases, args.content,
-                      tuple(args.sheet or ("mosaic",)), args.turned)
+                      tuple(args.sheet or ("mosaic",)), args.turned,
+                      {"strength": args.strength, "preserve_colors": args.preserve_colors})
         started = time.perf_counter()
         for section in args.only or SECTIONS:
             print(f"{section} …", flush=True)

@@ -196,3 +196,27 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     dx = (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean(dim=(1, 2, 3))
     dy = (image[..., 1:, :] - image[..., :-1, :]).pow(2).mean(dim=(1, 2, 3))
     return dx + dy
+
+
+def edge_profile(image: torch.Tensor, depth: int) -> torch.Tensor:
+    """How each of the ``depth`` outermost rows of every side departs from the strip of ``depth`` rows inside
+    them: per image, colour channel, side (top, bottom, left, right) and row, the row's mean along the side less
+    the strip's mean (shape N×C×4×depth, outermost row first)."""
+    if not depth:
+        return image.new_zeros(*image.shape[:2], 4, 0)
+    strip = 2 * depth
+    sides = (image[..., :strip, :].mean(-1), image[..., -strip:, :].mean(-1).flip(-1),
+             image[..., :, :strip].mean(-2), image[..., :, -strip:].mean(-2).flip(-1))
+    rows = torch.stack(sides, dim=2)  # N×C×4×strip
+    return rows[..., :depth] - rows[..., depth:].mean(-1, keepdim=True)
+
+
+def edge_loss(image: torch.Tensor, target: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Per-image mean squared excess, past ``tolerance``, of the image's :func:`edge_profile` over the content's
+    (``target``; shape N): a band along a side, rows lighter or darker than the picture inside them by more than
+    the content's are, costs; texture that varies along the side averages out of a row's mean, and the row
+    means' own wobble of a textured picture (about ``tolerance``) is left alone."""
+    if not target.shape[-1]:
+        return image.new_zeros(image.shape[0], dtype=torch.float32)
+    excess = (edge_profile(image.float(), target.shape[-1]) - target).abs() - tolerance
+    return excess.clamp_min(0).pow(2).mean(dim=(1, 2, 3))

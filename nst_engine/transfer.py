@@ -29,7 +29,7 @@ from .cost import style_size
 from .errors import NSTError, OptionError
 from .images import ImageSource, load_image, resize_long_side, scaled_size
 from .layers import LAYER_INDEX
-from .losses import content_loss, gram, style_loss, tv_loss
+from .losses import content_loss, edge_loss, edge_profile, gram, style_loss, tv_loss
 from .network import VGGEncoder, frame_for
 from .options import Scale, StylizeOptions
 from .weights import load_weights
@@ -54,6 +54,19 @@ SEED_JITTER = 0.15
 # style by how much farther from the style the content starts without preservation (summed over the style
 # layers), at most this much.
 COLOUR_STYLE_GAIN_MAX = 25.0
+# The band along the border (issue 23): the style's darkest colour settles where the picture's darkest part meets
+# an edge (the landscape's sky at the top), so the outer rows of a side end up darker or lighter than the rows
+# inside, seed after seed. The frame, turn-symmetric objectives and other paddings did not remove it
+# (docs/quality.md, section 6); a loss that holds each side's EDGE_DEPTH outer rows, by their mean along the side,
+# to the content's profile against the rows inside does (losses.edge_loss), past EDGE_TOLERANCE (pixels in 0..1).
+# Weighed by EDGE_WEIGHT at the default style weight and strength 1, and in proportion to the job's style weight
+# (with strength and colour gain) otherwise, since a stronger style pulls harder towards the band. At 128-512 px
+# it brought every side of every preset within 0.025 of the content's own jump, with the style loss reached no
+# higher on average (benchmarks/quality.py --only border). 0: off.
+EDGE_WEIGHT = 50.0
+EDGE_DEPTH = 16
+EDGE_TOLERANCE = 0.01
+DEFAULT_STYLE_WEIGHT = StylizeOptions().style_weight
 
 
 @dataclass(frozen=True)
@@ -267,6 +280,7 @@ class _Job:
         self.optimizer: torch.optim.Optimizer
         self.content_target: torch.Tensor
         self.style_targets: dict[str, torch.Tensor]
+        self.edge_target: torch.Tensor
 
     @property
     def running(self) -> bool:
@@ -471,6 +485,7 @@ class _Batch:
         for job in jobs:
             content, styles = job.prepared_inputs(size, self.device)
             job.content_target = self._features(content, [self.content_layer])[self.content_layer]
+            job.edge_target = edge_profile(content, min(EDGE_DEPTH, min(size) // 4))
             job.style_targets = job.shared(("style", size), lambda: self._style_grams(job, styles))
             if not job.iteration and job.options.preserve_colors != "none":
                 gain = job.shared(("colour gain",), lambda: self._colour_gain(job, size, content))
@@ -500,10 +515,12 @@ class _Batch:
         kept = distance(content, job.style_targets)
         return min(max(plain / max(kept, 1e-12), 1.0), COLOUR_STYLE_GAIN_MAX)
 
-    def _stacked_targets(self, jobs: list[_Job]) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """Targets and loss weights of ``jobs`` stacked along the batch; rebuilt only when the batch changes.
+    def _stacked_targets(self, jobs: list[_Job]) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor,
+                                                           torch.Tensor]:
+        """Targets (content, style, edge profile) and loss weights of ``jobs`` stacked along the batch; rebuilt
+        only when the batch changes.
 
-        The weights are rows of per-layer style weights (with strength), then content, tv, then the bare
+        The weights are rows of per-layer style weights (with strength), then content, tv and edge, then the bare
         per-layer weights that the reported style loss uses.
         """
         members = tuple(job.index for job in jobs)
@@ -511,9 +528,11 @@ class _Batch:
             self._stacked_for = members
             content = torch.cat([job.content_target for job in jobs])
             styles = {name: torch.cat([job.style_targets[name] for job in jobs]) for name in self.style_layers}
+            edges = torch.cat([job.edge_target for job in jobs])
             weights = torch.tensor([[*job.style_weights, job.options.content_weight, job.options.tv_weight,
-                                     *job.layer_weights] for job in jobs], device=self.device).T
-            self._stacked = content, styles, weights
+                                     EDGE_WEIGHT * sum(job.style_weights) / DEFAULT_STYLE_WEIGHT, *job.layer_weights]
+                                    for job in jobs], device=self.device).T
+            self._stacked = content, styles, edges, weights
         return self._stacked
 
     def _iterate(self, jobs: list[_Job]) -> None:
@@ -523,16 +542,18 @@ class _Batch:
         images = torch.cat([job.image for job in jobs])
         # Whole maps with their crop boxes: the Gram works on them without copying the crop (losses.py).
         features = self._features(images, (self.content_layer, *self.style_layers), framed=True)
-        content_target, style_targets, weights = self._stacked_targets(jobs)
+        content_target, style_targets, edge_target, weights = self._stacked_targets(jobs)
         per_layer = [style_loss(gram(features[name]), style_targets[name]) for name in self.style_layers]
         content = content_loss(features[self.content_layer].crop, content_target)
         tv = tv_loss(images)
         count = len(self.style_layers)
-        style_weights, content_weight, tv_weight = weights[:count], weights[count], weights[count + 1]
+        style_weights, content_weight, tv_weight, edge_weight = weights[:count], *weights[count:count + 3]
         per_layer = torch.stack(per_layer)
         total = (style_weights * per_layer).sum(0) + content_weight * content + tv_weight * tv
+        if EDGE_WEIGHT:
+            total = total + edge_weight * edge_loss(images, edge_target, EDGE_TOLERANCE)
         (total.sum() * self.loss_scale).backward()
-        style = (weights[count + 2:] * per_layer.detach()).sum(0)
+        style = (weights[count + 3:] * per_layer.detach()).sum(0)
         values = torch.stack([content.detach(), style, tv.detach(), total.detach()]).T.tolist()  # one sync
         for job, row, loss in zip(jobs, values, total.detach()):
             job.losses = dict(zip(LOSS_NAMES, row))

@@ -6,7 +6,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nst_engine import losses
-from nst_engine.losses import content_loss, gram, style_loss, tv_loss
+from nst_engine.losses import content_loss, edge_loss, edge_profile, gram, style_loss, tv_loss
 from nst_engine.network import FramedMap
 
 
@@ -185,3 +185,38 @@ def test_gram_of_fp16_maps_whose_chunk_sums_pass_fp16s_range_stays_finite():
     result.sum().backward()
     assert torch.allclose(result, torch.full((1, 4, 4), 1600.0))
     assert torch.isfinite(framed.grad).all() and framed.grad.abs().min() > 0
+
+
+@pytest.mark.parametrize("side, rows", [(0, (slice(0, 2), slice(None))), (1, (slice(-2, None), slice(None))),
+                                        (2, (slice(None), slice(0, 2))), (3, (slice(None), slice(-2, None)))])
+def test_edge_profile_finds_a_band_on_its_own_side(side, rows):
+    image = torch.full((1, 3, 24, 32), 0.5)
+    image[(..., *rows)] = 0.1  # a dark band two rows deep along one side
+    profile = edge_profile(image, 4)
+    assert profile.shape == (1, 3, 4, 4)
+    assert torch.allclose(profile[0, :, side, :2], torch.tensor(-0.4)) and profile[0, :, side, 2:].abs().max() < 1e-6
+    others = [index for index in range(4) if index != side]
+    # the band's ends reach into the two sides across it (their rows run through it), by its share of them
+    assert profile[0, :, others, :].abs().max() < 0.06
+
+
+def test_edge_loss_costs_a_band_but_not_the_contents_own_gradient_or_texture_along_the_side():
+    generator = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0, 1, 48).view(1, 1, 48, 1).expand(1, 3, 48, 64)  # a sky darkening to the top
+    target = edge_profile(ramp, 8)
+    assert edge_loss(ramp, target, 0.0) == 0  # the content's own profile is free
+    banded = ramp.clone()
+    banded[..., :4, :] -= 0.2
+    assert edge_loss(banded, target, 0.0) > 1e-3
+    # a checkerboard (texture along every side) leaves each row's and column's mean as it was
+    checks = (torch.arange(48).view(48, 1) + torch.arange(64).view(1, 64)) % 2
+    assert edge_loss(ramp + 0.2 * checks - 0.1, target, 0.0) < 1e-9
+    # a wobble of the row means under the tolerance is left alone, one over it is not
+    wobble = ramp + 0.005 * torch.randn(1, 3, 48, 1, generator=generator)
+    assert edge_loss(wobble, target, 0.02) == 0 and edge_loss(wobble, target, 0.0) > 0
+
+
+def test_edge_loss_of_a_picture_too_small_for_a_profile_is_zero():
+    image = torch.rand(2, 3, 3, 3)
+    loss = edge_loss(image, edge_profile(image, 0), 0.01)
+    assert loss.shape == (2,) and not loss.any()

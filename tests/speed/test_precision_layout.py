@@ -71,13 +71,14 @@ def test_auto_precision_scores_within_two_percent_of_fp32_on_the_classic_objecti
     """Where bf16 is native, ``auto`` runs bf16; judged by the classic Gatys objective in fp32 on the same network
     (benchmarks/precision.py measures it at the quality levels' sizes), its results must be as good as fp32's to
     2 % on average over seeds (each seed's path differs by rounding that L-BFGS amplifies, so one seed alone is
-    noisier). Few iterations keep the chaos small."""
+    noisier). Few iterations keep the chaos small. Eight seeds: on a Zen 5 three seeds' mean went from 1.003 to
+    1.020 when the edge loss changed the objective, while eight seeds' stayed at 1.017 and 1.012."""
     content, style = make_content(), make_style()
     objective = GatysObjective(load_classic_vgg(vgg_weights), image_tensor(content.resize((48, 32))),
                                image_tensor(style.resize((48, 48))), 1.0, 10.0)
     ratios = []
     engine = Engine(str(vgg_weights))
-    for seed in range(3):
+    for seed in range(8):
         options = StylizeOptions(size=48, min_scale=24, iterations=10, style_weight=10.0, seed=seed)
         scores = {}
         for precision in ("fp32", "auto"):

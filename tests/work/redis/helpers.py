@@ -25,6 +25,7 @@ import redis.asyncio
 
 from bot.config import QueueConfig
 from bot.work.protocol import Done, Event, Failed, JobSpec, Lost, Started
+from bot.work.queue import WorkUnavailable
 from bot.work.redis_queue import RedisWorkQueue
 from nst_engine.options import StylizeOptions
 from tests.conftest import REPO, make_content, make_style
@@ -159,10 +160,16 @@ class Driver:
             self.waiting.append(spec)
 
     async def pump(self) -> None:
-        """Hand over what the workers can take now, one job per submit, as the core does without batching."""
+        """Hand over what the workers can take now, one job per submit, as the core does without batching; a
+        submit refused because Redis is found down (a pooled connection reset after a restart) leaves the job
+        waiting for the next pump, as bot/jobs/dispatch.py requeues it."""
         while self.waiting and self.queue.free_slots() > 0:
             spec = self.waiting.pop(0)
-            await self.queue.submit([spec])
+            try:
+                await self.queue.submit([spec])
+            except WorkUnavailable:
+                self.waiting.insert(0, spec)
+                return
 
     async def next_event(self, timeout: float) -> Event:
         event = await asyncio.wait_for(self.queue.events.get(), timeout)

@@ -311,9 +311,11 @@ class CpuAlarm:
     bytecodes, so a decode stuck in one long C call is ended by the pool's wall-time limit instead."""
 
     armed = False
+    fired = False  # during the decode under way: so a decode that turned the stop into an error is still told
 
     def __call__(self, signum: int, frame: object) -> None:
         if self.armed:
+            self.fired = True
             raise DecodeStopped
 
 
@@ -321,14 +323,18 @@ CPU_ALARM = CpuAlarm()
 
 
 def _decode_until_stopped(data: bytes, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """:func:`decode_one`, or a "too long" reply that retires the worker if the CPU-time signal stops it."""
+    """:func:`decode_one`, or a "too long" reply that retires the worker if the CPU-time signal stops it: also
+    where code inside the decode caught the stop and raised an error of its own (a full-suite run once answered
+    such a decode "its header is damaged")."""
+    too_long = {"ok": False, "too_long": True, "retire": True}, b""
     try:
-        CPU_ALARM.armed = True
-        return decode_one(data, header)
+        CPU_ALARM.armed, CPU_ALARM.fired = True, False
+        reply = decode_one(data, header)
     except DecodeStopped:
-        return {"ok": False, "too_long": True, "retire": True}, b""
+        return too_long
     finally:
         CPU_ALARM.armed = False
+    return too_long if CPU_ALARM.fired else reply
 
 
 def _cpu_used() -> float:

@@ -207,6 +207,27 @@ def test_a_decode_the_cpu_signal_stops_is_answered_too_long_and_the_worker_retir
     assert not decoder.CPU_ALARM.armed
 
 
+def test_a_decode_that_turns_the_cpu_stop_into_its_own_error_is_still_answered_too_long(
+        cpu_alarm_installed: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code inside a decode that catches even the stop (a bare ``except``, or C code that reports a failed
+    callback as its own error) must not turn it into another refusal: the signal fired, so the decode was too
+    long."""
+    def converting_decoder(data: bytes, **caps: object) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGXCPU)
+            while True:
+                pass
+        except BaseException:  # noqa: BLE001 - what the failing run's decoder did somewhere
+            raise ImageError("The content image could not be read: its header is damaged.") from None
+
+    monkeypatch.setattr(decoder, "load_image", converting_decoder)
+    output = io.BytesIO()
+    serve(io.BytesIO(request(PHOTO) + request(PHOTO)), output)
+    [(reply, pixels)] = replies(output.getvalue())
+    assert reply["too_long"] and reply["retire"] and "message" not in reply and pixels == b""
+    assert not decoder.CPU_ALARM.armed
+
+
 def test_the_cpu_signal_between_decodes_is_ignored(cpu_alarm_installed: None) -> None:
     os.kill(os.getpid(), signal.SIGXCPU)  # not armed: nothing is raised, and the next decode runs as usual
     output = io.BytesIO()

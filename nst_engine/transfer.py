@@ -5,7 +5,8 @@ Speed choices, each measured in ``benchmarks/engine.py`` (figures in benchmarks/
 - autocast to bf16 on CPUs with native bf16 instructions and on CUDA (fp16 on GPUs without bf16); the Gram
   matrices and losses stay in fp32, outside autocast;
 - several jobs of one output size share each forward/backward pass, while every image keeps its own optimiser
-  state, so a job follows the same path in a batch as alone;
+  state, so a job follows the same path in a batch as alone; L-BFGS steps the whole batch at once, in a fixed
+  number of tensor operations that read nothing back from the device (nst_engine/lbfgs.py);
 - one host transfer per iteration (all losses of the batch at once); previews only every ``preview_every``.
 """
 
@@ -25,10 +26,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import color
-from .cost import style_size
+from .cost import LBFGS_HISTORY, style_size
 from .errors import NSTError, OptionError
 from .images import ImageSource, load_image, resize_long_side, scaled_size
 from .layers import LAYER_INDEX
+from .lbfgs import BatchedLBFGS
 from .losses import content_loss, edge_loss, edge_profile, gram, style_loss, tv_loss
 from .network import VGGEncoder, frame_for
 from .options import Scale, StylizeOptions
@@ -43,7 +45,8 @@ LOSS_NAMES = ("content", "style", "tv", "total")
 LBFGS_RESTART_JUMP = 1.3
 # Largest root-mean-square pixel change (pixels in 0..1) of one L-BFGS step: a trust region that keeps the
 # full steps taken without line search from overshooting on this quartic objective. The step length recorded
-# in L-BFGS's state is scaled with it, so its curvature pairs stay consistent with the step taken.
+# in L-BFGS's state is scaled with it, so its curvature pairs stay consistent with the step taken. Measured on
+# 64-128 px jobs: unclamped L-BFGS stylises less in few iterations, clamped without the trust region overshoots.
 LBFGS_MAX_STEP_RMS = 0.1
 # A nonzero seed adds uniform noise of this amplitude (pixels in 0..1) to the content start at the coarsest
 # scale: enough for the style's texture to settle differently on a re-roll, small enough that the content and
@@ -277,7 +280,7 @@ class _Job:
         self.error: str | None = None
         self.elapsed = 0.0
         self.image: torch.Tensor
-        self.optimizer: torch.optim.Optimizer
+        self.optimizer: torch.optim.Optimizer | None  # Adam's; the batch steps L-BFGS jobs (_Batch._lbfgs_step)
         self.content_target: torch.Tensor
         self.style_targets: dict[str, torch.Tensor]
         self.edge_target: torch.Tensor
@@ -334,34 +337,28 @@ class _Job:
         return torch.Generator().manual_seed(self.options.seed)
 
     def _new_optimizer(self) -> None:
-        self.optimizer = (torch.optim.LBFGS([self.image], lr=1.0, max_iter=1, history_size=50)
-                          if self.options.optimizer == "lbfgs"
-                          else torch.optim.Adam([self.image], lr=self.options.learning_rate))
+        self.optimizer = (torch.optim.Adam([self.image], lr=self.options.learning_rate)
+                          if self.options.optimizer == "adam" else None)
 
-    def step(self, loss: torch.Tensor, value: float) -> None:
-        """One optimiser step with the gradient already in ``image.grad`` from the shared backward pass.
-
-        L-BFGS with ``max_iter=1`` and no line search calls its closure exactly once per step, so returning
-        the precomputed loss is the same as evaluating it there. ``value`` is ``loss`` as a float.
-        """
+    def step(self, value: float) -> bool:
+        """Scores the image just evaluated (``value``, its loss; the gradient is in ``image.grad`` from the shared
+        backward pass) and, with Adam, steps. False when an L-BFGS job overshot: it is back at its best image, and
+        its memory is to be forgotten."""
         self.iteration += 1
         if self.temporal_loss is not None:
-            temporal = self._add_temporal_loss()
-            loss, value = loss + temporal, value + temporal
+            value += self._add_temporal_loss()
         if self.options.optimizer == "lbfgs" and value > self.best_loss * LBFGS_RESTART_JUMP:
             with torch.no_grad():
                 self.image.copy_(self.best_image)
-            self._new_optimizer()
-            return
+            return False
         if value < self.best_loss:
             self.best_loss = value
             self.best_image.copy_(self.image.detach())
-        if self.options.optimizer == "lbfgs":
-            self._lbfgs_step(loss)
-        else:
+        if self.optimizer is not None:
             self.optimizer.step()
             with torch.no_grad():
                 self.image.clamp_(0, 1)
+        return True
 
     def _add_temporal_loss(self) -> float:
         """The request's temporal loss on the image: its gradient added to the batch pass's, its value
@@ -381,21 +378,6 @@ class _Job:
         if key not in self.shared_targets:
             self.shared_targets[key] = make()
         return self.shared_targets[key]
-
-    @torch.no_grad()
-    def _lbfgs_step(self, loss: torch.Tensor) -> None:
-        """An L-BFGS step shortened to the trust region, then clamped to 0..1.
-
-        Measured on 64–128 px jobs: unclamped L-BFGS is bit-exact between batched and single runs but
-        stylises less in few iterations; clamped without the trust region overshoots. This pair did best."""
-        before = self.image.detach().clone()
-        self.optimizer.step(lambda: loss)
-        rms = float((self.image - before).pow(2).mean().sqrt())
-        if rms > LBFGS_MAX_STEP_RMS:
-            factor = LBFGS_MAX_STEP_RMS / rms
-            self.image.copy_(before.lerp_(self.image, factor))
-            self.optimizer.state[self.image]["t"] *= factor
-        self.image.clamp_(0, 1)
 
     def finish(self, image: torch.Tensor, out_size: tuple[int, int]) -> Image.Image:
         """``image`` at the output size, with the content's chroma in luminance mode."""
@@ -492,6 +474,9 @@ class _Batch:
                 job.style_weights = [weight * gain for weight in job.style_weights]
             job.start_scale(content, job.best_image if job.iteration else None)
         self._stacked_for: tuple[int, ...] = ()
+        self.lbfgs: BatchedLBFGS | None = None  # made at the scale's first step, for the jobs stepping then
+        self.lbfgs_for: tuple[int, ...] = ()
+        self.history = min(LBFGS_HISTORY, scale.iterations - 1)  # one pair per step after the first
 
     def _style_grams(self, job: _Job, styles: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """The job's style targets: the Gram matrices of its styles, blended with its weights."""
@@ -538,7 +523,7 @@ class _Batch:
     def _iterate(self, jobs: list[_Job]) -> None:
         """One forward/backward pass for the whole batch, then each job's own optimiser step."""
         for job in jobs:
-            job.optimizer.zero_grad(set_to_none=True)
+            job.image.grad = None
         images = torch.cat([job.image for job in jobs])
         # Whole maps with their crop boxes: the Gram works on them without copying the crop (losses.py).
         features = self._features(images, (self.content_layer, *self.style_layers), framed=True)
@@ -555,7 +540,9 @@ class _Batch:
         (total.sum() * self.loss_scale).backward()
         style = (weights[count + 3:] * per_layer.detach()).sum(0)
         values = torch.stack([content.detach(), style, tv.detach(), total.detach()]).T.tolist()  # one sync
-        for job, row, loss in zip(jobs, values, total.detach()):
+        stepping: list[_Job] = []
+        overshot: list[bool] = []
+        for job, row in zip(jobs, values):
             job.losses = dict(zip(LOSS_NAMES, row))
             if not all(math.isfinite(value) for value in row):
                 job.error = "The optimisation diverged (the loss is not finite); try a lower strength."
@@ -563,7 +550,31 @@ class _Batch:
                 continue
             if self.loss_scale != 1.0:
                 job.image.grad.div_(self.loss_scale)
-            job.step(loss, job.losses["total"])
+            kept = job.step(job.losses["total"])
+            if job.options.optimizer == "lbfgs":
+                stepping.append(job)
+                overshot.append(not kept)
+        if stepping:
+            self._lbfgs_step(stepping, overshot)
+
+    @torch.no_grad()
+    def _lbfgs_step(self, jobs: list[_Job], overshot: list[bool]) -> None:
+        """One L-BFGS step of ``jobs`` together, each with its own memory (nst_engine/lbfgs.py), shortened to the
+        trust region and clamped; a job that ``overshot`` forgets its memory and stays at its best image."""
+        members = tuple(job.index for job in jobs)
+        if self.lbfgs is None:
+            self.lbfgs = BatchedLBFGS(len(jobs), jobs[0].image.numel(), self.history, device=self.device,
+                                      max_step_rms=LBFGS_MAX_STEP_RMS)
+        elif members != self.lbfgs_for:  # jobs left the batch (stopped or diverged); none joins within a scale
+            self.lbfgs.keep(torch.tensor([self.lbfgs_for.index(index) for index in members], device=self.device))
+        self.lbfgs_for = members
+        frozen = torch.tensor(overshot, device=self.device)
+        if any(overshot):
+            self.lbfgs.forget(frozen)
+        images = torch.cat([job.image.detach().reshape(1, -1) for job in jobs])
+        gradients = torch.cat([job.image.grad.reshape(1, -1) for job in jobs])
+        for job, moved in zip(jobs, self.lbfgs.step(images, gradients, frozen)):
+            job.image.copy_(moved.view_as(job.image))
 
     def _report(self, job: _Job, scale_index: int) -> None:
         if self.on_progress is None or not job.running:

@@ -66,3 +66,30 @@ def test_a_cancelled_job_stops_within_one_iteration(engine):
                                    should_stop=lambda i: i == 1 and len(seen[1]) >= 3)
     assert results[1].cancelled and results[1].iterations == 3 and seen[1] == [1, 2, 3]
     assert not results[0].cancelled and results[0].iterations == 20
+
+
+def test_a_batched_lbfgs_step_never_waits_on_the_gpu():
+    """nst_engine/lbfgs.py on the device: torch's sync debug mode raises on any host synchronisation, so a step
+    of 8 rows with pairs in memory, a frozen row among them, must run through without one and move the others."""
+    from nst_engine.lbfgs import BatchedLBFGS
+
+    device = torch.device("cuda")
+    generator = torch.Generator(device=device).manual_seed(0)
+    curvature = torch.rand(8, 3000, device=device, generator=generator) + 0.5
+    target = torch.rand(8, 3000, device=device, generator=generator)
+    images = torch.rand(8, 3000, device=device, generator=generator)
+    optimizer = BatchedLBFGS(8, 3000, 10, device=device, max_step_rms=0.1)
+    frozen = torch.zeros(8, dtype=torch.bool, device=device)
+    for _ in range(4):
+        images = optimizer.step(images, curvature * (images - target), frozen)
+    frozen[3] = True
+    start = images.clone()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        optimizer.forget(frozen)
+        images = optimizer.step(images, curvature * (images - target), frozen)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    moved = (images - start).abs().amax(1).cpu()
+    assert moved[3] == 0 and bool((moved[torch.arange(8) != 3] > 0).all())

@@ -86,6 +86,7 @@ def test_bad_output_name_and_argparse_errors(files, vgg_weights):
     assert result.returncode == 2
 
 
+@pytest.mark.slow  # runs three CLI jobs: about 10-20 s on a 2-core AVX2 EPYC
 def test_a_result_carries_its_recipe_and_from_repeats_it(files, vgg_weights):
     """The PNG's text chunks hold the options; --from reads them (and the files they name) back into the same
     picture, and flags given with it win over the recipe."""

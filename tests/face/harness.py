@@ -165,8 +165,13 @@ def original_text(standin: StandinThread, token: str) -> str:
 
 
 def wait_original(standin: StandinThread, token: str, text: str, timeout: float = 30) -> str:
-    return standin.wait_for(lambda: text in original_text(standin, token) and original_text(standin, token),
-                            timeout, f"the command's reply to say {text!r}")
+    """The reply once it says ``text``; on a timeout the error says what it said instead (a full-suite run once
+    timed out here on a served /stylize, its reply unknown)."""
+    try:
+        return standin.wait_for(lambda: text in original_text(standin, token) and original_text(standin, token),
+                                timeout, f"the command's reply to say {text!r}")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; it says {original_text(standin, token)!r}") from None
 
 
 def status_message(standin: StandinThread, token: str) -> dict[str, Any]:

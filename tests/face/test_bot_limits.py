@@ -61,6 +61,7 @@ def test_commands_are_synced_to_the_configured_guild(bot: BotProcess, standin: S
     assert global_.path.endswith(f"/applications/{APPLICATION_ID}/commands") and global_.payload["commands"] == []
 
 
+@pytest.mark.slow  # resyncs the commands through three scope changes: about 10-20 s on a 2-core AVX2 EPYC
 def test_switching_command_scopes_leaves_no_stale_commands(standin: StandinThread, tmp_path: Path,
                                                            vgg_weights: Path) -> None:
     other_guild = GUILD_ID + 1

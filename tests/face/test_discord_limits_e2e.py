@@ -146,6 +146,7 @@ def test_a_late_interaction_is_logged_as_late_and_counted(bot: BotProcess, stand
     assert re.search(r"^nst_interactions_too_late_total 1\.0$", scraped, re.MULTILINE), scraped
 
 
+@pytest.mark.slow  # waits out the status edits' rate limit: about 10-20 s on a 2-core AVX2 EPYC
 def test_status_edits_keep_to_the_rate_limit(bot: BotProcess, standin: StandinThread) -> None:
     """Progress every 0.5 s wants more than the 5 edits per 5 s Discord allows on a message: discord.py waits
     out the spent bucket (or a 429) and the job still ends with its final status and its result."""
@@ -176,6 +177,7 @@ def test_an_invalid_session_makes_the_bot_identify_again(bot: BotProcess, standi
     assert serves(standin)
 
 
+@pytest.mark.slow  # waits out a missed heartbeat: about 10-20 s on a 2-core AVX2 EPYC
 def test_a_silent_gateway_is_left_and_the_session_resumed(bot: BotProcess, standin: StandinThread) -> None:
     resumes = len(standin.records("resume"))
     standin.go_silent()  # no heartbeat ACK (nor anything else) on this connection any more

@@ -153,6 +153,7 @@ def test_weights_found_in_comfyui_models_folder(comfy, vgg_weights):
     assert out.shape[0] == 1
 
 
+@pytest.mark.slow  # stylises an animation's frames: about 10-20 s on a 2-core AVX2 EPYC
 def test_temporal_stylises_the_batch_as_frames_of_one_animation(node, comfy):
     from nst_engine.cost import animation_iterations
     from nst_engine.options import StylizeOptions

@@ -89,6 +89,7 @@ def job_holder(server: RedisServer) -> str | None:
     return pending[0]["consumer"].decode() if pending else None
 
 
+@pytest.mark.slow  # starts Redis late and runs a job: about 10-20 s on a 2-core AVX2 EPYC
 def test_a_bot_started_before_redis_refuses_then_serves(tmp_path: Path, vgg_weights: Path) -> None:
     redis = RedisServer(tmp_path / "redis")  # its port is chosen; it starts once the bot runs
     worker = WorkerProcess(tmp_path / "worker", redis.url, vgg_weights)

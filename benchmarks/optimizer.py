@@ -100,7 +100,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def measure(variant: type, jobs: int, pixels: int, pairs: int, steps: int, device: torch.device) -> dict:
-    """Seconds per step with ``pairs`` remembered, then one profiled step's kernels and host syncs."""
+    """Seconds per step with ``pairs`` remembered, then one profiled step's operations and host syncs."""
     size = 3 * pixels
     objective = Quadratic(jobs, size, device)
     start = torch.rand(jobs, size, generator=torch.Generator().manual_seed(1)).to(device)

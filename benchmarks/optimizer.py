@@ -3,6 +3,7 @@ L-BFGS, at the engine's sizes and history lengths.
 
     python benchmarks/optimizer.py                    # CPU; --device cuda on a GPU
     python benchmarks/optimizer.py --quick            # tiny sizes, one round: checks the script
+    python benchmarks/optimizer.py --baseline-tree ../nst-bot-main   # also that tree's nst_engine/lbfgs.py
 
 Per case (jobs in the batch × picture × remembered pairs): seconds per step of the whole batch (median of the
 timed steps, the two variants interleaved over ``--rounds``), and from one profiled step the operations called
@@ -10,12 +11,14 @@ from Python (``aten::`` calls outside another, views left out: on a GPU each is 
 host synchronisations (``item()`` calls: on a GPU each waits for the device). The objective is a separable
 quadratic per job (its curvature positive and badly conditioned, so every pair is remembered), cheap beside the
 step, so the figure is the optimiser's. The per-job baseline is the engine's earlier step: torch's L-BFGS, the
-trust region, the clamp. JSON: ``--out``.
+trust region, the clamp; ``--baseline-tree`` adds another tree's batched L-BFGS, interleaved with the others.
+JSON: ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import statistics
@@ -82,16 +85,24 @@ class PerJob:
 class Batched:
     """nst_engine/lbfgs.py, as the engine steps it."""
 
+    implementation = BatchedLBFGS
+
     def __init__(self, start: torch.Tensor, capacity: int) -> None:
         self.images = start.clone()
-        self.optimizer = BatchedLBFGS(*start.shape, capacity, device=start.device, max_step_rms=LBFGS_MAX_STEP_RMS)
+        self.optimizer = self.implementation(*start.shape, capacity, device=start.device,
+                                             max_step_rms=LBFGS_MAX_STEP_RMS)
         self.frozen = torch.zeros(len(start), dtype=torch.bool, device=start.device)
 
     def step(self, objective: Quadratic) -> None:
         self.images = self.optimizer.step(self.images, objective.gradient(self.images), self.frozen)
 
 
-VARIANTS = {"per job (torch.optim.LBFGS)": PerJob, "batched (nst_engine/lbfgs.py)": Batched}
+def baseline_variant(tree: Path) -> type:
+    """:class:`Batched` with ``tree``'s nst_engine/lbfgs.py (it imports only torch and math)."""
+    spec = importlib.util.spec_from_file_location("baseline_lbfgs", tree / "nst_engine" / "lbfgs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return type("BaselineBatched", (Batched,), {"implementation": module.BatchedLBFGS})
 
 
 def synchronize(device: torch.device) -> None:
@@ -128,9 +139,14 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round: checks the script")
+    parser.add_argument("--baseline-tree", type=Path, help="another checkout whose batched L-BFGS to time too")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "optimizer.json")
     args = parser.parse_args()
     device = torch.device(args.device)
+    variants = {"per job (torch.optim.LBFGS)": PerJob}
+    if args.baseline_tree:
+        variants["batched, baseline tree"] = baseline_variant(args.baseline_tree)
+    variants["batched (nst_engine/lbfgs.py)"] = Batched
     # The standard job's scales (128, 256, 512 px, 4:3) and about the pairs each remembers by its end.
     cases = ([(1, 64 * 48, 4), (4, 64 * 48, 4)] if args.quick else
              [(jobs, pixels, pairs) for jobs in (1, 8) for pixels, pairs in
@@ -138,19 +154,21 @@ def main() -> int:
     rounds, steps = (1, 2) if args.quick else (args.rounds, 5)
     report = {"device": str(device), "threads": torch.get_num_threads(), "cases": []}
     for jobs, pixels, pairs in cases:
-        samples: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+        samples: dict[str, list[dict]] = {name: [] for name in variants}
         for _ in range(rounds):
-            for name, variant in VARIANTS.items():
+            for name, variant in variants.items():
                 samples[name].append(measure(variant, jobs, pixels, pairs, steps, device))
         rows = {name: {"seconds": statistics.median(s["seconds"] for s in runs), "ops": runs[-1]["ops"],
                        "syncs": runs[-1]["syncs"]} for name, runs in samples.items()}
-        before, now = rows.values()
-        report["cases"].append({"jobs": jobs, "pixels": pixels, "pairs": pairs, "variants": rows,
-                                "ratio": now["seconds"] / before["seconds"]})
+        before, now = rows[next(iter(rows))], rows["batched (nst_engine/lbfgs.py)"]
+        ratios = {f"{name} / per job": row["seconds"] / before["seconds"] for name, row in list(rows.items())[1:]}
+        if args.baseline_tree:
+            ratios["batched / baseline tree's"] = now["seconds"] / rows["batched, baseline tree"]["seconds"]
+        report["cases"].append({"jobs": jobs, "pixels": pixels, "pairs": pairs, "variants": rows, "ratios": ratios})
         for name, row in rows.items():
             print(f"{jobs} job(s), {pixels} px, {pairs} pairs, {name:30s} {row['seconds'] * 1e3:8.2f} ms/step "
                   f"{row['ops']:6d} ops {row['syncs']:5d} host syncs", flush=True)
-        print(f"    batched / per job: {now['seconds'] / before['seconds']:.3f}", flush=True)
+        print("    " + ", ".join(f"{name}: {ratio:.3f}" for name, ratio in ratios.items()), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")

@@ -6,7 +6,7 @@ numbers the engine runs by. The engine's memory at any moment is its process (ru
 
 - the optimisation: activations kept for the backward pass, per framed pixel of the picture (the mirrored
   frame of ``network.frame_for`` included), times the batch, plus L-BFGS's history (two flat copies of the
-  image per remembered step, at most ``LBFGS_HISTORY`` steps);
+  image per remembered step, at most ``LBFGS_HISTORY`` steps, and one slot more: nst_engine/lbfgs.py);
 - the targets: one style image at a time through the network without gradients, per framed style pixel,
   while the previous scale's optimiser state is still held.
 
@@ -106,7 +106,8 @@ def scale_terms(options: StylizeOptions, content_size: tuple[int, int],
         picture = scaled_size(*output, scale.long_side)
         frame = frame_for(picture)
         styles = [_framed(style_size(style, picture, options.style_scale), frame) for style in style_sizes]
-        history = 2 * min(max(scale.iterations - 1, 0), LBFGS_HISTORY) + 4  # + image, best, step, gradient
+        # The history's slots (the pairs remembered, at least one, and a free one), + image, best, direction, gradient.
+        history = 2 * (min(max(scale.iterations - 1, 1), LBFGS_HISTORY) + 1) + 4
         state = history * IMAGE_BYTES_PER_PIXEL * picture[0] * picture[1]
         terms.append(ScaleTerms(_framed(picture, frame), max(styles, default=0), sum(styles), state, held,
                                 scale.iterations))

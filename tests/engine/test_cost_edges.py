@@ -16,13 +16,14 @@ IMAGE = SIDE * SIDE * 3 * 4  # one RGB fp32 copy of the picture
 SQUARE = (SIDE, SIDE)
 
 
-@pytest.mark.parametrize("iterations, remembered", [(1, 0), (10, 9), (200, 50)])
-def test_a_one_scale_job_costs_what_the_model_adds_up(iterations: int, remembered: int) -> None:
-    """L-BFGS keeps two copies of the picture per remembered step (at most 50), and 4 more (image, best, step,
-    gradient); the peak is the optimisation's phase, the work its iterations plus one pass of each image."""
+@pytest.mark.parametrize("iterations, slots", [(1, 2), (10, 10), (200, 51)])
+def test_a_one_scale_job_costs_what_the_model_adds_up(iterations: int, slots: int) -> None:
+    """L-BFGS keeps two copies of the picture per slot of its history (the steps it can remember, at least 1 and
+    at most 50, and a free one: nst_engine/lbfgs.py), and 4 more (image, best, direction, gradient); the peak is
+    the optimisation's phase, the work its iterations plus one pass of each image."""
     options = StylizeOptions(size=SIDE, iterations=iterations)
     [term] = scale_terms(options, SQUARE, [SQUARE])
-    state = (2 * remembered + 4) * IMAGE
+    state = (2 * slots + 4) * IMAGE
     assert (term.picture, term.largest_style, term.all_styles, term.iterations) == (FRAMED, FRAMED, FRAMED, iterations)
     assert (term.state_bytes, term.held_bytes) == (state, 0)
     predicted = job_cost(options, SQUARE, [SQUARE])
@@ -33,7 +34,7 @@ def test_a_one_scale_job_costs_what_the_model_adds_up(iterations: int, remembere
 
 
 def test_the_device_and_precision_decide_the_share_and_the_fixed_part() -> None:
-    state = 4 * IMAGE
+    state = (2 * 2 + 4) * IMAGE  # one iteration: the history's two slots, and image, best, direction, gradient
     gpu = job_cost(StylizeOptions(size=SIDE, iterations=1, precision="bf16"), SQUARE, [SQUARE], device="cuda")
     assert gpu.fixed_mb == cost.GPU_FIXED_MB
     assert gpu.peak_mb == pytest.approx(

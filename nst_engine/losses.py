@@ -110,7 +110,8 @@ class _LowPrecisionGram(torch.autograd.Function):
     (``CHUNK_ELEMENTS``): each chunk's product in the map's precision (oneDNN accumulates it in fp32 and rounds
     only the chunk's sum), added into an fp32 Gram, so rounding errors of the chunks average out: about 5e-4 of
     the Gram's norm (fp32 chunks: 3e-7), at less than half their time, with no full-size copy and no copy of the
-    crop. The backward pass is one product of the whole map in its precision, whose frame strips are then zeroed
+    crop. On a GPU, where each chunk would be a launch, the crop is copied and multiplied in one product with an
+    fp32 result. The backward pass is one product of the whole map in its precision, whose frame strips are then zeroed
     (no zero-filled map, no cast back). fp16 maps are multiplied in fp32 (``_PRODUCT_DTYPE``). What this costs
     the result is measured in benchmarks/precision.py."""
 
@@ -120,10 +121,16 @@ class _LowPrecisionGram(torch.autograd.Function):
         ctx.save_for_backward(full)
         ctx.box = rows, cols
         n, c = full.shape[:2]
-        result = full.new_zeros((n, c, c), dtype=torch.float32)
-        for chunk in _chunks(full, rows, cols):
-            chunk = chunk.to(_PRODUCT_DTYPE[full.dtype])
-            result.add_(torch.bmm(chunk.transpose(1, 2), chunk))
+        if full.is_cuda:
+            # cuBLAS multiplies bf16/fp16 into an fp32 result (bmm's out_dtype, CUDA only in torch 2.14): the whole
+            # crop in one product accumulated in fp32, instead of a hundred chunks' launches at 512 px.
+            crop = full.permute(0, 2, 3, 1)[:, rows[0]:rows[1], cols[0]:cols[1]].reshape(n, -1, c)
+            result = torch.bmm(crop.transpose(1, 2), crop, out_dtype=torch.float32)
+        else:
+            result = full.new_zeros((n, c, c), dtype=torch.float32)
+            for chunk in _chunks(full, rows, cols):
+                chunk = chunk.to(_PRODUCT_DTYPE[full.dtype])
+                result.add_(torch.bmm(chunk.transpose(1, 2), chunk))
         return result / ((rows[1] - rows[0]) * (cols[1] - cols[0]))
 
     @staticmethod

@@ -68,6 +68,31 @@ def test_a_cancelled_job_stops_within_one_iteration(engine):
     assert not results[0].cancelled and results[0].iterations == 20
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_low_precision_gram_on_the_gpu_is_one_fp32_product_of_the_crop(dtype):
+    """nst_engine/losses.py's _LowPrecisionGram takes bmm's fp32 result on CUDA instead of chunks: the Gram of a
+    framed bf16/fp16 map matches float64 arithmetic on the same values to fp32 rounding (activations of 40 would
+    overflow an fp16 result), its gradient to the backward's one low-precision product, and the frame gets none."""
+    from nst_engine.losses import gram
+    from nst_engine.network import FramedMap
+
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    full = (torch.rand(2, 64, 40, 56, device="cuda", generator=generator) * 40).to(dtype)
+    full = full.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    framed = FramedMap(full, (3, 37), (3, 53))
+    result = gram(framed)
+    reference = framed.crop.detach().double().requires_grad_(True)
+    expected = torch.einsum("nchw,ndhw->ncd", reference, reference) / (34 * 50)
+    assert result.dtype == torch.float32 and torch.isfinite(result).all()
+    assert float((result.double() - expected).abs().max() / expected.abs().max()) < 1e-5
+    weights = torch.rand(2, 64, 64, device="cuda", generator=generator)
+    (result * weights).sum().backward()
+    (expected * weights.double()).sum().backward()
+    grad_crop = full.grad[..., 3:37, 3:53].double()
+    assert float((grad_crop - reference.grad).abs().max() / reference.grad.abs().max()) < 2e-2
+    assert float(full.grad[..., :3, :].abs().max()) == 0
+
+
 def test_a_batched_lbfgs_step_never_waits_on_the_gpu():
     """nst_engine/lbfgs.py on the device: torch's sync debug mode raises on any host synchronisation, so a step
     of 8 rows with pairs in memory, a frozen row among them, must run through without one and move the others."""

@@ -37,6 +37,14 @@ def preset(name: str, size: int = 64) -> Image.Image:
     return style.resize((size, size), Image.Resampling.LANCZOS)
 
 
+def seeded(engine: Engine, content: Image.Image, style: Image.Image, options: StylizeOptions,
+           seeds: int = 4) -> list[Image.Image]:
+    """The job with each of ``seeds`` seeds, in one batch (the jobs follow the paths they take alone:
+    tests/speed/test_batching.py), as the border measures average them."""
+    requests = [transfer.BatchRequest(content, [style], options.replace(seed=seed)) for seed in range(seeds)]
+    return [result.image for result in engine.stylize_batch(requests)]
+
+
 def mean_difference(a: Image.Image, b: Image.Image) -> float:
     return float(np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() / 255)
 
@@ -112,10 +120,8 @@ def test_the_frame_removes_the_band_along_the_border(vgg_weights):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(vgg_layers, "FRAME", frame)
             patch.setattr(transfer, "EDGE_WEIGHT", 0.0)
-            engine = Engine(str(vgg_weights))
-            images = [engine.stylize(content, [style], StylizeOptions(
-                size=128, min_scale=128, iterations=12, device="cpu", precision="fp32", seed=seed)).image
-                      for seed in range(4)]
+            images = seeded(Engine(str(vgg_weights)), content, style,
+                            StylizeOptions(size=128, min_scale=128, iterations=12, device="cpu", precision="fp32"))
         border, inside = systematic_jump(images)
         return border / inside
 
@@ -139,9 +145,9 @@ def test_no_side_of_a_small_two_scale_job_has_a_band(vgg_weights):
     the top side stood 0.110 above the content with that scale unframed; framed, every side is within 0.035
     (benchmarks/quality.py --only border --border-size 128:16, four seeds, docs/quality.md)."""
     style = Image.open(REPO / "bot" / "assets" / "presets" / "cubist.png").convert("RGB")
-    content, engine = content_scene(128, 96), Engine(str(vgg_weights))
-    images = [engine.stylize(content, [style], StylizeOptions(size=128, min_scale=64, iterations=16, device="cpu",
-                                                              seed=seed)).image for seed in range(4)]
+    content = content_scene(128, 96)
+    images = seeded(Engine(str(vgg_weights)), content, style,
+                    StylizeOptions(size=128, min_scale=64, iterations=16, device="cpu"))
     sides = side_excess(images, content)
     print("per-side excess over the content's jump:", sides)
     assert max(sides.values()) < 0.06
@@ -159,8 +165,7 @@ def test_the_edge_loss_removes_the_band_the_style_paints_along_the_top(vgg_weigh
     def sides(weight: float) -> dict[str, float]:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(transfer, "EDGE_WEIGHT", weight)
-            engine = Engine(str(vgg_weights))
-            images = [engine.stylize(content, [style], options.replace(seed=seed)).image for seed in range(4)]
+            images = seeded(Engine(str(vgg_weights)), content, style, options)
         return side_excess(images, content)
 
     without, with_loss = sides(0.0), sides(transfer.EDGE_WEIGHT)

@@ -15,6 +15,8 @@ starting, so a run on a lent machine always returns what it measured. Sections:
 - layout: seconds per iteration at one scale for precision (fp32/bf16/fp16) × memory format, with cuDNN
   autotuning on, and without the border frame (zero padding only), beside the FLOP floor of the device;
 - batching: the same jobs one by one and in batches of 2, 4 and 8 (``Engine.stylize_batch``): jobs per minute;
+- dispatches: the operations one iteration dispatches (views left out), alone and in a batch, by operation: on a
+  GPU each is at least one launch, what a launch-bound iteration pays for (counted the same way on a CPU);
 - precision: one standard job in fp32, bf16 and fp16, scored by the reference objective (benchmarks/reference.py);
 - stability: the same standard job three times, and with three seeds, in fp32 and bf16 (how far repeats and
   seeds lie apart, the loss and score each reaches), and three times with cuDNN's deterministic algorithms;
@@ -28,7 +30,9 @@ starting, so a run on a lent machine always returns what it measured. Sections:
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +44,7 @@ from typing import Callable
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -54,7 +59,8 @@ from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
 from nst_engine.transfer import BatchRequest, Engine, resolve_device  # noqa: E402
 
 FRAMED = engine_border() or "frame 8"  # the engine's border handling, compared with zero padding alone
-SECTIONS = ("cli", "levels", "tuning", "layout", "batching", "precision", "stability", "border", "detail", "quality", "compile")
+SECTIONS = ("cli", "levels", "tuning", "layout", "batching", "dispatches", "precision", "stability", "border", "detail",
+            "quality", "compile")
 BF16_DENSE_TFLOPS = {"H100": 989.0, "H200": 989.0}  # NVIDIA's dense bf16 tensor-core peak (SXM), for the floor
 
 
@@ -237,6 +243,44 @@ def batching_section(run: Run) -> dict:
         print(f"  {size} px × {iterations} its, {len(jobs)} jobs: " + ", ".join(
             f"batch {batch}: {rate:.1f} jobs/min ({rate / per_minute[1]:.2f}×, {peaks[batch]:.0f} MB)"
             for batch, rate in per_minute.items()), flush=True)
+    return rows
+
+
+class Dispatches(TorchDispatchMode):
+    """Counts the operations dispatched below autograd, by name; views are left out (they launch nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: collections.Counter = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.seen[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def dispatches_section(run: Run) -> dict:
+    """One scale at the standard job's size (so that every iteration is alike), 5 iterations alone and in a batch
+    of ``batch_jobs``: the operations between the first job's progress reports, median over the iterations, and
+    the last iteration's by operation."""
+    size = run.plan.job[0]
+    rows = {}
+    for batch in (1, run.plan.batch_jobs):
+        jobs = [BatchRequest(run.content, [run.style], run.options(size, 5, min_scale=size, seed=i))
+                for i in range(batch)]
+        counting, snapshots = Dispatches(), []
+
+        def reported(index: int, _progress) -> None:
+            if index == 0:
+                snapshots.append(counting.seen.copy())
+
+        with counting:
+            run.engine.stylize_batch(jobs, on_progress=reported)
+        per_iteration = [later - earlier for earlier, later in zip(snapshots, snapshots[1:])]
+        median = statistics.median(sum(counts.values()) for counts in per_iteration)
+        rows[str(batch)] = {"operations_per_iteration": median, "by_operation": dict(per_iteration[-1].most_common())}
+        print(f"  batch {batch} at {size} px: {median:.0f} operations per iteration; most: " + ", ".join(
+            f"{name} {count}" for name, count in per_iteration[-1].most_common(6)), flush=True)
     return rows
 
 

@@ -167,6 +167,7 @@ def _in_order(matrix: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     rows = matrix.gather(1, order[:, :, None].expand(-1, -1, m))
     return rows.gather(2, order[:, None, :].expand(-1, m, -1))
 
+
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The rows' dot products, as a column: ``linalg.vecdot``, one kernel for the batch, on a GPU. On the CPU it
     makes a temporary product and took up to 2x as long as one BLAS ``dot`` per row (2-core AMD EPYC,

@@ -6,12 +6,15 @@ image helpers cheaply (the Discord bot's event-loop process never imports torch)
 
 import os
 
-# Idle OpenMP threads sleep instead of spinning. libgomp's threads spin between torch's parallel regions, and on
-# a shared CPU a spinning thread holds a core its partner needs, so every small op of an iteration waits at its
-# barrier: at 128 px (bf16, 2 threads, load average ~11 on 2 cores) an iteration took 3.4 s spinning, 0.57 s
-# sleeping (benchmarks/speed_floor.py --only threads). Torch reads it when first imported, hence here, before;
-# an operator's own OMP_WAIT_POLICY wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP threads spin briefly, then sleep. Between torch's parallel regions libgomp's threads spin (300,000
+# rounds by default), and on a busy shared CPU a spinning thread holds a core its partner needs, so every small op
+# waits at its barrier: at 128 px an iteration took 2.4x as long spinning as sleeping (2 cores, load average 5).
+# Sleeping at once costs a wake-up per region instead: a quarter more time per 128-px iteration on an idle
+# machine. A short spin keeps most of both (benchmarks/README.md, "Round eight"). libgomp reads these when torch
+# first loads it, hence here; an operator's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+SPIN_ROUNDS = 3000
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", str(SPIN_ROUNDS))
 
 from .errors import DownloadError, ImageError, NSTError, OptionError, WeightsError  # noqa: E402
 from .options import QUALITY_LEVELS, QualityLevel, StylizeOptions, option_specs  # noqa: E402

@@ -23,8 +23,8 @@ One iteration is the side's own optimiser step at one scale of the drawn 640×48
 Rounds are interleaved (A B C D, A B C D …) and each measurement is a fresh process, so none inherits another's
 threads or caches; each gives the median of ``--iterations`` iterations after one warm-up iteration. Peers get
 the environment this script was started with; nst-bot's processes set its own OpenMP default
-(``OMP_WAIT_POLICY=PASSIVE`` unless one is set, nst_engine/__init__.py), as the bot does: start the script with
-``OMP_WAIT_POLICY=PASSIVE`` (or ``ACTIVE``) to give all four the same. Records the CPU, threads, load average
+(``GOMP_SPINCOUNT=3000`` unless ``OMP_WAIT_POLICY`` or it is set, nst_engine/__init__.py), as the bot does: start the
+script with ``GOMP_SPINCOUNT=3000``, ``OMP_WAIT_POLICY=PASSIVE`` or ``ACTIVE`` to give all four the same. Records the CPU, threads, load average
 before and after (and at each measurement), matmul GFLOP/s and the FLOP floor (forward + input gradient through
 VGG19 to relu5_1, at the best native precision and at fp32). Writes ``benchmarks/out/peers.json`` (``--out``).
 """
@@ -129,7 +129,8 @@ def run_child(kind: str, job: dict) -> None:
 
     seconds = stamps_to_seconds(measured.pop("stamps"))
     print(json.dumps({**measured, "seconds": statistics.median(seconds), "iterations_s": seconds,
-                      "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}))
+                      "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                      "gomp_spincount": os.environ.get("GOMP_SPINCOUNT")}))
 
 
 def peer_jobs(args: argparse.Namespace, base: dict, torch_home: Path) -> tuple[dict, list[str]]:
@@ -171,19 +172,19 @@ def summarise(samples: dict[str, list[dict]], floors: dict[str, float]) -> list[
                      "x_nst_bot_auto": statistics.median(ratios) if ratios else None,
                      "x_nst_bot_auto_per_round": ratios, "precision": runs[0]["precision"],
                      "picture": runs[0]["picture"], "threads": runs[0]["threads"],
-                     "omp_wait_policy": runs[0]["omp_wait_policy"],
+                     "omp_wait_policy": runs[0]["omp_wait_policy"], "gomp_spincount": runs[0]["gomp_spincount"],
                      **{f"x_floor_{key}": seconds / floor for key, floor in floors.items()}})
     return rows
 
 
 def print_table(rows: list[dict], floors: dict[str, float], best: str) -> None:
     print(f"\n{'':18s} {'s/iteration':>11s} {'× nst-bot auto':>14s} {f'× floor ({best})':>16s} {'× fp32 floor':>12s}"
-          f"  precision, picture, OMP_WAIT_POLICY")
+          f"  precision, picture, OMP_WAIT_POLICY, GOMP_SPINCOUNT")
     for row in rows:
         auto = f"{row['x_nst_bot_auto']:.2f}" if row["x_nst_bot_auto"] is not None else "-"
         print(f"{row['variant']:18s} {row['seconds']:11.3f} {auto:>14s} {row[f'x_floor_{best}']:16.2f} "
               f"{row['x_floor_fp32']:12.2f}  {row['precision']}, {row['picture'][0]}x{row['picture'][1]}, "
-              f"{row['omp_wait_policy']}")
+              f"{row['omp_wait_policy']}, {row['gomp_spincount']}")
     print(f"{'FLOP floor':18s} " + ", ".join(f"{key} {floor:.3f} s" for key, floor in floors.items()))
 
 
@@ -221,7 +222,7 @@ def main() -> int:
                                        if line.startswith("model name")), None)
     flops = 2 * vgg_flops(width, height)  # forward + input gradient, which costs the same as the forward
     floors = {report["machine"]["floor_precision"]: flops / (best * 1e9),
-              "fp32": flops / (report["machine"]["matmul_gflops_fp32"] * 1e9)}
+              "fp32": flops / (max(report["machine"]["matmul_gflops_fp32"]) * 1e9)}
     report["flop_floor_s"], report["gflop_per_iteration"] = floors, flops / 1e9
     with tempfile.TemporaryDirectory(prefix="nst-peers-") as directory:
         scratch = Path(directory)

@@ -6,14 +6,16 @@
 
 One run measures, interleaved (A B A B …) so that a shared machine's drift hits both sides alike:
 - the machine: CPU flags that matter (avx2, avx512_bf16, amx_bf16), threads, load average before and after, and
-  matmul GFLOP/s in fp32 (and bf16 where it is native), the peak the floor is computed from;
+  matmul GFLOP/s in fp32 (and bf16 where it is native) before and after the sections, the best of them the peak
+  the floor is computed from;
 - seconds per iteration (wall and CPU) at each scale of the standard job (128, 256, 512 px long side), the engine
   with its weights reordered per call (``packed_weights=False``, as before this round) against the default, and the
   classic reference (benchmarks/reference.py) at the output size; each against the FLOP floor of the picture
-  (forward + input gradient through VGG19 to relu5_1, ``vgg_flops``) at the best native precision;
+  (forward + input gradient through VGG19 to relu5_1, ``vgg_flops``) at the best native precision, as are the
+  fresh processes' figures of ``--only trees``;
 - the Gram of the five style maps (forward + backward) from a cropped view against the whole framed map;
-- seconds per iteration at each scale in fresh processes with OpenMP's idle threads spinning against sleeping
-  (``OMP_WAIT_POLICY``, ``--only threads``);
+- seconds per iteration at each scale in fresh processes with OpenMP's idle threads spinning a little (the
+  engine's default), sleeping at once and spinning (``WAIT_SETTINGS``, ``--only threads``);
 - seconds per iteration at each scale in fresh processes, this tree against ``--baseline-tree``, the order
   swapped every round (``--only trees``);
 - the standard job (512 px, 80 iterations) in a fresh process per run, this tree against ``--baseline-tree``
@@ -88,17 +90,36 @@ print(json.dumps({"seconds": statistics.median(b - a for a, b in zip(stamps, sta
 
 
 def machine(report: dict) -> float:
-    """Records the machine; returns the GFLOP/s of its best native precision (the floor's peak)."""
+    """Records the machine and its matmul peak in fp32 (and bf16 where it is native), each a list that
+    :func:`floors` adds a later measurement to; returns the peak of the best native precision."""
     flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
     native_bf16 = cpu_has_native_bf16()
-    fp32 = matmul_gflops(torch.float32)
-    bf16 = matmul_gflops(torch.bfloat16) if native_bf16 else None
     report["machine"] = {
         "flags": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}),
         "threads": torch.get_num_threads(), "load_before": os.getloadavg(),
-        "matmul_gflops_fp32": fp32, "matmul_gflops_bf16": bf16,
+        "matmul_gflops_fp32": [matmul_gflops(torch.float32)],
+        "matmul_gflops_bf16": [matmul_gflops(torch.bfloat16)] if native_bf16 else None,
         "floor_precision": "bf16" if native_bf16 else "fp32"}
-    return bf16 if bf16 else fp32
+    return (report["machine"]["matmul_gflops_bf16"] or report["machine"]["matmul_gflops_fp32"])[0]
+
+
+def floors(content: Image.Image, report: dict) -> None:
+    """Measures the matmul peak again after the sections and puts every per-iteration figure against the floor from
+    the best peak seen: a peak measured while a neighbour woke (once 218 GFLOP/s bf16 where the same VM gave 410
+    a minute later) would put an iteration below its floor."""
+    facts = report["machine"]
+    peaks = facts[f"matmul_gflops_{facts['floor_precision']}"]
+    peaks.append(matmul_gflops(torch.float32 if facts["floor_precision"] == "fp32" else torch.bfloat16))
+    peak = facts["floor_peak_gflops"] = max(peaks)
+    rows = [(row["size"], row["variant"], row["wall_s"], row) for row in report.get("per_iteration", [])]
+    rows += [(list(scaled_size(*content.size, row["size"])), f"{name}, fresh processes",
+              statistics.median(row["seconds"][name]), row)
+             for row in report.get("tree_iterations", []) for name in ("this tree", "baseline")]
+    for (width, height), name, wall, row in rows:
+        floor = 2 * vgg_flops(width, height) / (peak * 1e9)
+        row.setdefault("x_floor", {})[name] = wall / floor
+        print(f"{width}x{height} {name:48s} {wall:7.3f} s  {wall / floor:5.2f}x the floor ({floor:.3f} s at "
+              f"{peak:.0f} GFLOP/s {facts['floor_precision']})", flush=True)
 
 
 def engine_iteration(engine: Engine, content: Image.Image, style: Image.Image, size: int, iterations: int
@@ -124,13 +145,12 @@ def reference_iteration(weights: Path, content: Image.Image, style: Image.Image,
 
 
 def per_iteration(weights: Path, content: Image.Image, style: Image.Image, sizes: list[int], iterations: int,
-                  rounds: int, peak: float, report: dict) -> None:
+                  rounds: int, report: dict) -> None:
     variants = {"engine, weights reordered per call (before)": Engine(str(weights), packed_weights=False),
                 "engine (default: packed weights)": Engine(str(weights))}
     rows = []
     for size in sizes:
         width, height = scaled_size(*content.size, size)
-        floor = 2 * vgg_flops(width, height) / (peak * 1e9)
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         if size == sizes[-1]:
             samples["classic reference (NCHW fp32)"] = []
@@ -145,10 +165,9 @@ def per_iteration(weights: Path, content: Image.Image, style: Image.Image, sizes
             ratios = [wall / base_wall for (wall, _), (base_wall, _) in zip(values, samples[base])]
             wall = statistics.median(v[0] for v in values)
             rows.append({"size": [width, height], "variant": name, "wall_s": wall,
-                         "cpu_s": statistics.median(v[1] for v in values), "floor_s": floor,
-                         "x_floor": wall / floor, "x_before_per_round": ratios})
+                         "cpu_s": statistics.median(v[1] for v in values), "x_before_per_round": ratios})
             print(f"{width}x{height} {name:48s} {wall:7.3f} s  cpu {rows[-1]['cpu_s']:7.3f} s  "
-                  f"{wall / floor:5.2f}x floor  x before {statistics.median(ratios):.3f}", flush=True)
+                  f"x before {statistics.median(ratios):.3f}", flush=True)
     report["per_iteration"] = rows
 
 
@@ -222,25 +241,34 @@ def fresh_iteration(tree: Path, weights: Path, content_file: Path, size: int, it
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
+# The OpenMP settings ``--only threads`` compares, each over the environment the benchmark was started with less
+# its own OMP_WAIT_POLICY and GOMP_SPINCOUNT; the first is nst_engine's default, the one the others are put against.
+WAIT_SETTINGS = {"spin briefly, then sleep (default)": {}, "sleep at once (PASSIVE)": {"OMP_WAIT_POLICY": "PASSIVE"},
+                 "spin (ACTIVE)": {"OMP_WAIT_POLICY": "ACTIVE"}}
+
+
 def wait_policies(weights: Path, content: Image.Image, sizes: list[int], rounds: int, report: dict) -> None:
-    """Per iteration with OpenMP's idle threads spinning (``OMP_WAIT_POLICY=ACTIVE``) against sleeping
-    (``PASSIVE``, the engine's default since round three), fresh processes, interleaved."""
+    """Per iteration with OpenMP's idle threads spinning a little (nst_engine's ``GOMP_SPINCOUNT``), sleeping at
+    once (``OMP_WAIT_POLICY=PASSIVE``, the default of rounds three to seven) and spinning (``ACTIVE``), fresh
+    processes, the order reversed every round."""
     rows = []
+    base = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     with tempfile.TemporaryDirectory() as scratch:
         content_file = Path(scratch) / "content.png"
         content.save(content_file)
         for size in sizes:
-            seconds: dict[str, list[float]] = {"ACTIVE": [], "PASSIVE": []}
-            for _ in range(rounds):
-                for policy in seconds:
-                    seconds[policy].append(fresh_iteration(REPO, weights, content_file, size, 4,
-                                                           {**os.environ, "OMP_WAIT_POLICY": policy}))
-            ratios = [p / a for p, a in zip(seconds["PASSIVE"], seconds["ACTIVE"])]
-            rows.append({"size": size, "seconds": seconds, "passive_over_active": ratios})
-            print(f"{size} px per iteration: spinning {statistics.median(seconds['ACTIVE']):.3f} s, sleeping "
-                  f"{statistics.median(seconds['PASSIVE']):.3f} s; sleeping / spinning {statistics.median(ratios):.3f}",
-                  flush=True)
-    report["wait_policy"] = rows
+            seconds: dict[str, list[float]] = {name: [] for name in WAIT_SETTINGS}
+            for turn in range(rounds):
+                for name in list(WAIT_SETTINGS)[::1 if turn % 2 == 0 else -1]:
+                    seconds[name].append(fresh_iteration(REPO, weights, content_file, size, 4,
+                                                         {**base, **WAIT_SETTINGS[name]}))
+            default = next(iter(WAIT_SETTINGS))
+            ratios = {name: [a / b for a, b in zip(values, seconds[default])] for name, values in seconds.items()}
+            rows.append({"size": size, "seconds": seconds, "over_default_per_round": ratios})
+            print(f"{size} px per iteration: " + "; ".join(
+                f"{name} {statistics.median(seconds[name]):.3f} s ({statistics.median(ratios[name]):.3f}x)"
+                for name in WAIT_SETTINGS), flush=True)
+    report["wait_policies"] = {"load_average": os.getloadavg(), "sizes": rows}
 
 
 def tree_iterations(weights: Path, content: Image.Image, baseline: Path, sizes: list[int], rounds: int,
@@ -289,7 +317,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         weights = write_random_vgg19(Path(scratch) / "vgg19-random.pth")
         content, style = content_scene(), Image.open(STYLE_FILE).convert("RGB")
-        peak = machine(report)
+        machine(report)
         sections = {
             "gram": lambda: gram_section(content, sizes[-1], 1 if args.quick else args.rounds, report),
             "jobs": lambda: standard_jobs(weights, content, args.baseline_tree.resolve(), args.job_rounds,
@@ -299,10 +327,11 @@ def main() -> int:
                                              1 if args.quick else 2 * args.rounds, report),
             "threads": lambda: wait_policies(weights, content, sizes, 1 if args.quick else args.rounds, report),
             "iterations": lambda: per_iteration(weights, content, style, sizes, 2 if args.quick else 3,
-                                                1 if args.quick else args.rounds, peak, report)}
+                                                1 if args.quick else args.rounds, report)}
         for name in args.only or sections:
             sections[name]()
             save(report, args.out)  # after each section: a long run on a loaded machine keeps what it measured
+        floors(content, report)
     report["machine"]["load_after"] = os.getloadavg()
     save(report, args.out)
     print(f"load average before {report['machine']['load_before']}, after {report['machine']['load_after']}; "

@@ -19,7 +19,8 @@ One run measures, interleaved (A B A B …) so that a shared machine's drift hit
 - seconds per iteration at each scale in fresh processes, this tree against ``--baseline-tree``, the order
   swapped every round (``--only trees``);
 - the standard job (512 px, 80 iterations) in a fresh process per run, this tree against ``--baseline-tree``
-  (a checkout of main), alternating, with wall and CPU seconds and the ratio of each pair.
+  (a checkout of main), alternating, with wall and CPU seconds and the ratio of each pair, and each scale's
+  seconds (its first iteration, which makes the scale's targets, apart).
 
 Writes ``benchmarks/out/speed-floor.json`` (``--out`` to change). Quote ratios; absolute seconds move with the load.
 """
@@ -55,9 +56,10 @@ from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
 from nst_engine.testing import write_random_vgg19  # noqa: E402
 from nst_engine.transfer import Engine, cpu_has_native_bf16  # noqa: E402
 
-# One standard job in a fresh process of the given tree: prints {"wall": s, "cpu": s, "engine": path}.
+# One standard job in a fresh process of the given tree: prints {"wall": s, "cpu": s, "engine": path, "scales": …},
+# each scale with its picture, iterations, seconds, and its first iteration (which makes the scale's targets).
 JOB_SCRIPT = """
-import json, sys, time
+import json, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
 from PIL import Image
 import nst_engine
@@ -66,10 +68,18 @@ from nst_engine.transfer import Engine
 content, style = Image.open(sys.argv[3]), Image.open(sys.argv[4]).convert("RGB")
 level = QUALITY_LEVELS["standard"]
 engine = Engine(sys.argv[2])
+reports = []
 wall, cpu = time.perf_counter(), time.process_time()
-engine.stylize(content, [style], StylizeOptions(size=level.size, iterations=level.iterations, precision=sys.argv[5]))
-print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
-                  "engine": nst_engine.__file__}))
+engine.stylize(content, [style], StylizeOptions(size=level.size, iterations=level.iterations, precision=sys.argv[5]),
+               on_progress=lambda p: reports.append((time.perf_counter(), (p.width, p.height))))
+done = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "engine": nst_engine.__file__}
+scales, last = {}, wall
+for stamp, picture in reports:
+    scales.setdefault(picture, []).append(stamp - last)
+    last = stamp
+done["scales"] = [{"picture": list(picture), "iterations": len(times), "seconds": sum(times), "first": times[0],
+                   "median": statistics.median(times)} for picture, times in scales.items()]
+print(json.dumps(done))
 """
 
 
@@ -223,8 +233,11 @@ def standard_jobs(weights: Path, content: Image.Image, baseline: Path, rounds: i
                                       str(STYLE_FILE), precision], capture_output=True, text=True, check=True,
                                      cwd=tree, env=STARTED_ENV)
                 runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
-                print(f"standard job, {name}: {runs[name][-1]['wall']:.1f} s wall, {runs[name][-1]['cpu']:.1f} s "
-                      f"CPU ({runs[name][-1]['engine']})", flush=True)
+                run = runs[name][-1]
+                print(f"standard job, {name}: {run['wall']:.1f} s wall, {run['cpu']:.1f} s CPU ({run['engine']}); "
+                      + ", ".join(f"{s['picture'][0]}x{s['picture'][1]} {s['iterations']} its {s['seconds']:.1f} s "
+                                  f"(first {s['first']:.2f}, median {s['median']:.3f})" for s in run["scales"]),
+                      flush=True)
     ratios = [a["wall"] / b["wall"] for a, b in zip(runs["this tree"], runs["baseline"])]
     cpu_ratios = [a["cpu"] / b["cpu"] for a, b in zip(runs["this tree"], runs["baseline"])]
     report["standard_job"] = {"baseline_tree": str(baseline), "precision": precision, "runs": runs,

@@ -23,10 +23,10 @@ One iteration is the side's own optimiser step at one scale of the drawn 640×48
 Rounds are interleaved (A B C D, A B C D …) and each measurement is a fresh process, so none inherits another's
 threads or caches; each gives the median of ``--iterations`` iterations after one warm-up iteration. Peers get
 the environment this script was started with; nst-bot's processes set its own OpenMP default
-(``GOMP_SPINCOUNT=3000`` unless ``OMP_WAIT_POLICY`` or it is set, nst_engine/__init__.py), as the bot does: start the
-script with ``GOMP_SPINCOUNT=3000``, ``OMP_WAIT_POLICY=PASSIVE`` or ``ACTIVE`` to give all four the same. Records the CPU, threads, load average
-before and after (and at each measurement), matmul GFLOP/s and the FLOP floor (forward + input gradient through
-VGG19 to relu5_1, at the best native precision and at fp32). Writes ``benchmarks/out/peers.json`` (``--out``).
+(``GOMP_SPINCOUNT=3000`` unless ``OMP_WAIT_POLICY`` or it is set, nst_engine/__init__.py), as the bot does: start
+the script with ``GOMP_SPINCOUNT=3000``, ``OMP_WAIT_POLICY=PASSIVE`` or ``ACTIVE`` to give all four the same.
+Records the CPU, threads, load average before and after (and at each measurement), matmul GFLOP/s and the FLOP
+floor (forward + input gradient through VGG19 to relu5_1, at the best native precision and at fp32). Writes ``benchmarks/out/peers.json`` (``--out``).
 """
 
 from __future__ import annotations

@@ -264,7 +264,7 @@ def wait_policies(weights: Path, content: Image.Image, sizes: list[int], rounds:
     """Per iteration with OpenMP's idle threads spinning a little (nst_engine's ``GOMP_SPINCOUNT``), sleeping at
     once (``OMP_WAIT_POLICY=PASSIVE``, the default of rounds three to seven) and spinning (``ACTIVE``), fresh
     processes, the order reversed every round."""
-    rows = []
+    rows, default = [], next(iter(WAIT_SETTINGS))
     base = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     with tempfile.TemporaryDirectory() as scratch:
         content_file = Path(scratch) / "content.png"
@@ -275,7 +275,6 @@ def wait_policies(weights: Path, content: Image.Image, sizes: list[int], rounds:
                 for name in list(WAIT_SETTINGS)[::1 if turn % 2 == 0 else -1]:
                     seconds[name].append(fresh_iteration(REPO, weights, content_file, size, 4,
                                                          {**base, **WAIT_SETTINGS[name]}))
-            default = next(iter(WAIT_SETTINGS))
             ratios = {name: [a / b for a, b in zip(values, seconds[default])] for name, values in seconds.items()}
             rows.append({"size": size, "seconds": seconds, "over_default_per_round": ratios})
             print(f"{size} px per iteration: " + "; ".join(

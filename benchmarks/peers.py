@@ -26,7 +26,8 @@ the environment this script was started with; nst-bot's processes set its own Op
 (``GOMP_SPINCOUNT=3000`` unless ``OMP_WAIT_POLICY`` or it is set, nst_engine/__init__.py), as the bot does: start
 the script with ``GOMP_SPINCOUNT=3000``, ``OMP_WAIT_POLICY=PASSIVE`` or ``ACTIVE`` to give all four the same.
 Records the CPU, threads, load average before and after (and at each measurement), matmul GFLOP/s and the FLOP
-floor (forward + input gradient through VGG19 to relu5_1, at the best native precision and at fp32). Writes ``benchmarks/out/peers.json`` (``--out``).
+floor (forward + input gradient through VGG19 to relu5_1, at the best native precision and at fp32).
+Writes ``benchmarks/out/peers.json`` (``--out``).
 """
 
 from __future__ import annotations

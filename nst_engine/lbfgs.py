@@ -19,6 +19,11 @@ It is ``torch.optim.LBFGS`` with ``max_iter=1`` and no line search (one evaluati
 makes for the whole batch), followed by the engine's trust region and the clamp to 0..1 (``nst_engine/transfer.py``),
 with torch's memory: a pair without curvature (``y·s`` not above 1e-10) is not remembered, and a full memory drops
 its oldest pair; each row has its own ring of slots and head for that.
+
+Every step updates the state in place, so a CUDA graph that captured one step replays the next on the same tensors
+(nst_engine/graphs.py). ``static=True`` makes every step read all slots, written or not, instead of only those
+written so far: the same operations on the same shapes from the first step on, which such a graph needs; the
+unwritten slots are zeros outside every row's memory, so they drop out (tests/engine/test_lbfgs.py).
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ class BatchedLBFGS:
     of slots. Per-row numbers are kept as columns (rows × 1), so they scale the rows without a reshape per use."""
 
     def __init__(self, rows: int, size: int, capacity: int, *, device: torch.device,
-                 dtype: torch.dtype = torch.float32, lr: float = 1.0, max_step_rms: float = float("inf")) -> None:
-        self.capacity, self.lr, self.max_step_rms = max(capacity, 1), lr, max_step_rms
+                 dtype: torch.dtype = torch.float32, lr: float = 1.0, max_step_rms: float = float("inf"),
+                 static: bool = False) -> None:
+        self.capacity, self.lr, self.max_step_rms, self.static = max(capacity, 1), lr, max_step_rms, static
         zeros = dict(device=device, dtype=dtype)
         # Per row, a ring of capacity + 1 slots, each a step s and the gradient change y it made, flattened to
         # s₀, y₀, s₁, y₁, ...: the slots written so far are one block, read by one product. One slot per row is
@@ -56,8 +62,8 @@ class BatchedLBFGS:
         self.started = torch.zeros(rows, 1, dtype=torch.bool, device=device)  # a job with a step behind it
         self.head = torch.zeros(rows, dtype=torch.long, device=device)  # each row's free slot
         # Counted on the host, so that no step reads the device: the steps made, and the slots any row has written
-        # (each row's are the first ones: a row moves on to the next slot only when it keeps a pair).
-        self.taken, self.written = 0, 0
+        # (each row's are the first ones: a row moves on to the next slot only when it keeps a pair); static: all.
+        self.taken, self.written = 0, slots if static else 0
         self._rows = torch.arange(rows, device=device)
         self._slots = torch.arange(slots, device=device)
         eye = torch.eye(slots, dtype=torch.bool, device=device)
@@ -83,7 +89,8 @@ class BatchedLBFGS:
         bool mask ``frozen`` neither move nor add to their memory."""
         flat = torch.linalg.vector_norm(gradients, math.inf, dim=1, keepdim=True) <= TOLERANCE_GRAD
         moving = ~(flat | frozen[:, None])
-        direction = self._direction(gradients, moving & self.started) if self.taken else -gradients
+        # The first step's direction is -g either way (no row has a pair, γ is 1); only computed when it must be.
+        direction = self._direction(gradients, moving & self.started) if self.taken or self.static else -gradients
         self.taken += 1
         first_length = torch.linalg.vector_norm(gradients, 1, dim=1, keepdim=True).reciprocal_().clamp_(max=1.0)
         length = torch.where(self.started, 1.0, first_length).mul_(self.lr)
@@ -96,8 +103,9 @@ class BatchedLBFGS:
         moved = torch.addcmul(images, step, factor).clamp_(0, 1)
         # A row that did not move keeps its length; its direction and gradient are never read again (a frozen row
         # has forgotten them, a flat one stays where it is with the same gradient), so they are not kept apart.
-        self.direction, self.previous_gradient = direction, gradients
-        self.length = torch.where(moving, length * factor, self.length)
+        self.direction.copy_(direction)
+        self.previous_gradient.copy_(gradients)
+        self.length.copy_(torch.where(moving, length * factor, self.length))
         self.started |= moving
         return moved
 
@@ -128,8 +136,8 @@ class BatchedLBFGS:
         curvature = steps_by_change.gather(1, free[:, None])
         stored = rows & (curvature > CURVATURE_MIN)
         self.used.scatter_(1, free[:, None], stored)
-        self.diagonal = torch.where(stored, curvature / changes_by_change.gather(1, free[:, None]), self.diagonal)
-        self.head = torch.where(stored[:, 0], (free + 1) % (self.capacity + 1), free)
+        self.diagonal.copy_(torch.where(stored, curvature / changes_by_change.gather(1, free[:, None]), self.diagonal))
+        self.head.copy_(torch.where(stored[:, 0], (free + 1) % (self.capacity + 1), free))
         self.used.scatter_(1, self.head[:, None], False)
 
     def _coefficients(self, steps_g: torch.Tensor, changes_g: torch.Tensor) -> torch.Tensor:

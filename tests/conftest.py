@@ -80,6 +80,17 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture()
+def float64():
+    """float64 by default for the test: optimiser paths compared to rounding, where fp32 would hide a difference."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture()
 def content_image() -> Image.Image:
     return make_content()
 

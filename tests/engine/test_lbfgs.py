@@ -1,6 +1,7 @@
 """The batched L-BFGS (nst_engine/lbfgs.py) against torch.optim.LBFGS: each row follows the path torch gives that
 job alone (with the engine's trust region and clamp), forgets, freezes and leaves the batch as a job does, and a
-step reads nothing back from the device."""
+step reads nothing back from the device. ``static`` (every slot read from the first step on, for a CUDA graph)
+follows the same path."""
 
 from __future__ import annotations
 
@@ -11,17 +12,10 @@ from benchmarks.optimizer import torch_lbfgs_step
 from nst_engine.lbfgs import BatchedLBFGS
 from nst_engine.transfer import LBFGS_MAX_STEP_RMS
 
+pytestmark = pytest.mark.usefixtures("float64")
 SIZE = 40
 # In float64 the two agree to rounding however many steps; in fp32 (the engine's) L-BFGS amplifies rounding to
 # about 2e-5 in 25 steps here, which would hide a real difference in the first steps.
-
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def objective(rows: int, seed: int = 0):
@@ -61,11 +55,12 @@ def torch_path(evaluate, start: torch.Tensor, row: int, steps: int, restart_at: 
 
 
 def batched_path(evaluate, start: torch.Tensor, steps: int, restart: dict[int, int] | None = None,
-                 leave: tuple[int, int] | None = None, capacity: int | None = None) -> torch.Tensor:
+                 leave: tuple[int, int] | None = None, capacity: int | None = None, static: bool = False
+                 ) -> torch.Tensor:
     """All rows together; ``restart`` {step: row} forgets and freezes a row, ``leave`` (step, row) drops one."""
     images, rows = start.clone(), torch.arange(len(start))
     optimizer = BatchedLBFGS(len(start), SIZE, capacity or steps, device=images.device, dtype=images.dtype,
-                             max_step_rms=LBFGS_MAX_STEP_RMS)
+                             max_step_rms=LBFGS_MAX_STEP_RMS, static=static)
     for index in range(steps):
         if leave and index == leave[0]:
             kept = torch.tensor([r for r in range(len(rows)) if r != leave[1]])
@@ -86,9 +81,10 @@ def batched_path(evaluate, start: torch.Tensor, steps: int, restart: dict[int, i
     return result
 
 
-def test_each_row_follows_torch_lbfgs_for_its_job_alone():
+@pytest.mark.parametrize("static", [False, True])
+def test_each_row_follows_torch_lbfgs_for_its_job_alone(static):
     evaluate, start = objective(3), torch.rand(3, SIZE, generator=torch.Generator().manual_seed(1))
-    together = batched_path(evaluate, start, 25)
+    together = batched_path(evaluate, start, 25, static=static)
     for row in range(3):
         alone = torch_path(evaluate, start, row, 25)
         assert torch.allclose(together[row], alone, atol=1e-9), (row, (together[row] - alone).abs().max())
@@ -96,27 +92,30 @@ def test_each_row_follows_torch_lbfgs_for_its_job_alone():
     assert not torch.equal(together[0], together[1])
 
 
-def test_a_full_memory_drops_its_oldest_pair_as_torch_does():
+@pytest.mark.parametrize("static", [False, True])
+def test_a_full_memory_drops_its_oldest_pair_as_torch_does(static):
     """Fewer slots than steps: the ring of slots wraps around (twice here), and the estimate, applied oldest slot
     first from the ring's head, still matches torch's, which drops its oldest pair."""
     evaluate, start = objective(2, seed=8), torch.rand(2, SIZE, generator=torch.Generator().manual_seed(9))
-    together = batched_path(evaluate, start, 22, capacity=7)
+    together = batched_path(evaluate, start, 22, capacity=7, static=static)
     for row in range(2):
         assert torch.allclose(together[row], torch_path(evaluate, start, row, 22, capacity=7), atol=1e-9)
     assert not torch.allclose(together[0], torch_path(evaluate, start, 0, 22), atol=1e-6)  # the capacity mattered
 
 
-def test_a_forgotten_frozen_row_restarts_like_a_fresh_optimizer_and_the_others_go_on():
+@pytest.mark.parametrize("static", [False, True])
+def test_a_forgotten_frozen_row_restarts_like_a_fresh_optimizer_and_the_others_go_on(static):
     evaluate, start = objective(2, seed=2), torch.rand(2, SIZE, generator=torch.Generator().manual_seed(3))
-    together = batched_path(evaluate, start, 20, restart={8: 1})
+    together = batched_path(evaluate, start, 20, restart={8: 1}, static=static)
     assert torch.allclose(together[1], torch_path(evaluate, start, 1, 20, restart_at=8), atol=1e-9)
     assert torch.allclose(together[0], torch_path(evaluate, start, 0, 20), atol=1e-9)
     assert not torch.allclose(together[1], torch_path(evaluate, start, 1, 20), atol=1e-3)  # the restart mattered
 
 
-def test_a_row_that_leaves_changes_nothing_for_the_rows_that_stay():
+@pytest.mark.parametrize("static", [False, True])
+def test_a_row_that_leaves_changes_nothing_for_the_rows_that_stay(static):
     evaluate, start = objective(3, seed=4), torch.rand(3, SIZE, generator=torch.Generator().manual_seed(5))
-    left = batched_path(evaluate, start, 18, leave=(6, 1))
+    left = batched_path(evaluate, start, 18, leave=(6, 1), static=static)
     for row in (0, 2):
         assert torch.allclose(left[row], torch_path(evaluate, start, row, 18), atol=1e-9)
     assert not torch.allclose(left[1], torch_path(evaluate, start, 1, 18), atol=1e-3)  # row 1 stopped at step 6

@@ -4,9 +4,11 @@ Speed choices, each measured in ``benchmarks/engine.py`` (figures in benchmarks/
 - VGG19 truncated after the deepest layer a request uses, channels_last layout, in-place ReLUs;
 - autocast to bf16 on CPUs with native bf16 instructions and on CUDA (fp16 on GPUs without bf16); the Gram
   matrices and losses stay in fp32, outside autocast;
-- several jobs of one output size share each forward/backward pass, while every image keeps its own optimiser
-  state, so a job follows the same path in a batch as alone; L-BFGS steps the whole batch at once, in a fixed
-  number of tensor operations that read nothing back from the device (nst_engine/lbfgs.py);
+- several jobs of one output size and optimiser share each forward/backward pass, while every image keeps its
+  own optimiser state, so a job follows the same path in a batch as alone; the optimiser steps the whole batch at
+  once (nst_engine/lbfgs.py, nst_engine/adam.py), and the best image, the overshoot restart and the divergence
+  check are decided on the device too, so an iteration is a fixed set of tensor operations that reads nothing
+  back until it has been enqueued whole, which a CUDA graph can capture (nst_engine/graphs.py);
 - one host transfer per iteration (all losses of the batch at once); previews only every ``preview_every``.
 """
 
@@ -26,8 +28,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import color
+from .adam import BatchedAdam
 from .cost import LBFGS_HISTORY, style_size
 from .errors import NSTError, OptionError
+from .graphs import CudaIterationGraph, IterationGraph
 from .images import ImageSource, load_image, resize_long_side, scaled_size
 from .layers import LAYER_INDEX
 from .lbfgs import BatchedLBFGS
@@ -188,13 +192,14 @@ class Engine:
     """A loaded VGG19, reusable across many stylize calls (the engine process keeps one)."""
 
     def __init__(self, weights: str | None = None, *, configured: str | None = None,
-                 channels_last: bool = True, packed_weights: bool = True) -> None:
+                 channels_last: bool = True, packed_weights: bool = True, cuda_graphs: bool = False) -> None:
         """``weights`` is an explicit file; ``configured`` the config's, used after ``$NST_WEIGHTS``.
 
         ``channels_last=False`` keeps the NCHW layout, ``packed_weights=False`` lets oneDNN reorder the CPU
-        convolutions' weights on every call (only the benchmarks' comparisons want either).
+        convolutions' weights on every call (only the benchmarks' comparisons want either). ``cuda_graphs``
+        replays each scale's iteration from a CUDA graph on a GPU (nst_engine/graphs.py; off until measured).
         """
-        self.packed_weights = packed_weights
+        self.packed_weights, self.cuda_graphs = packed_weights, cuda_graphs
         self._convs = load_weights(weights, configured)
         self._encoders: dict[tuple[str, str, str], VGGEncoder] = {}
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -211,6 +216,10 @@ class Engine:
                 encoder.pack_weights()
             self._encoders[key] = encoder
         return self._encoders[key]
+
+    def iteration_graphs(self, device: torch.device) -> Callable[[], IterationGraph] | None:
+        """What captures a batch's iterations on ``device``, if anything does."""
+        return CudaIterationGraph if self.cuda_graphs and device.type == "cuda" else None
 
     def stylize(self, content: ImageSource, styles: Sequence[ImageSource], options: StylizeOptions | None = None,
                 *, on_progress: ProgressCallback | None = None, should_stop: StopCheck | object | None = None,
@@ -240,15 +249,16 @@ class Engine:
 
     def stylize_batch(self, requests: Sequence[BatchRequest], *, on_progress: BatchProgressCallback | None = None,
                       should_stop: BatchStopCheck | None = None) -> list[StylizeResult]:
-        """Stylise several jobs, optimising those with equal :meth:`StylizeOptions.batch_key` together (one
-        forward/backward pass per iteration for the group). Callbacks get the job's index in ``requests``; a
-        job whose ``should_stop(index)`` turns true stops within one iteration while the others go on. A job
-        that diverges gets ``error`` set instead of failing its batch. Results come back in request order.
+        """Stylise several jobs, optimising those with equal :meth:`StylizeOptions.batch_key` and optimiser
+        together (one forward/backward pass per iteration for the group). Callbacks get the job's index in
+        ``requests``; a job whose ``should_stop(index)`` turns true stops within one iteration while the others go
+        on. A job that diverges gets ``error`` set instead of failing its batch. Results come back in request
+        order.
         """
         jobs = [_Job(index, request) for index, request in enumerate(requests)]
         groups: dict[tuple, list[_Job]] = {}
         for job in jobs:
-            groups.setdefault(job.options.batch_key(job.content.size), []).append(job)
+            groups.setdefault((job.options.batch_key(job.content.size), job.options.optimizer), []).append(job)
         results: dict[int, StylizeResult] = {}
         for group in groups.values():
             results.update(_Batch(self, group, on_progress, should_stop).run())
@@ -256,7 +266,7 @@ class Engine:
 
 
 class _Job:
-    """One request inside a batch: its inputs, its image being optimised and its own optimiser state."""
+    """One request inside a batch: its inputs, targets, losses and best image (its row of the batch's _Rows)."""
 
     def __init__(self, index: int, request: BatchRequest) -> None:
         self.index, self.options = index, request.options
@@ -279,8 +289,7 @@ class _Job:
         self.cancelled = False
         self.error: str | None = None
         self.elapsed = 0.0
-        self.image: torch.Tensor
-        self.optimizer: torch.optim.Optimizer | None  # Adam's; the batch steps L-BFGS jobs (_Batch._lbfgs_step)
+        self.best_image: torch.Tensor
         self.content_target: torch.Tensor
         self.style_targets: dict[str, torch.Tensor]
         self.edge_target: torch.Tensor
@@ -304,9 +313,9 @@ class _Job:
             styles = [color.match_histogram(style, content) for style in styles]
         return content, styles
 
-    def start_scale(self, content: torch.Tensor, previous: torch.Tensor | None) -> None:
-        """A fresh leaf image and optimiser for this scale: from the previous scale's result, else from the
-        init image when the job has one, else as ``options.init`` says (a seed jitters the start)."""
+    def start_image(self, content: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        """Where this scale starts: from the previous scale's result, else from the init image when the job has
+        one, else as ``options.init`` says (a seed jitters the start)."""
         options = self.options
         if previous is not None:
             start = F.interpolate(previous.clamp(0, 1), size=content.shape[-2:], mode="bicubic",
@@ -319,11 +328,7 @@ class _Job:
                 jitter = torch.rand(content.shape, generator=self._generator()).mul_(2).sub_(1).mul_(SEED_JITTER)
                 base = base + jitter.to(content.device)
             start = base
-        self.image = start.detach().clamp(0, 1).contiguous().requires_grad_(True)
-        # The best evaluated image is what a scale hands on and a job returns: the step after the last
-        # evaluation is never scored, and an overshoot there would otherwise be the result.
-        self.best_loss, self.best_image = math.inf, self.image.detach().clone()
-        self._new_optimizer()
+        return start.detach().clamp(0, 1).contiguous()
 
     def _init_tensor(self, content: torch.Tensor) -> torch.Tensor:
         """The init image at the content's size (grey too when the job optimises luminance only)."""
@@ -335,41 +340,6 @@ class _Job:
     def _generator(self) -> torch.Generator:
         """A CPU generator seeded with the job's seed, so a seed gives the same start on every device."""
         return torch.Generator().manual_seed(self.options.seed)
-
-    def _new_optimizer(self) -> None:
-        self.optimizer = (torch.optim.Adam([self.image], lr=self.options.learning_rate)
-                          if self.options.optimizer == "adam" else None)
-
-    def step(self, value: float) -> bool:
-        """Scores the image just evaluated (``value``, its loss; the gradient is in ``image.grad`` from the shared
-        backward pass) and, with Adam, steps. False when an L-BFGS job overshot: it is back at its best image, and
-        its memory is to be forgotten."""
-        self.iteration += 1
-        if self.temporal_loss is not None:
-            value += self._add_temporal_loss()
-        if self.options.optimizer == "lbfgs" and value > self.best_loss * LBFGS_RESTART_JUMP:
-            with torch.no_grad():
-                self.image.copy_(self.best_image)
-            return False
-        if value < self.best_loss:
-            self.best_loss = value
-            self.best_image.copy_(self.image.detach())
-        if self.optimizer is not None:
-            self.optimizer.step()
-            with torch.no_grad():
-                self.image.clamp_(0, 1)
-        return True
-
-    def _add_temporal_loss(self) -> float:
-        """The request's temporal loss on the image: its gradient added to the batch pass's, its value
-        returned and reported."""
-        with torch.enable_grad():
-            term = self.temporal_loss(self.image)
-            term.backward()
-        value = float(term.detach())
-        self.losses["temporal"] = value
-        self.losses["total"] = self.losses.get("total", 0.0) + value
-        return value
 
     def shared(self, key: tuple, make: Callable[[], object]) -> object:
         """``make()``, kept in the request's ``shared_targets`` under ``key`` when it has them."""
@@ -408,6 +378,7 @@ class _Batch:
         last_layer = max((self.content_layer, *self.style_layers), key=LAYER_INDEX.__getitem__)
         self.encoder = engine.encoder(self.device, options.pooling, last_layer)
         self.memory_format = engine.memory_format
+        self.graphs = engine.iteration_graphs(self.device)
         self.frame = 0  # the mirrored frame of the current scale (network.frame_for), set by _start_scale
         self.total = options.iterations
         self.schedule = options.schedule()
@@ -424,7 +395,8 @@ class _Batch:
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        # A graph replays its casts; autocast's cache would make the weights' casts once, outside the graph.
+        return torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=self.graphs is None)
 
     def _features(self, image: torch.Tensor, layers: Sequence[str], framed: bool = False) -> dict:
         with self._autocast():
@@ -461,9 +433,11 @@ class _Batch:
 
     @torch.no_grad()
     def _start_scale(self, jobs: list[_Job], scale: Scale) -> None:
-        """Targets (content features, blended style Grams) and starting images for each job at this scale."""
+        """Targets (content features, blended style Grams), starting images and optimiser state for each job at
+        this scale."""
         size = scaled_size(*self.out_size, scale.long_side)
         self.frame = frame_for(size)  # the picture's, for its style images too
+        starts = []
         for job in jobs:
             content, styles = job.prepared_inputs(size, self.device)
             job.content_target = self._features(content, [self.content_layer])[self.content_layer]
@@ -472,11 +446,10 @@ class _Batch:
             if not job.iteration and job.options.preserve_colors != "none":
                 gain = job.shared(("colour gain",), lambda: self._colour_gain(job, size, content))
                 job.style_weights = [weight * gain for weight in job.style_weights]
-            job.start_scale(content, job.best_image if job.iteration else None)
+            starts.append(job.start_image(content, job.best_image if job.iteration else None))
         self._stacked_for: tuple[int, ...] = ()
-        self.lbfgs: BatchedLBFGS | None = None  # made at the scale's first step, for the jobs stepping then
-        self.lbfgs_for: tuple[int, ...] = ()
-        self.history = min(LBFGS_HISTORY, scale.iterations - 1)  # one pair per step after the first
+        history = min(LBFGS_HISTORY, scale.iterations - 1)  # one pair per step after the first
+        self.rows = _Rows(jobs, starts, history, self.graphs)
 
     def _style_grams(self, job: _Job, styles: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """The job's style targets: the Gram matrices of its styles, blended with its weights."""
@@ -521,10 +494,29 @@ class _Batch:
         return self._stacked
 
     def _iterate(self, jobs: list[_Job]) -> None:
-        """One forward/backward pass for the whole batch, then each job's own optimiser step."""
-        for job in jobs:
-            job.image.grad = None
-        images = torch.cat([job.image for job in jobs])
+        """One iteration of the batch on the device (replayed from a graph where there is one), then its losses
+        read back at once: each job's progress and whether it diverged."""
+        if tuple(job.index for job in jobs) != self.rows.members:  # jobs left (stopped or diverged)
+            self.rows.keep(jobs)
+        temporal = any(job.temporal_loss is not None for job in jobs)
+        advance = functools.partial(self._advance, jobs, temporal)
+        values = self.rows.graph.run(advance) if self.rows.graph else advance()
+        names = LOSS_NAMES + ("temporal",) * temporal
+        for job, row in zip(jobs, values.tolist()):  # the one synchronisation
+            job.losses = dict(zip(names, row))
+            if job.temporal_loss is None:
+                job.losses.pop("temporal", None)
+            if not all(math.isfinite(value) for value in row):
+                job.error = "The optimisation diverged (the loss is not finite); try a lower strength."
+                job.elapsed = time.perf_counter() - self.started
+                continue
+            job.iteration += 1
+
+    def _advance(self, jobs: list[_Job], temporal: bool) -> torch.Tensor:
+        """One forward/backward pass for the whole batch and the optimiser's step (_Rows.step); returns the loss
+        values, a row per job: content, style, tv, total and, when ``temporal``, the temporal term (0 for a job
+        without one)."""
+        images = self.rows.images
         # Whole maps with their crop boxes: the Gram works on them without copying the crop (losses.py).
         features = self._features(images, (self.content_layer, *self.style_layers), framed=True)
         content_target, style_targets, edge_target, weights = self._stacked_targets(jobs)
@@ -537,44 +529,20 @@ class _Batch:
         total = (style_weights * per_layer).sum(0) + content_weight * content + tv_weight * tv
         if EDGE_WEIGHT:
             total = total + edge_weight * edge_loss(images, edge_target, EDGE_TOLERANCE)
-        (total.sum() * self.loss_scale).backward()
-        style = (weights[count + 3:] * per_layer.detach()).sum(0)
-        values = torch.stack([content.detach(), style, tv.detach(), total.detach()]).T.tolist()  # one sync
-        stepping: list[_Job] = []
-        overshot: list[bool] = []
-        for job, row in zip(jobs, values):
-            job.losses = dict(zip(LOSS_NAMES, row))
-            if not all(math.isfinite(value) for value in row):
-                job.error = "The optimisation diverged (the loss is not finite); try a lower strength."
-                job.elapsed = time.perf_counter() - self.started
-                continue
-            if self.loss_scale != 1.0:
-                job.image.grad.div_(self.loss_scale)
-            kept = job.step(job.losses["total"])
-            if job.options.optimizer == "lbfgs":
-                stepping.append(job)
-                overshot.append(not kept)
-        if stepping:
-            self._lbfgs_step(stepping, overshot)
-
-    @torch.no_grad()
-    def _lbfgs_step(self, jobs: list[_Job], overshot: list[bool]) -> None:
-        """One L-BFGS step of ``jobs`` together, each with its own memory (nst_engine/lbfgs.py), shortened to the
-        trust region and clamped; a job that ``overshot`` forgets its memory and stays at its best image."""
-        members = tuple(job.index for job in jobs)
-        if self.lbfgs is None:
-            self.lbfgs = BatchedLBFGS(len(jobs), jobs[0].image.numel(), self.history, device=self.device,
-                                      max_step_rms=LBFGS_MAX_STEP_RMS)
-        elif members != self.lbfgs_for:  # jobs left the batch (stopped or diverged); none joins within a scale
-            self.lbfgs.keep(torch.tensor([self.lbfgs_for.index(index) for index in members], device=self.device))
-        self.lbfgs_for = members
-        frozen = torch.tensor(overshot, device=self.device)
-        if any(overshot):
-            self.lbfgs.forget(frozen)
-        images = torch.cat([job.image.detach().reshape(1, -1) for job in jobs])
-        gradients = torch.cat([job.image.grad.reshape(1, -1) for job in jobs])
-        for job, moved in zip(jobs, self.lbfgs.step(images, gradients, frozen)):
-            job.image.copy_(moved.view_as(job.image))
+        columns = [content.detach(), (weights[count + 3:] * per_layer.detach()).sum(0), tv.detach()]
+        if temporal:
+            terms = torch.stack([job.temporal_loss(images[row:row + 1]) if job.temporal_loss is not None
+                                 else images.new_zeros(()) for row, job in enumerate(jobs)])
+            total = total + terms
+        (gradient,) = torch.autograd.grad(total.sum() * self.loss_scale, images)
+        if self.loss_scale != 1.0:
+            gradient = gradient / self.loss_scale
+        columns.append(total.detach())
+        if temporal:
+            columns.append(terms.detach())
+        values = torch.stack(columns).T
+        self.rows.step(values, gradient)
+        return values
 
     def _report(self, job: _Job, scale_index: int) -> None:
         if self.on_progress is None or not job.running:
@@ -586,9 +554,74 @@ class _Batch:
         every = job.options.preview_every
         if every and (job.iteration % every == 0 or job.iteration == self.total):
             preview = resize_long_side(job.finish(job.best_image, self.out_size), job.options.preview_size)
-        height, width = job.image.shape[-2:]
+        height, width = self.rows.images.shape[-2:]
         self.on_progress(job.index, Progress(job.iteration, self.total, scale_index, len(self.schedule), width,
                                              height, dict(job.losses), elapsed, eta, preview))
+
+
+class _Rows:
+    """A batch's optimisation state at one scale, a row per job: the images, the best evaluated image and its
+    loss, and the optimiser's memory, all on the device and updated in place (so a graph replays an iteration).
+
+    The best evaluated image is what a scale hands on and a job returns (each job's ``best_image`` is its row):
+    the step after the last evaluation is never scored, and an overshoot there would otherwise be the result.
+    """
+
+    def __init__(self, jobs: list[_Job], starts: list[torch.Tensor], history: int,
+                 graphs: Callable[[], IterationGraph] | None) -> None:
+        self.images = torch.cat(starts).requires_grad_(True)
+        self.best_images = self.images.detach().clone()
+        device = self.images.device
+        self.best_losses = torch.full((len(jobs),), math.inf, dtype=torch.float64, device=device)
+        self.restarts = jobs[0].options.optimizer == "lbfgs"  # a batch has one optimiser (Engine.stylize_batch)
+        size = self.images[0].numel()
+        self.optimizer = (BatchedLBFGS(len(jobs), size, history, device=device, max_step_rms=LBFGS_MAX_STEP_RMS,
+                                       static=graphs is not None) if self.restarts
+                          else BatchedAdam([job.options.learning_rate for job in jobs], size, device=device))
+        self.graphs = graphs
+        self._attach(jobs)
+
+    def _attach(self, jobs: list[_Job]) -> None:
+        self.members = tuple(job.index for job in jobs)
+        for row, job in enumerate(jobs):
+            job.best_image = self.best_images[row:row + 1]
+        self.graph = self.graphs() if self.graphs else None  # a new one for every new set of rows
+
+    def keep(self, jobs: list[_Job]) -> None:
+        """Only these jobs' rows from now on; a job that left keeps its best image."""
+        rows = torch.tensor([self.members.index(job.index) for job in jobs], device=self.images.device)
+        self.images = self.images.detach().index_select(0, rows).requires_grad_(True)
+        self.best_images = self.best_images.index_select(0, rows)
+        self.best_losses = self.best_losses.index_select(0, rows)
+        self.optimizer.keep(rows)
+        self._attach(jobs)
+
+    @torch.no_grad()
+    def step(self, values: torch.Tensor, gradient: torch.Tensor) -> None:
+        """Scores the images just evaluated (``values``: their losses, as _Batch._advance returns them) and steps
+        them along ``gradient``. A row whose loss is not finite gets no gradient (its job ends there, with its best image); an
+        L-BFGS row that overshot goes back to its best image, forgets its memory and waits one step."""
+        images = self.images
+        finite = torch.isfinite(values).all(1)
+        value = values[:, LOSS_NAMES.index("total")].double()
+        overshot = (finite & (value > self.best_losses * LBFGS_RESTART_JUMP) if self.restarts
+                    else torch.zeros_like(finite))
+        improved = finite & ~overshot & (value < self.best_losses)
+        self.best_losses.copy_(torch.where(improved, value, self.best_losses))
+        self.best_images.copy_(torch.where(_each_pixel(improved), images, self.best_images))
+        images.copy_(torch.where(_each_pixel(overshot), self.best_images, images))
+        flat, gradient = images.view(len(images), -1), torch.where(_each_pixel(finite), gradient, 0.0).flatten(1)
+        if self.restarts:
+            self.optimizer.forget(overshot)
+            moved = self.optimizer.step(flat, gradient, overshot | ~finite)
+        else:
+            moved = self.optimizer.step(flat, gradient)
+        images.copy_(moved.view_as(images))
+
+
+def _each_pixel(rows: torch.Tensor) -> torch.Tensor:
+    """A per-row mask shaped to select whole images of a batch."""
+    return rows.view(-1, 1, 1, 1)
 
 
 def stylize(content: ImageSource, styles: Sequence[ImageSource] | ImageSource, options: StylizeOptions | None = None,

@@ -118,3 +118,24 @@ def test_a_batched_lbfgs_step_never_waits_on_the_gpu():
         torch.cuda.set_sync_debug_mode("default")
     moved = (images - start).abs().amax(1).cpu()
     assert moved[3] == 0 and bool((moved[torch.arange(8) != 3] > 0).all())
+
+
+def test_iterations_replayed_from_cuda_graphs_follow_the_eager_ones(engine, vgg_weights):
+    """``Engine(cuda_graphs=True)`` (nst_engine/graphs.py; tests/engine/test_graphs.py checks the replay on the CPU
+    with a stand-in): every iteration reported, the first ones' losses as the eager engine's to rounding, a job
+    leaving the batch mid-scale (a new capture for the other), a finite, stylised result."""
+    graphed = Engine(str(vgg_weights), cuda_graphs=True)
+    content = make_content()
+    requests = [BatchRequest(content, [make_style(64, seed=s)], StylizeOptions(**SMALL, seed=s)) for s in (1, 5)]
+    totals: dict[str, dict[int, list[float]]] = {}
+    results = {}
+    for name, each in (("eager", engine), ("graphs", graphed)):
+        seen: dict[int, list[float]] = {0: [], 1: []}
+        totals[name] = seen
+        results[name] = each.stylize_batch(requests, on_progress=lambda i, p, seen=seen: seen[i].append(
+            p.losses["total"]), should_stop=lambda i, seen=seen: i == 1 and len(seen[1]) >= 12)
+    for name in results:
+        assert [r.iterations for r in results[name]] == [20, 12] and results[name][1].cancelled, name
+    assert totals["graphs"][0][:6] == pytest.approx(totals["eager"][0][:6], rel=0.02)
+    assert all(np.isfinite(totals["graphs"][0])) and totals["graphs"][0][-1] < 0.7 * totals["graphs"][0][0]
+    assert results["graphs"][0].error is None

@@ -1,0 +1,156 @@
+"""A batch's iteration replayed from a graph (nst_engine/graphs.py) gives what it gives run eagerly, on the CPU.
+
+CUDA graphs need a GPU, which CI lacks, so ``torch.cuda.CUDAGraph`` is stood in for by ``RecordedIteration``:
+it records the operations one iteration dispatches, with the very tensors they read and wrote, and a replay runs
+those operations again on those tensors, Python skipped, each result written where the recorded one lives. That
+is what a graph does, so what breaks a captured iteration breaks here too: state that an iteration replaces
+instead of updating in place goes stale, shapes or choices made on the host are frozen at the capture, a read
+back to the host or a tensor made from host data during the capture fails. tests/speed/test_cuda.py runs the real
+graphs where there is a GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from nst_engine import graphs
+from nst_engine.animation import Animation
+from nst_engine.options import StylizeOptions
+from nst_engine.testing import ball_scene
+from nst_engine.transfer import BatchRequest, Engine
+from tests.conftest import make_content, make_style
+
+# 16 iterations at 24 px, 8 at 48 px: each scale has two warm-ups, the capture and replays.
+SMALL = dict(size=48, min_scale=24, iterations=24, device="cpu")
+FORBIDDEN = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default,
+             torch.ops.aten.lift_fresh_copy.default}
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.operations: list = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in FORBIDDEN:
+            raise RuntimeError(f"{func} in a captured iteration: a read back to the host or a tensor from host data")
+        outputs = func(*args, **(kwargs or {}))
+        self.operations.append((func, args, kwargs or {}, outputs))
+        return outputs
+
+
+class RecordedIteration(graphs.IterationGraph):
+    """The CPU stand-in for a CUDA graph (see the module's docstring)."""
+
+    captures = 0
+
+    def capture(self, advance):
+        with _Recorder() as recorder:
+            outputs = advance()
+        self.operations = recorder.operations
+        RecordedIteration.captures += 1
+        return outputs
+
+    def replay(self) -> None:
+        with torch.no_grad():
+            for func, args, kwargs, recorded in self.operations:
+                result = func(*args, **kwargs)
+                if func.is_view or func._schema.is_mutable:  # it wrote or aliased what it was given
+                    continue
+                for target, value in zip(tree_leaves(recorded), tree_leaves(result)):
+                    if isinstance(target, torch.Tensor):
+                        target.copy_(value)
+
+
+class EagerIteration(graphs.IterationGraph):
+    """The same engine path (the static L-BFGS a graph needs) with every iteration run by Python."""
+
+    def run(self, advance):
+        return advance()
+
+
+@pytest.fixture(scope="module")
+def engine(vgg_weights) -> Engine:
+    return Engine(str(vgg_weights))
+
+
+def two_jobs(**overrides) -> list[BatchRequest]:
+    content = make_content()
+    return [BatchRequest(content, [make_style(64, seed=1)], StylizeOptions(**SMALL, **overrides)),
+            BatchRequest(content, [make_style(64, seed=5)], StylizeOptions(**SMALL, **overrides, strength=3.0,
+                                                                            seed=9))]
+
+
+def run(engine: Engine, monkeypatch, graph: type, requests, **hooks):
+    """The batch with ``graph`` running its iterations; each job's progress losses as well as the results."""
+    monkeypatch.setattr(engine, "iteration_graphs", lambda device: graph)
+    seen: dict[int, list] = {0: [], 1: []}
+    stop = hooks.get("should_stop")
+    results = engine.stylize_batch(requests, on_progress=lambda i, p: seen[i].append(dict(p.losses)),
+                                   should_stop=(lambda i: stop(i, seen)) if stop else None)
+    return results, seen
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_iterations_replayed_from_a_graph_give_the_eager_result(engine, monkeypatch, optimizer):
+    requests = two_jobs(optimizer=optimizer, learning_rate=0.05)
+    before = RecordedIteration.captures
+    replayed, replayed_losses = run(engine, monkeypatch, RecordedIteration, requests)
+    assert RecordedIteration.captures == before + 2  # one per scale
+    eager, eager_losses = run(engine, monkeypatch, EagerIteration, requests)
+    assert replayed_losses == eager_losses and len(eager_losses[0]) == 24
+    for together, alone in zip(replayed, eager):
+        assert np.array_equal(np.asarray(together.image), np.asarray(alone.image))
+    # It optimised, and the two jobs went their own ways.
+    assert eager_losses[0][-1]["style"] < 0.5 * eager_losses[0][0]["style"]
+    assert np.abs(np.asarray(replayed[0].image, float) - np.asarray(replayed[1].image, float)).mean() > 5
+
+
+def test_a_job_leaving_mid_scale_gets_the_rest_a_new_capture(engine, monkeypatch):
+    def stop(index, seen):
+        return index == 1 and len(seen[1]) >= 6  # during the first scale's replays
+
+    before = RecordedIteration.captures
+    replayed, _ = run(engine, monkeypatch, RecordedIteration, two_jobs(), should_stop=stop)
+    assert RecordedIteration.captures == before + 3
+    eager, _ = run(engine, monkeypatch, EagerIteration, two_jobs(), should_stop=stop)
+    assert replayed[1].cancelled and replayed[1].iterations == 6 and replayed[0].iterations == 24
+    for together, alone in zip(replayed, eager):
+        assert np.array_equal(np.asarray(together.image), np.asarray(alone.image))
+
+
+def test_an_animation_with_its_temporal_loss_replays_as_it_runs_eagerly(engine, monkeypatch):
+    """Later frames add a temporal term to their objective (nst_engine/temporal.py): captured with the rest."""
+    frames, _ = ball_scene((48, 32), 3)
+    animation = Animation(frames.frames, (100, 100, 100), 0)
+    results, before = [], RecordedIteration.captures
+    for graph in (RecordedIteration, EagerIteration):
+        monkeypatch.setattr(engine, "iteration_graphs", lambda device, graph=graph: graph)
+        results.append(engine.stylize_animation(animation, [make_style()], StylizeOptions(**SMALL)))
+    replayed, eager = results
+    assert RecordedIteration.captures > before + 2 and "temporal" in eager.losses[-1]
+    assert replayed.losses == eager.losses
+    for together, alone in zip(replayed.animation.frames, eager.animation.frames):
+        assert np.array_equal(np.asarray(together), np.asarray(alone))
+
+
+def test_the_stand_in_replays_updates_in_place_and_freezes_replaced_state():
+    """The property the engine tests above rely on: a replay advances state updated in place, and leaves state
+    that the iteration replaced where the capture left it, as a CUDA graph would."""
+    kept, replaced = torch.zeros(3), {"state": torch.zeros(3)}
+    in_place, other = RecordedIteration(), RecordedIteration()
+    in_place.capture(lambda: kept.add_(1))
+    other.capture(lambda: replaced.__setitem__("state", replaced["state"] + 1) or replaced["state"])
+    for _ in range(2):
+        in_place.replay()
+        other.replay()
+    assert kept.tolist() == [3, 3, 3] and replaced["state"].tolist() == [1, 1, 1]
+
+
+def test_a_host_read_during_a_capture_fails():
+    with pytest.raises(RuntimeError, match="read back to the host"):
+        RecordedIteration().capture(lambda: torch.ones(2) * float(torch.ones(1).sum()))

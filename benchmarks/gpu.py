@@ -15,6 +15,9 @@ starting, so a run on a lent machine always returns what it measured. Sections:
 - layout: seconds per iteration at one scale for precision (fp32/bf16/fp16) × memory format, with cuDNN
   autotuning on, and without the border frame (zero padding only), beside the FLOP floor of the device;
 - batching: the same jobs one by one and in batches of 2, 4 and 8 (``Engine.stylize_batch``): jobs per minute;
+- graphs: standard jobs one by one and in batches of 8 and 16, eager and replayed from CUDA graphs
+  (``Engine(cuda_graphs=True)``, nst_engine/graphs.py), interleaved: jobs per minute, each batch's seconds, and
+  how far the graphs' pictures and losses lie from the eager ones;
 - dispatches: the operations one iteration dispatches (views left out), alone and in a batch, by operation: on a
   GPU each is at least one launch, what a launch-bound iteration pays for (counted the same way on a CPU);
 - precision: one standard job in fp32, bf16 and fp16, scored by the reference objective (benchmarks/reference.py);
@@ -59,8 +62,8 @@ from nst_engine.options import QUALITY_LEVELS, StylizeOptions  # noqa: E402
 from nst_engine.transfer import BatchRequest, Engine, resolve_device  # noqa: E402
 
 FRAMED = engine_border() or "frame 8"  # the engine's border handling, compared with zero padding alone
-SECTIONS = ("cli", "levels", "tuning", "layout", "batching", "dispatches", "precision", "stability", "border", "detail",
-            "quality", "compile")
+SECTIONS = ("cli", "levels", "tuning", "layout", "batching", "graphs", "dispatches", "precision", "stability", "border",
+            "detail", "quality", "compile")
 BF16_DENSE_TFLOPS = {"H100": 989.0, "H200": 989.0}  # NVIDIA's dense bf16 tensor-core peak (SXM), for the floor
 
 
@@ -218,12 +221,16 @@ def unframed(run: Run, size: int) -> float:
         return seconds_per_iteration(run, size, Engine(run.weights), precision="bf16")
 
 
+def varied_jobs(run: Run, size: int, iterations: int, count: int) -> list[BatchRequest]:
+    """Jobs a dispatcher would batch: one output size, their own strengths and seeds."""
+    return [BatchRequest(run.content, [run.style], run.options(size, iterations, strength=2.0 ** (i % 3 - 1), seed=i))
+            for i in range(count)]
+
+
 def batching_section(run: Run) -> dict:
     rows = {}
     for size, iterations in run.plan.batch_sizes:
-        jobs = [BatchRequest(run.content, [run.style], run.options(size, iterations, strength=2.0 ** (i % 3 - 1),
-                                                                   seed=i))
-                for i in range(run.plan.batch_jobs)]
+        jobs = varied_jobs(run, size, iterations, run.plan.batch_jobs)
         run.engine.stylize_batch(jobs[:1])  # shapes tuned before timing
         times, peaks = {}, {}
         for batch in (1, 2, 4, 8):
@@ -244,6 +251,43 @@ def batching_section(run: Run) -> dict:
             f"batch {batch}: {rate:.1f} jobs/min ({rate / per_minute[1]:.2f}×, {peaks[batch]:.0f} MB)"
             for batch, rate in per_minute.items()), flush=True)
     return rows
+
+
+def graphs_section(run: Run) -> dict:
+    """Eager and graph-replayed engines take turns on the same jobs (twice each), so drift hits both alike."""
+    size, iterations = run.plan.job
+    batches = (1, run.plan.batch_jobs, 2 * run.plan.batch_jobs)
+    jobs = varied_jobs(run, size, iterations, batches[-1])
+    engines = {"eager": run.engine, "graphs": Engine(run.weights, cuda_graphs=True)}
+    for engine in engines.values():
+        engine.stylize_batch(jobs[:1])  # shapes tuned before timing
+    seconds: dict = {name: {batch: [] for batch in batches} for name in engines}
+    results: dict = {}
+    for _round in range(2):
+        for batch in batches:
+            for name, engine in engines.items():
+                started = time.perf_counter()
+                results[name] = [result for first in range(0, len(jobs), batch)
+                                 for result in engine.stylize_batch(jobs[first:first + batch])]
+                if run.device.type == "cuda":
+                    torch.cuda.synchronize()
+                seconds[name][batch].append(time.perf_counter() - started)
+    best = {name: {batch: min(times) for batch, times in by_batch.items()} for name, by_batch in seconds.items()}
+    per_minute = {name: {batch: 60 * len(jobs) / value for batch, value in by_batch.items()}
+                  for name, by_batch in best.items()}
+    # A batch's jobs all finish when it does: its seconds are each job's latency.
+    latency = {name: {batch: value * batch / len(jobs) for batch, value in by_batch.items()}
+               for name, by_batch in best.items()}
+    apart = [grey_levels_apart(a.image, b.image) for a, b in zip(results["eager"], results["graphs"])]
+    loss_ratio = [b.losses["total"] / a.losses["total"] for a, b in zip(results["eager"], results["graphs"])]
+    for batch in batches:
+        print(f"  {size} px × {iterations} its, batch {batch}: eager {per_minute['eager'][batch]:.0f} jobs/min, "
+              f"graphs {per_minute['graphs'][batch]:.0f} ({per_minute['graphs'][batch] / per_minute['eager'][batch]:.2f}×); "
+              f"latency {latency['eager'][batch]:.2f} s → {latency['graphs'][batch]:.2f} s", flush=True)
+    print(f"  graphs against eager: {statistics.mean(apart):.2f} grey levels apart on average, total loss "
+          f"{min(loss_ratio):.3f}–{max(loss_ratio):.3f}×", flush=True)
+    return {"size": size, "iterations": iterations, "jobs": len(jobs), "seconds": seconds,
+            "jobs_per_minute": per_minute, "latency_s": latency, "grey_levels_apart": apart, "loss_ratio": loss_ratio}
 
 
 class Dispatches(TorchDispatchMode):

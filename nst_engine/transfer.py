@@ -582,13 +582,17 @@ class _Rows:
         self._attach(jobs)
 
     def _attach(self, jobs: list[_Job]) -> None:
-        self.members = tuple(job.index for job in jobs)
+        self.jobs, self.members = jobs, tuple(job.index for job in jobs)
         for row, job in enumerate(jobs):
             job.best_image = self.best_images[row:row + 1]
         self.graph = self.graphs() if self.graphs else None  # a new one for every new set of rows
 
     def keep(self, jobs: list[_Job]) -> None:
-        """Only these jobs' rows from now on; a job that left keeps its best image."""
+        """Only these jobs' rows from now on; a job that left keeps a copy of its best image (not the whole
+        batch's)."""
+        for job in self.jobs:
+            if job not in jobs:
+                job.best_image = job.best_image.clone()
         rows = torch.tensor([self.members.index(job.index) for job in jobs], device=self.images.device)
         self.images = self.images.detach().index_select(0, rows).requires_grad_(True)
         self.best_images = self.best_images.index_select(0, rows)

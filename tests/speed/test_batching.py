@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from nst_engine.options import StylizeOptions
-from nst_engine.transfer import BatchRequest, Engine
+from nst_engine.transfer import BatchRequest, Engine, _Job, _Rows
 from tests.conftest import make_content, make_style
 
 # fp32 whatever the CPU: where bf16 is native (auto picks it) each rounding is 2^-8 instead of 2^-24 and the
@@ -108,3 +109,15 @@ def test_per_job_progress_is_exact_and_ordered(engine):
     for index in (0, 1):
         assert [it for i, it, _ in events if i == index] == list(range(1, 11))
     assert {total for _, _, total in events} == {10}
+
+
+def test_a_job_leaving_the_batch_keeps_its_own_best_image_not_the_batchs():
+    """Its result is its row; holding a view would keep every row of the batch alive until the batch ends (at
+    2048 px a row is 50 MB, and each job of eight leaving in turn would hold the rows left at that moment)."""
+    jobs = [_Job(index, BatchRequest(make_content(), [make_style()], StylizeOptions(**SMALL))) for index in range(3)]
+    starts = [torch.rand(1, 3, 8, 12, generator=torch.Generator().manual_seed(index)) for index in range(3)]
+    rows = _Rows(jobs, starts, 4, None)
+    rows.keep([jobs[0], jobs[2]])
+    assert torch.equal(jobs[1].best_image, starts[1])
+    assert jobs[1].best_image.untyped_storage().nbytes() == starts[1].untyped_storage().nbytes()
+    assert torch.equal(jobs[2].best_image, starts[2]) and rows.members == (0, 2)

@@ -85,11 +85,11 @@ def two_jobs(**overrides) -> list[BatchRequest]:
                                                                             seed=9))]
 
 
-def run(engine: Engine, monkeypatch, graph: type, requests, **hooks):
-    """The batch with ``graph`` running its iterations; each job's progress losses as well as the results."""
+def run(engine: Engine, monkeypatch, graph: type, requests, stop=None):
+    """The batch with ``graph`` running its iterations; each job's progress losses as well as the results.
+    ``stop(index, seen)`` sees the losses reported so far."""
     monkeypatch.setattr(engine, "iteration_graphs", lambda device: graph)
     seen: dict[int, list] = {0: [], 1: []}
-    stop = hooks.get("should_stop")
     results = engine.stylize_batch(requests, on_progress=lambda i, p: seen[i].append(dict(p.losses)),
                                    should_stop=(lambda i: stop(i, seen)) if stop else None)
     return results, seen
@@ -115,9 +115,9 @@ def test_a_job_leaving_mid_scale_gets_the_rest_a_new_capture(engine, monkeypatch
         return index == 1 and len(seen[1]) >= 6  # during the first scale's replays
 
     before = RecordedIteration.captures
-    replayed, _ = run(engine, monkeypatch, RecordedIteration, two_jobs(), should_stop=stop)
+    replayed, _ = run(engine, monkeypatch, RecordedIteration, two_jobs(), stop=stop)
     assert RecordedIteration.captures == before + 3
-    eager, _ = run(engine, monkeypatch, EagerIteration, two_jobs(), should_stop=stop)
+    eager, _ = run(engine, monkeypatch, EagerIteration, two_jobs(), stop=stop)
     assert replayed[1].cancelled and replayed[1].iterations == 6 and replayed[0].iterations == 24
     for together, alone in zip(replayed, eager):
         assert np.array_equal(np.asarray(together.image), np.asarray(alone.image))

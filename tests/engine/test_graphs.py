@@ -26,8 +26,13 @@ from tests.conftest import make_content, make_style
 
 # 16 iterations at 24 px, 8 at 48 px: each scale has two warm-ups, the capture and replays.
 SMALL = dict(size=48, min_scale=24, iterations=24, device="cpu")
-FORBIDDEN = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default,
-             torch.ops.aten.lift_fresh_copy.default}
+# What a capture cannot hold: a read back to the host (``.item()``, ``bool(tensor)``, ``torch.equal``, and what
+# sizes its output from the data: ``nonzero``, ``masked_select``, indexing by a boolean mask) or a tensor made from
+# host data.
+aten = torch.ops.aten
+FORBIDDEN = {aten._local_scalar_dense.default, aten.equal.default, aten.nonzero.default, aten.masked_select.default,
+             aten.lift_fresh.default, aten.lift_fresh_copy.default}
+INDEXING = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default}
 
 
 class _Recorder(TorchDispatchMode):
@@ -36,7 +41,8 @@ class _Recorder(TorchDispatchMode):
         self.operations: list = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in FORBIDDEN:
+        masked = func in INDEXING and any(index is not None and index.dtype == torch.bool for index in args[1])
+        if func in FORBIDDEN or masked:
             raise RuntimeError(f"{func} in a captured iteration: a read back to the host or a tensor from host data")
         outputs = func(*args, **(kwargs or {}))
         self.operations.append((func, args, kwargs or {}, outputs))
@@ -151,6 +157,12 @@ def test_the_stand_in_replays_updates_in_place_and_freezes_replaced_state():
     assert kept.tolist() == [3, 3, 3] and replaced["state"].tolist() == [1, 1, 1]
 
 
-def test_a_host_read_during_a_capture_fails():
+CANNOT_CAPTURE = {"item": lambda x: x * float(x.sum()), "boolean mask": lambda x: x[x > 0.5],
+                  "boolean mask assigned": lambda x: x.index_put_((x > 0.5,), x.new_zeros(())),
+                  "host data": lambda x: torch.tensor([1.0]) + x}
+
+
+@pytest.mark.parametrize("iteration", CANNOT_CAPTURE.values(), ids=CANNOT_CAPTURE.keys())
+def test_what_a_graph_cannot_capture_fails_the_capture(iteration):
     with pytest.raises(RuntimeError, match="read back to the host"):
-        RecordedIteration().capture(lambda: torch.ones(2) * float(torch.ones(1).sum()))
+        RecordedIteration().capture(lambda: iteration(torch.rand(4)))

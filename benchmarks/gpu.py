@@ -16,8 +16,8 @@ starting, so a run on a lent machine always returns what it measured. Sections:
   autotuning on, and without the border frame (zero padding only), beside the FLOP floor of the device;
 - batching: the same jobs one by one and in batches of 2, 4 and 8 (``Engine.stylize_batch``): jobs per minute;
 - graphs: standard jobs one by one and in batches of 8 and 16, eager and replayed from CUDA graphs
-  (``Engine(cuda_graphs=True)``, nst_engine/graphs.py), interleaved: jobs per minute, each batch's seconds, and
-  how far the graphs' pictures and losses lie from the eager ones;
+  (``Engine(cuda_graphs=True)``, nst_engine/graphs.py), interleaved: jobs per minute, each batch's seconds, how
+  far the graphs' pictures and losses lie from the eager ones, and one job's iteration at the job's size;
 - dispatches: the operations one iteration dispatches (views left out), alone and in a batch, by operation: on a
   GPU each is at least one launch, what a launch-bound iteration pays for (counted the same way on a CPU);
 - precision: one standard job in fp32, bf16 and fp16, scored by the reference objective (benchmarks/reference.py);
@@ -278,6 +278,7 @@ def graphs_section(run: Run) -> dict:
     # A batch's jobs all finish when it does: its seconds are each job's latency.
     latency = {name: {batch: value * batch / len(jobs) for batch, value in by_batch.items()}
                for name, by_batch in best.items()}
+    per_iteration = {name: seconds_per_iteration(run, size, engine) for name, engine in engines.items()}
     apart = [grey_levels_apart(a.image, b.image) for a, b in zip(results["eager"], results["graphs"])]
     loss_ratio = [b.losses["total"] / a.losses["total"] for a, b in zip(results["eager"], results["graphs"])]
     for batch in batches:
@@ -285,8 +286,10 @@ def graphs_section(run: Run) -> dict:
               f"graphs {per_minute['graphs'][batch]:.0f} ({per_minute['graphs'][batch] / per_minute['eager'][batch]:.2f}×); "
               f"latency {latency['eager'][batch]:.2f} s → {latency['graphs'][batch]:.2f} s", flush=True)
     print(f"  graphs against eager: {statistics.mean(apart):.2f} grey levels apart on average, total loss "
-          f"{min(loss_ratio):.3f}–{max(loss_ratio):.3f}×", flush=True)
+          f"{min(loss_ratio):.3f}–{max(loss_ratio):.3f}×; one job's iteration at {size} px: eager "
+          f"{per_iteration['eager'] * 1000:.2f} ms, graphs {per_iteration['graphs'] * 1000:.2f} ms", flush=True)
     return {"size": size, "iterations": iterations, "jobs": len(jobs), "seconds": seconds,
+            "seconds_per_iteration": per_iteration,
             "jobs_per_minute": per_minute, "latency_s": latency, "grey_levels_apart": apart, "loss_ratio": loss_ratio}
 
 

@@ -31,7 +31,7 @@ from . import color
 from .adam import BatchedAdam
 from .cost import LBFGS_HISTORY, style_size
 from .errors import NSTError, OptionError
-from .graphs import CudaIterationGraph, IterationGraph
+from .graphs import Capturing, CudaIterationGraph, IterationGraph
 from .images import ImageSource, load_image, resize_long_side, scaled_size
 from .layers import LAYER_INDEX
 from .lbfgs import BatchedLBFGS
@@ -197,9 +197,11 @@ class Engine:
 
         ``channels_last=False`` keeps the NCHW layout, ``packed_weights=False`` lets oneDNN reorder the CPU
         convolutions' weights on every call (only the benchmarks' comparisons want either). ``cuda_graphs``
-        replays each scale's iteration from a CUDA graph on a GPU (nst_engine/graphs.py; off until measured).
+        replays each scale's iteration from a CUDA graph on a GPU (nst_engine/graphs.py; off until measured),
+        until a capture fails: then every iteration runs eagerly.
         """
         self.packed_weights, self.cuda_graphs = packed_weights, cuda_graphs
+        self.capturing = Capturing(CudaIterationGraph)
         self._convs = load_weights(weights, configured)
         self._encoders: dict[tuple[str, str, str], VGGEncoder] = {}
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -217,9 +219,11 @@ class Engine:
             self._encoders[key] = encoder
         return self._encoders[key]
 
-    def iteration_graphs(self, device: torch.device) -> Callable[[], IterationGraph] | None:
+    def iteration_graphs(self, device: torch.device) -> Callable[[], IterationGraph | None] | None:
         """What captures a batch's iterations on ``device``, if anything does."""
-        return CudaIterationGraph if self.cuda_graphs and device.type == "cuda" else None
+        if self.cuda_graphs and device.type == self.capturing.kind.device_type and not self.capturing.failed:
+            return self.capturing.new_graph
+        return None
 
     def stylize(self, content: ImageSource, styles: Sequence[ImageSource], options: StylizeOptions | None = None,
                 *, on_progress: ProgressCallback | None = None, should_stop: StopCheck | object | None = None,
@@ -568,7 +572,7 @@ class _Rows:
     """
 
     def __init__(self, jobs: list[_Job], starts: list[torch.Tensor], history: int,
-                 graphs: Callable[[], IterationGraph] | None) -> None:
+                 graphs: Callable[[], IterationGraph | None] | None) -> None:
         self.images = torch.cat(starts).requires_grad_(True)
         self.best_images = self.images.detach().clone()
         device = self.images.device

@@ -285,10 +285,14 @@ def graphs_section(run: Run) -> dict:
         print(f"  {size} px × {iterations} its, batch {batch}: eager {per_minute['eager'][batch]:.0f} jobs/min, "
               f"graphs {per_minute['graphs'][batch]:.0f} ({per_minute['graphs'][batch] / per_minute['eager'][batch]:.2f}×); "
               f"latency {latency['eager'][batch]:.2f} s → {latency['graphs'][batch]:.2f} s", flush=True)
+    captured = run.device.type == "cuda" and not engines["graphs"].capturing.failed
+    if not captured:  # graphs are CUDA's, and a failed capture falls back to eager iterations (nst_engine/graphs.py)
+        print("  graphs: none captured (not on CUDA, or a capture failed: a warning says why); both ran eagerly",
+              flush=True)
     print(f"  graphs against eager: {statistics.mean(apart):.2f} grey levels apart on average, total loss "
           f"{min(loss_ratio):.3f}–{max(loss_ratio):.3f}×; one job's iteration at {size} px: eager "
           f"{per_iteration['eager'] * 1000:.2f} ms, graphs {per_iteration['graphs'] * 1000:.2f} ms", flush=True)
-    return {"size": size, "iterations": iterations, "jobs": len(jobs), "seconds": seconds,
+    return {"size": size, "iterations": iterations, "jobs": len(jobs), "captured": captured, "seconds": seconds,
             "seconds_per_iteration": per_iteration,
             "jobs_per_minute": per_minute, "latency_s": latency, "grey_levels_apart": apart, "loss_ratio": loss_ratio}
 

@@ -8,10 +8,13 @@ cancellation stops a job within one iteration as on the CPU.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
 
+from nst_engine import graphs
 from nst_engine.options import StylizeOptions
 from nst_engine.transfer import BatchRequest, Engine
 from tests.conftest import make_content, make_style
@@ -139,3 +142,29 @@ def test_iterations_replayed_from_cuda_graphs_follow_the_eager_ones(engine, vgg_
     assert totals["graphs"][0][:6] == pytest.approx(totals["eager"][0][:6], rel=0.02)
     assert all(np.isfinite(totals["graphs"][0])) and totals["graphs"][0][-1] < 0.7 * totals["graphs"][0][0]
     assert results["graphs"][0].error is None
+
+
+class _SyncsInCapture(graphs.CudaIterationGraph):
+    """Fails its capture as a library's hidden read back would: after the whole iteration has been recorded."""
+
+    def capture(self, advance):
+        return super().capture(lambda: advance().sum().item())
+
+
+def test_a_failed_cuda_capture_leaves_the_job_to_run_eagerly(engine, vgg_weights, caplog):
+    """nst_engine/graphs.py: the iteration whose capture failed runs again eagerly (the capture ran none of its
+    writes), the rest of the job and every later one run eagerly, and the current stream is the one before."""
+    failing = Engine(str(vgg_weights), cuda_graphs=True)
+    failing.capturing = graphs.Capturing(_SyncsInCapture)
+    request = BatchRequest(make_content(), [make_style(64, seed=1)], StylizeOptions(**SMALL))
+    stream = torch.cuda.current_stream()
+    totals: dict[str, list[float]] = {"failing": [], "eager": []}
+    with caplog.at_level(logging.WARNING, logger=graphs.__name__):
+        for name, each in (("failing", failing), ("eager", engine)):
+            [result] = each.stylize_batch([request], on_progress=lambda i, p, seen=totals[name]: seen.append(
+                p.losses["total"]))
+            assert result.error is None and result.iterations == 20, name
+    assert torch.cuda.current_stream() == stream and failing.capturing.failed
+    assert len(caplog.records) == 1 and failing.iteration_graphs(torch.device("cuda")) is None
+    assert totals["failing"][:6] == pytest.approx(totals["eager"][:6], rel=0.02)
+    assert all(np.isfinite(totals["failing"])) and totals["failing"][-1] < 0.7 * totals["failing"][0]

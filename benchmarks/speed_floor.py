@@ -11,7 +11,8 @@ One run measures, interleaved (A B A B …) so that a shared machine's drift hit
 - seconds per iteration (wall and CPU) at each scale of the standard job (128, 256, 512 px long side), the engine
   with its weights reordered per call (``packed_weights=False``, as before this round) against the default, and the
   classic reference (benchmarks/reference.py) at the output size; each against the FLOP floor of the picture
-  (forward + input gradient through VGG19 to relu5_1, ``vgg_flops``) at the best native precision, as are the
+  (forward + input gradient through VGG19 to relu5_1, ``vgg_flops``) at the best native precision, and against
+  the floor of the picture with its mirrored frame (nst_engine/layers.py; the network's whole work), as are the
   fresh processes' figures of ``--only trees``;
 - the Gram of the five style maps (forward + backward) from a cropped view against the whole framed map;
 - seconds per iteration at each scale in fresh processes with OpenMP's idle threads spinning a little (the
@@ -127,9 +128,13 @@ def floors(content: Image.Image, report: dict) -> None:
              for row in report.get("tree_iterations", []) for name in ("this tree", "baseline")]
     for (width, height), name, wall, row in rows:
         floor = 2 * vgg_flops(width, height) / (peak * 1e9)
+        frame = 2 * frame_for((height, width))
+        framed = 2 * vgg_flops(width + frame, height + frame) / (peak * 1e9)
         row.setdefault("x_floor", {})[name] = wall / floor
+        row.setdefault("x_framed_floor", {})[name] = wall / framed
         print(f"{width}x{height} {name:48s} {wall:7.3f} s  {wall / floor:5.2f}x the floor ({floor:.3f} s at "
-              f"{peak:.0f} GFLOP/s {facts['floor_precision']})", flush=True)
+              f"{peak:.0f} GFLOP/s {facts['floor_precision']}), {wall / framed:5.2f}x the framed picture's",
+              flush=True)
 
 
 def engine_iteration(engine: Engine, content: Image.Image, style: Image.Image, size: int, iterations: int

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import color
+from . import color, heap
 from .adam import BatchedAdam
 from .cost import LBFGS_HISTORY, style_size
 from .errors import NSTError, OptionError
@@ -248,8 +248,9 @@ class Engine:
         :class:`~nst_engine.animation.AnimationResult` (see nst_engine/temporal.py for how)."""
         from .temporal import stylize_animation
 
-        return stylize_animation(self, animation, styles, options or StylizeOptions(), on_progress=on_progress,
-                                 should_stop=_stop_check(should_stop))
+        with heap.kept():
+            return stylize_animation(self, animation, styles, options or StylizeOptions(), on_progress=on_progress,
+                                     should_stop=_stop_check(should_stop))
 
     def stylize_batch(self, requests: Sequence[BatchRequest], *, on_progress: BatchProgressCallback | None = None,
                       should_stop: BatchStopCheck | None = None) -> list[StylizeResult]:
@@ -264,8 +265,9 @@ class Engine:
         for job in jobs:
             groups.setdefault((job.options.batch_key(job.content.size), job.options.optimizer), []).append(job)
         results: dict[int, StylizeResult] = {}
-        for group in groups.values():
-            results.update(_Batch(self, group, on_progress, should_stop).run())
+        with heap.kept():  # the iterations' feature maps reuse freed memory (nst_engine/heap.py)
+            for group in groups.values():
+                results.update(_Batch(self, group, on_progress, should_stop).run())
         return [results[job.index] for job in jobs]
 
 
